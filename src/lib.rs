@@ -1,0 +1,4 @@
+//! orgaudit: audit who has access to a Telnyx organization.
+pub mod model;
+pub mod source;
+pub mod yaml;
