@@ -133,7 +133,10 @@ pub enum Interned {
     New(GroupIx),
     Known(GroupIx),
     /// The id is known under another name; the first name is kept.
-    NameDiffers { ix: GroupIx, known_name: String },
+    NameDiffers {
+        ix: GroupIx,
+        known_name: String,
+    },
 }
 
 impl GroupTable {

@@ -16,6 +16,16 @@ pub struct Pos {
     pub column: usize,
 }
 
+impl Pos {
+    fn min_by_line(self, other: Pos) -> Pos {
+        if (self.line, self.column) <= (other.line, other.column) {
+            self
+        } else {
+            other
+        }
+    }
+}
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -33,7 +43,10 @@ pub struct Node {
 pub enum NodeKind {
     /// A scalar with its text; `quoted` is true for any quoted or block style, which is always a
     /// string, never a number, boolean or null.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in document order; keys are scalars (a non-scalar key is a parse error).
     Map(Vec<(Key, Node)>),
@@ -82,7 +95,10 @@ impl Node {
     pub fn scalar(&self) -> Option<Scalar<'_>> {
         match &self.kind {
             NodeKind::Scalar { text, quoted: true } => Some(Scalar::Str(text)),
-            NodeKind::Scalar { text, quoted: false } => Some(plain_scalar(text)),
+            NodeKind::Scalar {
+                text,
+                quoted: false,
+            } => Some(plain_scalar(text)),
             _ => None,
         }
     }
@@ -258,6 +274,8 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(p, entries, _)) = self.stack.pop() {
+                    // A block mapping's start mark lies past its first key; point at that key.
+                    let p = entries.first().map_or(p, |(k, _)| k.pos.min_by_line(p));
                     self.push_node(Node {
                         pos: p,
                         kind: NodeKind::Map(entries),
@@ -284,7 +302,13 @@ mod tests {
             panic!("not a map")
         };
         assert_eq!(inner[0].0.pos, Pos { line: 3, column: 3 });
-        assert_eq!(inner[0].1.pos, Pos { line: 3, column: 10 });
+        assert_eq!(
+            inner[0].1.pos,
+            Pos {
+                line: 3,
+                column: 10
+            }
+        );
     }
 
     #[test]

@@ -41,10 +41,7 @@ pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
         .has_headers(true)
         .flexible(false)
         .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_error(origin, &e))?
-        .clone();
+    let headers = reader.headers().map_err(|e| csv_error(origin, &e))?.clone();
     let cols = columns(&headers, origin)?;
     let mut warnings = Vec::new();
     let known: Vec<&str> = REQUIRED
@@ -222,7 +219,10 @@ impl Row<'_> {
         let col = self.cols.required[slot];
         let v = self.cell(col);
         if v.is_empty() && slot != 5 {
-            return Err(self.err(col, format!("`{}` is empty; a value is required", REQUIRED[slot])));
+            return Err(self.err(
+                col,
+                format!("`{}` is empty; a value is required", REQUIRED[slot]),
+            ));
         }
         Ok(v)
     }
@@ -412,7 +412,9 @@ mod tests {
 
     #[test]
     fn unknown_header_lists_found_and_expected() {
-        let e = parse_any(b"user,mail\nx,y\n", "r.csv").unwrap_err().to_string();
+        let e = parse_any(b"user,mail\nx,y\n", "r.csv")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("r.csv: CSV line 1: unrecognised CSV header (missing column(s) id, record_type, email, user_status, created_at, last_sign_in_at; found columns: user, mail); expected the columns id,"),
             "{e}"
@@ -421,7 +423,9 @@ mod tests {
 
     #[test]
     fn bad_cells_name_line_and_column() {
-        let body = format!("{HEAD},groups\nu1,organization_owner,a@b.c,enabled,maybe,2018-01-01T00:00:00Z,,\n");
+        let body = format!(
+            "{HEAD},groups\nu1,organization_owner,a@b.c,enabled,maybe,2018-01-01T00:00:00Z,,\n"
+        );
         let e = parse_any(body.as_bytes(), "r.csv").unwrap_err().to_string();
         assert_eq!(
             e,
@@ -429,10 +433,18 @@ mod tests {
         );
         let body = format!("{HEAD},groups\nu1,organization_owner,a@b.c,enabled,,yesterday,,\n");
         let e = parse_any(body.as_bytes(), "r.csv").unwrap_err().to_string();
-        assert!(e.starts_with("r.csv: CSV line 2, column 6 (`created_at`): invalid timestamp \"yesterday\""), "{e}");
+        assert!(
+            e.starts_with(
+                "r.csv: CSV line 2, column 6 (`created_at`): invalid timestamp \"yesterday\""
+            ),
+            "{e}"
+        );
         let body = format!("{HEAD},groups\nu1,organization_owner\n");
         let e = parse_any(body.as_bytes(), "r.csv").unwrap_err().to_string();
-        assert_eq!(e, "r.csv: CSV line 2: this row has 2 fields but the header has 8");
+        assert_eq!(
+            e,
+            "r.csv: CSV line 2: this row has 2 fields but the header has 8"
+        );
     }
 
     #[test]

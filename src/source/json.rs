@@ -245,12 +245,9 @@ impl<'de> Visitor<'de> for UserSeed<'_, '_> {
                 "record_type" => set(&mut map, cur, &mut record_type, "record_type")?,
                 "email" => set(&mut map, cur, &mut email, "email")?,
                 "user_status" => set(&mut map, cur, &mut status, "user_status")?,
-                "organization_user_bypasses_sso" => set(
-                    &mut map,
-                    cur,
-                    &mut bypass,
-                    "organization_user_bypasses_sso",
-                )?,
+                "organization_user_bypasses_sso" => {
+                    set(&mut map, cur, &mut bypass, "organization_user_bypasses_sso")?
+                }
                 "created_at" => set(&mut map, cur, &mut created, "created_at")?,
                 "last_sign_in_at" => set(&mut map, cur, &mut last, "last_sign_in_at")?,
                 "groups" => {
@@ -353,7 +350,11 @@ mod tests {
     #[test]
     fn envelope_and_bare_array_are_the_same() {
         let user = r#"{"id":"u1","record_type":"organization_owner","email":"a@b.c","user_status":"enabled","created_at":"2018-01-01T00:00:00Z","last_sign_in_at":null,"groups":[{"id":"g","name":"G"}]}"#;
-        let a = parse_any(format!("{{\"data\":[{user}],\"meta\":{{}}}}").as_bytes(), "a").unwrap();
+        let a = parse_any(
+            format!("{{\"data\":[{user}],\"meta\":{{}}}}").as_bytes(),
+            "a",
+        )
+        .unwrap();
         let b = parse_any(format!("[{user}]").as_bytes(), "b").unwrap();
         assert_eq!(a.report, b.report);
         assert_eq!(a.records, 1);
@@ -364,7 +365,9 @@ mod tests {
     #[test]
     fn errors_name_record_field_line_and_column() {
         let body = "{\"data\": [\n {\"id\":\"u1\",\"record_type\":\"organization_owner\",\"email\":\"a@b.c\",\"user_status\":\"enabled\",\"created_at\":\"2018-13-01T00:00:00Z\"}\n]}";
-        let e = parse_any(body.as_bytes(), "r.json").unwrap_err().to_string();
+        let e = parse_any(body.as_bytes(), "r.json")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "r.json:2:122: user record 0, field `created_at`: invalid timestamp \"2018-13-01T00:00:00Z\": expected RFC 3339 such as \"2018-02-02T22:25:27.521Z\""
@@ -373,16 +376,27 @@ mod tests {
 
     #[test]
     fn wrong_type_missing_field_and_truncation() {
-        let e = parse_any(br#"[{"id": 5}]"#, "r.json").unwrap_err().to_string();
+        let e = parse_any(br#"[{"id": 5}]"#, "r.json")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "r.json:1:9: user record 0, field `id`: invalid type: integer `5`, expected a string"
         );
-        let e = parse_any(br#"[{"id": "x"}]"#, "r.json").unwrap_err().to_string();
-        assert!(e.starts_with("r.json:1:12: user record 0: missing field `record_type`"), "{e}");
-        let e = parse_any(br#"{"data": [{"id": "x""#, "r.json").unwrap_err().to_string();
+        let e = parse_any(br#"[{"id": "x"}]"#, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("r.json:1:12: user record 0: missing field `record_type`"),
+            "{e}"
+        );
+        let e = parse_any(br#"{"data": [{"id": "x""#, "r.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the JSON ends early"), "{e}");
-        let e = parse_any(br#"{"users": []}"#, "r.json").unwrap_err().to_string();
+        let e = parse_any(br#"{"users": []}"#, "r.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("without `data`"), "{e}");
         let e = parse_any(br#"[] []"#, "r.json").unwrap_err().to_string();
         assert_eq!(e, "r.json:1:4: trailing characters");

@@ -1,0 +1,679 @@
+//! Compiling a validated rule: parameters bound, values typed, regexes compiled, and the list of
+//! evidence each finding will carry worked out. The engine gets [`Pred`]s that cannot fail.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+use serde_json::Value as J;
+
+use super::error::{RuleError, RuleErrors};
+use super::parse::{Cond, Operand, Quantifier};
+use super::registry::{self, FieldId, FieldType, OpKind};
+use super::{Rule, Scope};
+use crate::yaml::Pos;
+
+/// A compiled condition over typed fields.
+#[derive(Debug, Clone)]
+pub enum Pred {
+    Const(bool),
+    All(Vec<Pred>),
+    Any(Vec<Pred>),
+    Not(Box<Pred>),
+    Str {
+        field: FieldId,
+        test: StrTest,
+    },
+    Bool {
+        field: FieldId,
+        value: bool,
+    },
+    Num {
+        field: FieldId,
+        cmp: Cmp,
+        value: f64,
+    },
+    NumIn {
+        field: FieldId,
+        values: Vec<f64>,
+        negate: bool,
+    },
+    Time {
+        field: FieldId,
+        test: TimeTest,
+    },
+    List {
+        field: FieldId,
+        test: ListTest,
+    },
+    Present {
+        field: FieldId,
+        want: bool,
+    },
+    /// Over a group's members or all users; the inner predicate is over users.
+    Quant {
+        q: Quantifier,
+        inner: Box<Pred>,
+    },
+    /// Index into [`CompiledRule::exprs`].
+    Expr(usize),
+}
+
+#[derive(Debug, Clone)]
+pub enum StrTest {
+    Eq(Box<str>),
+    Ne(Box<str>),
+    In(HashSet<Box<str>>),
+    NotIn(HashSet<Box<str>>),
+    Matches(Regex),
+    Contains(Box<str>),
+    StartsWith(Box<str>),
+    EndsWith(Box<str>),
+    /// Another user record has the same (non-empty) value.
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Cmp {
+    pub fn test(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Gt => a > b,
+            Cmp::Gte => a >= b,
+            Cmp::Lt => a < b,
+            Cmp::Lte => a <= b,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TimeTest {
+    /// `t < now - d`.
+    OlderThan(chrono::Duration),
+    /// `t > now - d`.
+    NewerThan(chrono::Duration),
+    Before(FieldId),
+    After(FieldId),
+}
+
+#[derive(Debug, Clone)]
+pub enum ListTest {
+    Contains(Box<str>),
+    ContainsAny(HashSet<Box<str>>),
+    Matches(Regex),
+    Present(bool),
+}
+
+/// What a finding's evidence records, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvidenceItem {
+    /// The field's value, under the field's name.
+    Field(FieldId),
+    /// Whole days from the timestamp to `now`, as `days_since_<field>`.
+    DaysSince(FieldId),
+    /// The other records with the same value, as `<field>_shared_with`.
+    SharedWith(FieldId),
+}
+
+impl EvidenceItem {
+    pub fn key(&self) -> String {
+        match self {
+            EvidenceItem::Field(f) => f.name().to_string(),
+            EvidenceItem::DaysSince(f) => format!("days_since_{}", f.name()),
+            EvidenceItem::SharedWith(f) => format!("{}_shared_with", f.name()),
+        }
+    }
+}
+
+/// A rule ready for evaluation.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Rule,
+    pub pred: Pred,
+    pub evidence: Vec<EvidenceItem>,
+    /// Sources of the rule's `expr` conditions.
+    pub exprs: Vec<String>,
+    pub params: serde_json::Map<String, J>,
+}
+
+impl CompiledRule {
+    /// Evidence keys every finding of this scope carries besides the condition's fields.
+    pub fn subject_evidence_keys(scope: Scope) -> &'static [&'static str] {
+        match scope {
+            Scope::User => &[],
+            Scope::Group => &["member_count", "members"],
+            Scope::Organization => &["user_count", "owners"],
+        }
+    }
+}
+
+struct Compiler<'r> {
+    rule: &'r Rule,
+    errors: Vec<RuleError>,
+    evidence: Vec<EvidenceItem>,
+    exprs: Vec<String>,
+}
+
+pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
+    let mut c = Compiler {
+        rule,
+        errors: Vec::new(),
+        evidence: Vec::new(),
+        exprs: Vec::new(),
+    };
+    let pred = c.cond(&rule.when, true);
+    c.check_message();
+    if !c.errors.is_empty() {
+        return Err(RuleErrors(c.errors));
+    }
+    Ok(CompiledRule {
+        rule: rule.clone(),
+        pred,
+        evidence: c.evidence,
+        exprs: c.exprs,
+        params: rule.params_json(),
+    })
+}
+
+/// A JSON value in words, for messages.
+fn describe(v: &J) -> &'static str {
+    match v {
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(_) => "a number",
+        J::String(_) => "a string",
+        J::Array(_) => "a list",
+        J::Object(_) => "a mapping",
+    }
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, pos: Pos, message: String) {
+        self.errors
+            .push(RuleError::new(&self.rule.origin.file, pos, message));
+    }
+
+    fn note(&mut self, item: EvidenceItem) {
+        if !self.evidence.contains(&item) {
+            self.evidence.push(item);
+        }
+    }
+
+    /// The operand's value with its position and, for a param, a note for messages.
+    fn value(&self, operand: &Operand) -> (J, Pos, String) {
+        match operand {
+            Operand::Value(node) => (node.to_json(), node.pos, String::new()),
+            Operand::Param { name, pos } => {
+                let v = self.rule.param(name).map_or(J::Null, |p| p.value.clone());
+                let note = format!(" (param `{name}` is {v})");
+                (v, *pos, note)
+            }
+        }
+    }
+
+    fn text(v: &J, lowercase: bool) -> Option<Box<str>> {
+        let s = match v {
+            J::String(s) => s.clone(),
+            J::Number(n) => n.to_string(),
+            J::Bool(b) => b.to_string(),
+            _ => return None,
+        };
+        Some(if lowercase { s.to_lowercase() } else { s }.into())
+    }
+
+    fn texts(v: &J, lowercase: bool) -> Option<HashSet<Box<str>>> {
+        match v {
+            J::Array(items) => items.iter().map(|i| Self::text(i, lowercase)).collect(),
+            _ => None,
+        }
+    }
+
+    fn regex(&mut self, v: &J, pos: Pos, note: &str) -> Option<Regex> {
+        let J::String(s) = v else {
+            self.err(
+                pos,
+                format!(
+                    "`matches` expects a regular expression (a string); found {}{note}",
+                    describe(v)
+                ),
+            );
+            return None;
+        };
+        match Regex::new(s) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail.lines().last().unwrap_or("").trim().to_string();
+                self.err(
+                    pos,
+                    format!("invalid regular expression {s:?}: {last}{note}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cond(&mut self, cond: &Cond, top: bool) -> Pred {
+        match cond {
+            Cond::All(items) => Pred::All(items.iter().map(|c| self.cond(c, top)).collect()),
+            Cond::Any(items) => Pred::Any(items.iter().map(|c| self.cond(c, top)).collect()),
+            Cond::Not(inner) => Pred::Not(Box::new(self.cond(inner, top))),
+            Cond::Quant { q, inner, .. } => Pred::Quant {
+                q: *q,
+                inner: Box::new(self.cond(inner, false)),
+            },
+            Cond::ParamEmpty { name, empty, pos } => {
+                let v = self.rule.param(name).map_or(J::Null, |p| p.value.clone());
+                let is_empty = match &v {
+                    J::Null => true,
+                    J::String(s) => s.is_empty(),
+                    J::Array(a) => a.is_empty(),
+                    J::Object(o) => o.is_empty(),
+                    _ => {
+                        self.err(
+                            *pos,
+                            format!(
+                                "`empty` tests a list or string param; param `{name}` is {}",
+                                describe(&v)
+                            ),
+                        );
+                        false
+                    }
+                };
+                Pred::Const(is_empty == *empty)
+            }
+            Cond::Expr { source, pos } => {
+                self.check_expr(source, *pos);
+                self.exprs.push(source.clone());
+                Pred::Expr(self.exprs.len() - 1)
+            }
+            Cond::Field {
+                field, op, operand, ..
+            } => {
+                if top {
+                    self.note(EvidenceItem::Field(field.id));
+                }
+                let (v, pos, note) = self.value(operand);
+                let pred = self.field(field, op.kind, op.name, op.operand, &v, pos, &note, top);
+                pred.unwrap_or(Pred::Const(false))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn field(
+        &mut self,
+        field: &registry::FieldDef,
+        op: OpKind,
+        op_name: &str,
+        expects: &str,
+        v: &J,
+        pos: Pos,
+        note: &str,
+        top: bool,
+    ) -> Option<Pred> {
+        let id = field.id;
+        let lc = field.lowercase;
+        let mismatch = |c: &mut Self| {
+            c.err(
+                pos,
+                format!(
+                    "`{op_name}` on `{}` expects {expects}; found {}{note}",
+                    field.name,
+                    describe(v)
+                ),
+            );
+            None
+        };
+        let pred = match (field.ty, op) {
+            (_, OpKind::Present) => match v {
+                J::Bool(b) => match field.ty {
+                    FieldType::List => Pred::List {
+                        field: id,
+                        test: ListTest::Present(*b),
+                    },
+                    _ => Pred::Present {
+                        field: id,
+                        want: *b,
+                    },
+                },
+                _ => return mismatch(self),
+            },
+            (FieldType::Bool, OpKind::Equals | OpKind::NotEquals) => match v {
+                J::Bool(b) => Pred::Bool {
+                    field: id,
+                    value: *b == (op == OpKind::Equals),
+                },
+                _ => return mismatch(self),
+            },
+            (FieldType::Number, OpKind::In | OpKind::NotIn) => {
+                let values: Option<Vec<f64>> = match v {
+                    J::Array(items) => items.iter().map(J::as_f64).collect(),
+                    _ => None,
+                };
+                match values {
+                    Some(values) => Pred::NumIn {
+                        field: id,
+                        values,
+                        negate: op == OpKind::NotIn,
+                    },
+                    None => return mismatch(self),
+                }
+            }
+            (FieldType::Number, _) => {
+                let Some(n) = v.as_f64() else {
+                    return mismatch(self);
+                };
+                let cmp = match op {
+                    OpKind::Equals => Cmp::Eq,
+                    OpKind::NotEquals => Cmp::Ne,
+                    OpKind::Gt => Cmp::Gt,
+                    OpKind::Gte => Cmp::Gte,
+                    OpKind::Lt => Cmp::Lt,
+                    _ => Cmp::Lte,
+                };
+                Pred::Num {
+                    field: id,
+                    cmp,
+                    value: n,
+                }
+            }
+            (FieldType::Timestamp, OpKind::OlderThanDays | OpKind::NewerThanDays) => {
+                let days = match v.as_f64() {
+                    Some(d) if d >= 0.0 && d.is_finite() && d < 1e6 => d,
+                    _ => return mismatch(self),
+                };
+                if top {
+                    self.note(EvidenceItem::DaysSince(id));
+                }
+                let d = chrono::Duration::milliseconds((days * 86_400_000.0).round() as i64);
+                let test = if op == OpKind::OlderThanDays {
+                    TimeTest::OlderThan(d)
+                } else {
+                    TimeTest::NewerThan(d)
+                };
+                Pred::Time { field: id, test }
+            }
+            (FieldType::Timestamp, _) => {
+                let other = match v {
+                    J::String(s) => {
+                        registry::field(field.scope, s).filter(|d| d.ty == FieldType::Timestamp)
+                    }
+                    _ => None,
+                };
+                let Some(other) = other else {
+                    let names: Vec<&str> = registry::fields_of(field.scope)
+                        .filter(|d| d.ty == FieldType::Timestamp && d.id != id)
+                        .map(|d| d.name)
+                        .collect();
+                    self.err(pos, format!("`{op_name}` on `{}` expects another timestamp field: {}; found {v}{note}", field.name, names.join(", ")));
+                    return None;
+                };
+                if top {
+                    self.note(EvidenceItem::Field(other.id));
+                }
+                let test = if op == OpKind::Before {
+                    TimeTest::Before(other.id)
+                } else {
+                    TimeTest::After(other.id)
+                };
+                Pred::Time { field: id, test }
+            }
+            (FieldType::List, OpKind::Contains) => match Self::text(v, false) {
+                Some(s) => Pred::List {
+                    field: id,
+                    test: ListTest::Contains(s),
+                },
+                None => return mismatch(self),
+            },
+            (FieldType::List, OpKind::ContainsAny) => match Self::texts(v, false) {
+                Some(s) => Pred::List {
+                    field: id,
+                    test: ListTest::ContainsAny(s),
+                },
+                None => return mismatch(self),
+            },
+            (FieldType::List, _) => Pred::List {
+                field: id,
+                test: ListTest::Matches(self.regex(v, pos, note)?),
+            },
+            (_, OpKind::Shared) => match v {
+                J::Bool(true) => {
+                    if top {
+                        self.note(EvidenceItem::SharedWith(id));
+                    }
+                    Pred::Str {
+                        field: id,
+                        test: StrTest::Shared,
+                    }
+                }
+                J::Bool(false) => Pred::Not(Box::new(Pred::Str {
+                    field: id,
+                    test: StrTest::Shared,
+                })),
+                _ => return mismatch(self),
+            },
+            (_, OpKind::Matches) => Pred::Str {
+                field: id,
+                test: StrTest::Matches(self.regex(v, pos, note)?),
+            },
+            (_, OpKind::In | OpKind::NotIn) => match Self::texts(v, lc) {
+                Some(set) if op == OpKind::In => Pred::Str {
+                    field: id,
+                    test: StrTest::In(set),
+                },
+                Some(set) => Pred::Str {
+                    field: id,
+                    test: StrTest::NotIn(set),
+                },
+                None => return mismatch(self),
+            },
+            (_, _) => {
+                let Some(s) = Self::text(v, lc) else {
+                    return mismatch(self);
+                };
+                let test = match op {
+                    OpKind::Equals => StrTest::Eq(s),
+                    OpKind::NotEquals => StrTest::Ne(s),
+                    OpKind::Contains => StrTest::Contains(s),
+                    OpKind::StartsWith => StrTest::StartsWith(s),
+                    _ => StrTest::EndsWith(s),
+                };
+                Pred::Str { field: id, test }
+            }
+        };
+        Some(pred)
+    }
+
+    fn subject_var(&self) -> &'static str {
+        match self.rule.scope {
+            Scope::User => "user",
+            Scope::Group => "group",
+            Scope::Organization => "organization",
+        }
+    }
+
+    /// Checks that names used by a template or expression exist: `params.X` must be declared,
+    /// the subject's attributes must be fields of its scope, `evidence.X` must be recorded.
+    fn check_names(&mut self, names: HashSet<String>, pos: Pos, what: &str, evidence: bool) {
+        let subject = self.subject_var();
+        let mut sorted: Vec<String> = names.into_iter().collect();
+        sorted.sort();
+        for name in sorted {
+            let mut parts = name.splitn(2, '.');
+            let head = parts.next().unwrap_or("");
+            let attr = parts.next().map(|a| a.split('.').next().unwrap_or(a));
+            let known = match (head, attr) {
+                ("params", Some(a)) => self.rule.param(a).is_some(),
+                (h, Some(a)) if h == subject => {
+                    registry::field(self.rule.scope, a).is_some()
+                        || (self.rule.scope == Scope::Group && a == "members")
+                }
+                ("evidence", Some(a)) if evidence => {
+                    self.evidence.iter().any(|e| e.key() == a)
+                        || CompiledRule::subject_evidence_keys(self.rule.scope).contains(&a)
+                }
+                ("rule", Some(a)) => ["id", "title", "severity"].contains(&a),
+                ("subject", Some(a)) => ["kind", "id", "email", "name"].contains(&a),
+                (h, None) => {
+                    h == subject
+                        || h == "params"
+                        || h == "rule"
+                        || h == "subject"
+                        || (evidence && h == "evidence")
+                }
+                _ => false,
+            };
+            if !known {
+                let mut avail = vec![
+                    subject.to_string(),
+                    "params".into(),
+                    "rule".into(),
+                    "subject".into(),
+                ];
+                if evidence {
+                    let mut keys: Vec<String> =
+                        self.evidence.iter().map(EvidenceItem::key).collect();
+                    keys.extend(
+                        CompiledRule::subject_evidence_keys(self.rule.scope)
+                            .iter()
+                            .map(|s| s.to_string()),
+                    );
+                    avail.push(format!("evidence ({})", keys.join(", ")));
+                }
+                let e = RuleError::new(
+                    &self.rule.origin.file,
+                    pos,
+                    format!("{what} uses `{name}`, which this rule does not define"),
+                )
+                .with_help(format!("available: {}", avail.join(", ")));
+                self.errors.push(e);
+            }
+        }
+    }
+
+    fn check_message(&mut self) {
+        let env = minijinja::Environment::new();
+        let pos = self.rule.message_pos;
+        match env.template_from_str(&self.rule.message) {
+            Ok(t) => {
+                let names = t.undeclared_variables(true);
+                self.check_names(names, pos, "the message template", true);
+            }
+            Err(e) => self.err(
+                pos,
+                format!(
+                    "invalid message template: {}",
+                    e.detail().unwrap_or(&e.to_string())
+                ),
+            ),
+        }
+    }
+
+    fn check_expr(&mut self, source: &str, pos: Pos) {
+        let env = minijinja::Environment::new();
+        match env.compile_expression(source) {
+            Ok(e) => {
+                let names = e.undeclared_variables(true);
+                self.check_names(names, pos, "`expr`", false);
+            }
+            Err(e) => self.err(
+                pos,
+                format!("invalid `expr`: {}", e.detail().unwrap_or(&e.to_string())),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RuleSet;
+
+    fn load(text: &str) -> Result<RuleSet, String> {
+        let mut set = RuleSet::new();
+        set.add_source("r.yaml", text).map_err(|e| e.to_string())?;
+        Ok(set)
+    }
+
+    const HEAD: &str = "id: a\ntitle: A\nseverity: low\nscope: user\n";
+
+    #[test]
+    fn operand_types_are_checked_with_positions() {
+        let e = load(&format!(
+            "{HEAD}when: {{field: created_at, older_than_days: soon}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e, "r.yaml:5:44: `older_than_days` on `created_at` expects a number of days (>= 0); found a string");
+        let e = load(&format!("{HEAD}when: {{field: email, matches: '(['}}\n")).unwrap_err();
+        assert!(
+            e.starts_with("r.yaml:5:31: invalid regular expression \"([\":"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{HEAD}when: {{field: last_sign_in_at, before: email}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("expects another timestamp field: created_at"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn set_param_rechecks_types() {
+        let mut set = load(&format!("{HEAD}params: {{days: 5}}\nwhen: {{field: created_at, older_than_days: {{param: days}}}}\n")).unwrap();
+        let e = set.apply_set("a.days=lots").unwrap_err().to_string();
+        assert_eq!(e, "r.yaml:6:52: `older_than_days` on `created_at` expects a number of days (>= 0); found a string (param `days` is \"lots\")");
+        assert_eq!(set.get("a").unwrap().param("days").unwrap().value, 5);
+        set.apply_set("a.days=7").unwrap();
+        assert_eq!(set.get("a").unwrap().param("days").unwrap().value, 7);
+        let e = set.apply_set("a.dayz=7").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "rule `a` has no parameter `dayz`\n  help: rule `a` has the parameters: days"
+        );
+        let e = set.apply_set("b.days=7").unwrap_err().to_string();
+        assert!(e.starts_with("unknown rule `b`"), "{e}");
+    }
+
+    #[test]
+    fn message_names_are_checked() {
+        let e = load(&format!("{HEAD}when: {{field: created_at, older_than_days: 1}}\nmessage: '{{{{ evidence.days }}}} {{{{ user.emial }}}}'\n")).unwrap_err();
+        assert!(e.contains("r.yaml:6:10: the message template uses `evidence.days`, which this rule does not define\n  help: available: user, params, rule, subject, evidence (created_at, days_since_created_at)"), "{e}");
+        assert!(e.contains("uses `user.emial`"), "{e}");
+        let e = load(&format!(
+            "{HEAD}when: {{field: active, equals: true}}\nmessage: '{{{{ user.email'\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("r.yaml:6:10: invalid message template"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn evidence_lists_the_fields_of_the_condition() {
+        let set = load(&format!("{HEAD}when:\n  all:\n    - {{field: active, equals: true}}\n    - {{field: last_sign_in_at, older_than_days: 90}}\n    - {{field: email_normalized, shared: true}}\n")).unwrap();
+        let c = set.compile().unwrap();
+        let keys: Vec<String> = c[0].evidence.iter().map(|e| e.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "active",
+                "last_sign_in_at",
+                "days_since_last_sign_in_at",
+                "email_normalized",
+                "email_normalized_shared_with"
+            ]
+        );
+    }
+}

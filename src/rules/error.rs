@@ -1,0 +1,116 @@
+//! Rule errors: what was found, what was expected, and where (file:line:column).
+
+use std::fmt;
+
+use crate::yaml::Pos;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The rule file, `builtin:NAME`, or `None` for a command-line override.
+    pub file: Option<String>,
+    pub pos: Option<Pos>,
+    pub message: String,
+    /// A hint: the valid names, a did-you-mean.
+    pub help: Option<String>,
+}
+
+impl RuleError {
+    pub fn new(file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self {
+            file: Some(file.to_string()),
+            pos: Some(pos),
+            message: message.into(),
+            help: None,
+        }
+    }
+    pub fn file(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: Some(file.to_string()),
+            pos: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+    pub fn plain(message: impl Into<String>) -> Self {
+        Self {
+            file: None,
+            pos: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, &self.pos) {
+            (Some(file), Some(pos)) => write!(f, "{file}:{pos}: ")?,
+            (Some(file), None) => write!(f, "{file}: ")?,
+            _ => {}
+        }
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One or more rule errors, all reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl From<RuleError> for RuleErrors {
+    fn from(e: RuleError) -> Self {
+        RuleErrors(vec![e])
+    }
+}
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// The closest candidate to a misspelt name, if any is close enough.
+pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let names = ["severity", "scope", "title"];
+        assert_eq!(did_you_mean("severty", names.into_iter()), Some("severity"));
+        assert_eq!(did_you_mean("xyz", names.into_iter()), None);
+    }
+
+    #[test]
+    fn display_with_place_and_help() {
+        let e = RuleError::new("r.yaml", Pos { line: 3, column: 5 }, "unknown key `x`")
+            .with_help("valid keys: a, b");
+        assert_eq!(
+            e.to_string(),
+            "r.yaml:3:5: unknown key `x`\n  help: valid keys: a, b"
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! Rules: YAML rule files turned into a checked rule set, then compiled into typed predicates.
+//!
+//! Three stages, each with its own errors: [`RuleSet::add_source`] reads and validates rule files
+//! (every error with file:line:column), [`RuleSet::set_param`] and friends apply overrides, and
+//! [`RuleSet::compile`] binds parameters, compiles regexes and yields [`CompiledRule`]s, which
+//! the engine evaluates without any type check left to do.
+
+mod builtin;
+mod compile;
+mod error;
+mod parse;
+pub mod registry;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use compile::{Cmp, CompiledRule, EvidenceItem, ListTest, Pred, StrTest, TimeTest};
+pub use error::{RuleError, RuleErrors};
+pub use parse::{Cond, Operand, Quantifier};
+
+use crate::yaml::Pos;
+
+/// How serious a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// From most to least severe.
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule's findings are about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    User,
+    Group,
+    Organization,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::User, Scope::Group, Scope::Organization];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Group => "group",
+            Scope::Organization => "organization",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A control of a compliance framework that a rule helps to meet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    pub framework: String,
+    pub control: String,
+}
+
+/// A rule parameter: its default and its current value (after overrides).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub default: serde_json::Value,
+    pub value: serde_json::Value,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+/// Where a rule was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// A path, or `builtin:NAME.yaml` for the built-in pack.
+    pub file: String,
+    pub pos: Pos,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// A validated rule, before compilation.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub scope: Scope,
+    pub description: String,
+    pub remediation: String,
+    pub references: Vec<Reference>,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    pub params: Vec<Param>,
+    pub when: Cond,
+    /// A minijinja template; defaults to the title.
+    pub message: String,
+    pub message_pos: Pos,
+    pub origin: Origin,
+    pub builtin: bool,
+}
+
+impl Rule {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The current parameter values as a JSON object.
+    pub fn params_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    }
+}
+
+/// A set of rules with unique ids, in load order.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The built-in pack (embedded in the binary).
+    pub fn builtin() -> Self {
+        let mut set = Self::new();
+        for (name, text) in builtin::FILES {
+            set.add_source_inner(&format!("builtin:{name}"), text, true)
+                .unwrap_or_else(|e| panic!("the built-in rule pack is invalid: {e}"));
+        }
+        set
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Reads rules from YAML text. `name` identifies the text in errors. Every problem in the text
+    /// is reported, not just the first; on error nothing is added.
+    pub fn add_source(&mut self, name: &str, text: &str) -> Result<(), RuleErrors> {
+        self.add_source_inner(name, text, false)
+    }
+
+    fn add_source_inner(
+        &mut self,
+        name: &str,
+        text: &str,
+        builtin: bool,
+    ) -> Result<(), RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules = parse::parse_file(name, text, builtin, &mut errors);
+        for rule in &rules {
+            self.check_unique(rule, &rules, &mut errors);
+        }
+        for rule in &mut rules {
+            if let Err(e) = compile::compile(rule) {
+                errors.extend(e.0);
+            }
+        }
+        if errors.is_empty() {
+            self.rules.extend(rules);
+            Ok(())
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+
+    fn check_unique(&self, rule: &Rule, batch: &[Rule], errors: &mut Vec<RuleError>) {
+        let earlier = self
+            .rules
+            .iter()
+            .chain(batch.iter().take_while(|r| !std::ptr::eq(*r, rule)))
+            .find(|r| r.id == rule.id);
+        if let Some(first) = earlier {
+            let help = if first.builtin {
+                "built-in rule ids are reserved; give your rule another id, or run with --no-builtin".to_string()
+            } else {
+                "rule ids must be unique across all rule files".to_string()
+            };
+            errors.push(
+                RuleError::new(
+                    &rule.origin.file,
+                    rule.origin.pos,
+                    format!(
+                        "duplicate rule id `{}` (first defined at {})",
+                        rule.id, first.origin
+                    ),
+                )
+                .with_help(help),
+            );
+        }
+    }
+
+    /// Reads rule files and folders (`*.yaml` / `*.yml`, recursively, in name order; files named
+    /// `*.test.yaml` hold rule tests and are skipped). Errors of all files are collected.
+    pub fn add_paths(&mut self, paths: &[PathBuf]) -> Result<(), RuleErrors> {
+        let mut errors = Vec::new();
+        for path in paths {
+            let files = match rule_files(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            for file in files {
+                let name = file.display().to_string();
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => {
+                        if let Err(e) = self.add_source(&name, &text) {
+                            errors.extend(e.0);
+                        }
+                    }
+                    Err(e) => errors.push(RuleError::file(&name, format!("cannot read: {e}"))),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+
+    fn get_mut(&mut self, id: &str) -> Result<&mut Rule, RuleError> {
+        if self.get(id).is_none() {
+            return Err(self.unknown_rule(id));
+        }
+        Ok(self.rules.iter_mut().find(|r| r.id == id).expect("checked"))
+    }
+
+    fn unknown_rule(&self, id: &str) -> RuleError {
+        let ids: Vec<&str> = self.rules.iter().map(|r| r.id.as_str()).collect();
+        let mut e = RuleError::plain(format!("unknown rule `{id}`"));
+        e.help = Some(match error::did_you_mean(id, ids.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? (`orgaudit rules list` shows every rule)"),
+            None => "`orgaudit rules list` shows every rule".into(),
+        });
+        e
+    }
+
+    /// Enables or disables a rule by id.
+    pub fn set_enabled(&mut self, id: &str, enabled: bool) -> Result<(), RuleError> {
+        self.get_mut(id)?.enabled = enabled;
+        Ok(())
+    }
+
+    /// Overrides a parameter with a JSON value; the rule is re-checked with it.
+    pub fn set_param(
+        &mut self,
+        id: &str,
+        param: &str,
+        value: serde_json::Value,
+    ) -> Result<(), RuleErrors> {
+        let rule = self.get_mut(id).map_err(RuleErrors::from)?;
+        let Some(p) = rule.params.iter_mut().find(|p| p.name == param) else {
+            let names: Vec<&str> = rule.params.iter().map(|p| p.name.as_str()).collect();
+            let help = if names.is_empty() {
+                format!("rule `{id}` has no parameters")
+            } else {
+                format!("rule `{id}` has the parameters: {}", names.join(", "))
+            };
+            return Err(
+                RuleError::plain(format!("rule `{id}` has no parameter `{param}`"))
+                    .with_help(help)
+                    .into(),
+            );
+        };
+        let old = std::mem::replace(&mut p.value, value);
+        if let Err(e) = compile::compile(rule) {
+            let p = rule
+                .params
+                .iter_mut()
+                .find(|p| p.name == param)
+                .expect("found");
+            p.value = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Parses `RULE_ID.PARAM=VALUE` (VALUE is YAML) and applies it.
+    pub fn apply_set(&mut self, spec: &str) -> Result<(), RuleErrors> {
+        let bad = || {
+            RuleErrors::from(
+                RuleError::plain(format!("invalid --set `{spec}`")).with_help(
+                    "expected RULE_ID.PARAM=VALUE, e.g. stale-sign-in.stale_after_days=60",
+                ),
+            )
+        };
+        let (target, value) = spec.split_once('=').ok_or_else(bad)?;
+        let (id, param) = target.split_once('.').ok_or_else(bad)?;
+        let value = parse::yaml_value(value).map_err(|m| {
+            RuleErrors::from(RuleError::plain(format!("invalid --set `{spec}`: {m}")))
+        })?;
+        self.set_param(id.trim(), param.trim(), value)
+    }
+
+    /// Compiles every enabled rule: parameters bound, regexes compiled, fields resolved.
+    pub fn compile(&self) -> Result<Vec<CompiledRule>, RuleErrors> {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            match compile::compile(rule) {
+                Ok(c) => out.push(c),
+                Err(e) => errors.extend(e.0),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+}
+
+fn rule_files(path: &Path) -> Result<Vec<PathBuf>, RuleError> {
+    let name = path.display().to_string();
+    let meta =
+        std::fs::metadata(path).map_err(|e| RuleError::file(&name, format!("cannot read: {e}")))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            RuleError::file(
+                &dir.display().to_string(),
+                format!("cannot read folder: {e}"),
+            )
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RuleError::file(&name, format!("cannot read: {e}")))?;
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_rule_file(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_rule_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with(".test.yaml")
+        && !name.ends_with(".test.yml")
+}

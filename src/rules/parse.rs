@@ -1,0 +1,824 @@
+//! Reading rule files: the YAML tree to [`Rule`]s with conditions as a checked syntax tree.
+//! Names (keys, fields, operators, params) are resolved here; values are typed in `compile`.
+
+use super::error::{did_you_mean, RuleError};
+use super::registry::{self, FieldDef, OpDef, FIELDS, FORMS, OPERATORS};
+use super::{Origin, Param, Reference, Rule, Scope, Severity};
+use crate::yaml::{self, Node, NodeKind, Pos, Scalar};
+
+/// How a quantifier over users combines its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    Any,
+    All,
+    None,
+}
+
+/// A condition as written, with names resolved and positions kept.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Field {
+        field: &'static FieldDef,
+        op: &'static OpDef,
+        operand: Operand,
+        pos: Pos,
+    },
+    /// Over a group's members or the organization's users; the inner condition is a user one.
+    Quant {
+        q: Quantifier,
+        inner: Box<Cond>,
+        pos: Pos,
+    },
+    ParamEmpty {
+        name: String,
+        empty: bool,
+        pos: Pos,
+    },
+    Expr {
+        source: String,
+        pos: Pos,
+    },
+}
+
+/// An operator's value: written in place, or a reference `{param: NAME}`.
+#[derive(Debug, Clone)]
+pub enum Operand {
+    Value(Node),
+    Param { name: String, pos: Pos },
+}
+
+const RULE_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "severity",
+    "scope",
+    "description",
+    "remediation",
+    "references",
+    "tags",
+    "enabled",
+    "params",
+    "when",
+    "message",
+];
+
+struct Reader<'a> {
+    file: &'a str,
+    errors: &'a mut Vec<RuleError>,
+}
+
+/// Parses one rule file. A document is one rule, a list of rules, or `rules: [...]`.
+pub(super) fn parse_file(
+    file: &str,
+    text: &str,
+    builtin: bool,
+    errors: &mut Vec<RuleError>,
+) -> Vec<Rule> {
+    let docs = match yaml::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(RuleError::new(
+                file,
+                e.pos,
+                format!("invalid YAML: {}", e.message),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut r = Reader { file, errors };
+    let mut out = Vec::new();
+    if docs.is_empty() {
+        r.errors
+            .push(RuleError::file(file, "no rules in this file"));
+    }
+    for doc in &docs {
+        let items: Vec<&Node> = match &doc.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.name == "rules") => {
+                if entries.len() > 1 {
+                    let extra = entries
+                        .iter()
+                        .find(|(k, _)| k.name != "rules")
+                        .expect("len > 1");
+                    r.err(
+                        extra.0.pos,
+                        format!("unknown key `{}` beside `rules`", extra.0.name),
+                    );
+                }
+                match &entries
+                    .iter()
+                    .find(|(k, _)| k.name == "rules")
+                    .expect("any")
+                    .1
+                    .kind
+                {
+                    NodeKind::Seq(items) => items.iter().collect(),
+                    _ => {
+                        r.err(doc.pos, "`rules` must be a list of rules".to_string());
+                        continue;
+                    }
+                }
+            }
+            NodeKind::Map(_) => vec![doc],
+            _ => {
+                r.err(
+                    doc.pos,
+                    format!(
+                        "expected a rule (a mapping), a list of rules, or `rules: [...]`; found {}",
+                        doc.describe()
+                    ),
+                );
+                continue;
+            }
+        };
+        for item in items {
+            if let Some(rule) = r.rule(item, builtin) {
+                out.push(rule);
+            }
+        }
+    }
+    out
+}
+
+/// Parses a YAML value given on the command line (e.g. `--set`) into JSON.
+pub(super) fn yaml_value(text: &str) -> Result<serde_json::Value, String> {
+    let docs = yaml::parse(text).map_err(|e| format!("invalid YAML value: {}", e.message))?;
+    match docs.as_slice() {
+        [] => Ok(serde_json::Value::Null),
+        [one] => Ok(one.to_json()),
+        _ => Err("expected one YAML value".into()),
+    }
+}
+
+fn is_kebab(id: &str) -> bool {
+    !id.is_empty()
+        && id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+impl Reader<'_> {
+    fn err(&mut self, pos: Pos, message: String) {
+        self.errors.push(RuleError::new(self.file, pos, message));
+    }
+
+    fn err_help(&mut self, pos: Pos, message: String, help: String) {
+        self.errors
+            .push(RuleError::new(self.file, pos, message).with_help(help));
+    }
+
+    fn unknown_key(&mut self, pos: Pos, key: &str, what: &str, valid: &[&str]) {
+        let help = match did_you_mean(key, valid.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? valid keys: {}", valid.join(", ")),
+            None => format!("valid keys: {}", valid.join(", ")),
+        };
+        self.err_help(pos, format!("unknown key `{key}` in {what}"), help);
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.scalar() {
+            Some(Scalar::Str(s)) => Some(s.to_string()),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!("{what} must be a string; found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} must be a list of strings; found {}",
+                        node.describe()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn rule(&mut self, node: &Node, builtin: bool) -> Option<Rule> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.err(
+                node.pos,
+                format!("expected a rule (a mapping); found {}", node.describe()),
+            );
+            return None;
+        };
+        let before = self.errors.len();
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, _)| key.name == k)
+                .map(|(_, v)| v)
+        };
+        for (key, _) in entries {
+            if !RULE_KEYS.contains(&key.name.as_str()) {
+                self.unknown_key(key.pos, &key.name, "a rule", RULE_KEYS);
+            }
+        }
+        let mut missing = |name: &str| {
+            self.err(
+                node.pos,
+                format!("missing `{name}`: a rule needs id, title, severity, scope and when"),
+            );
+        };
+        let (id_n, title_n, sev_n, scope_n, when_n) = (
+            get("id"),
+            get("title"),
+            get("severity"),
+            get("scope"),
+            get("when"),
+        );
+        for (name, n) in [
+            ("id", id_n),
+            ("title", title_n),
+            ("severity", sev_n),
+            ("scope", scope_n),
+            ("when", when_n),
+        ] {
+            if n.is_none() {
+                missing(name);
+            }
+        }
+        let id = id_n
+            .and_then(|n| self.string(n, "`id`"))
+            .unwrap_or_default();
+        if let Some(n) = id_n {
+            if !id.is_empty() && !is_kebab(&id) {
+                self.err(n.pos, format!("rule id `{id}` must be kebab-case: lower-case letters and digits joined by single dashes, e.g. `stale-sign-in`"));
+            }
+        }
+        let title = title_n
+            .and_then(|n| self.string(n, "`title`"))
+            .unwrap_or_default();
+        let severity = sev_n.and_then(|n| {
+            let s = self.string(n, "`severity`")?;
+            let v = Severity::parse(&s);
+            if v.is_none() {
+                self.err(
+                    n.pos,
+                    format!(
+                        "unknown severity `{s}`; expected one of critical, high, medium, low, info"
+                    ),
+                );
+            }
+            v
+        });
+        let scope = scope_n.and_then(|n| {
+            let s = self.string(n, "`scope`")?;
+            let v = Scope::parse(&s);
+            if v.is_none() {
+                self.err(
+                    n.pos,
+                    format!("unknown scope `{s}`; expected one of user, group, organization"),
+                );
+            }
+            v
+        });
+        let description = get("description")
+            .and_then(|n| self.string(n, "`description`"))
+            .unwrap_or_default();
+        let remediation = get("remediation")
+            .and_then(|n| self.string(n, "`remediation`"))
+            .unwrap_or_default();
+        let message = get("message").and_then(|n| self.string(n, "`message`"));
+        let message_pos = get("message").map_or(node.pos, |n| n.pos);
+        let tags = get("tags")
+            .map(|n| self.strings(n, "`tags`"))
+            .unwrap_or_default();
+        let enabled = match get("enabled") {
+            None => true,
+            Some(n) => match n.scalar() {
+                Some(Scalar::Bool(b)) => b,
+                _ => {
+                    self.err(
+                        n.pos,
+                        format!("`enabled` must be true or false; found {}", n.describe()),
+                    );
+                    true
+                }
+            },
+        };
+        let references = get("references")
+            .map(|n| self.references(n))
+            .unwrap_or_default();
+        let params = get("params").map(|n| self.params(n)).unwrap_or_default();
+        let when = match (when_n, scope) {
+            (Some(n), Some(scope)) => self.condition(n, scope, &params),
+            _ => None,
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Rule {
+            message: message.unwrap_or_else(|| title.clone()),
+            message_pos,
+            id,
+            title,
+            severity: severity?,
+            scope: scope?,
+            description,
+            remediation,
+            references,
+            tags,
+            enabled,
+            params,
+            when: when?,
+            origin: Origin {
+                file: self.file.to_string(),
+                pos: node.pos,
+            },
+            builtin,
+        })
+    }
+
+    fn references(&mut self, node: &Node) -> Vec<Reference> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.err(
+                node.pos,
+                format!(
+                    "`references` must be a list of {{framework, control}}; found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let NodeKind::Map(entries) = &item.kind else {
+                self.err(
+                    item.pos,
+                    format!(
+                        "a reference must be a mapping with `framework` and `control`; found {}",
+                        item.describe()
+                    ),
+                );
+                continue;
+            };
+            let (mut framework, mut control) = (None, None);
+            for (k, v) in entries {
+                match k.name.as_str() {
+                    "framework" => framework = self.string(v, "`framework`"),
+                    "control" => control = self.string(v, "`control`"),
+                    other => {
+                        self.unknown_key(k.pos, other, "a reference", &["framework", "control"])
+                    }
+                }
+            }
+            match (framework, control) {
+                (Some(framework), Some(control)) => out.push(Reference { framework, control }),
+                _ => self.err(
+                    item.pos,
+                    "a reference needs both `framework` and `control`".into(),
+                ),
+            }
+        }
+        out
+    }
+
+    fn params(&mut self, node: &Node) -> Vec<Param> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.err(
+                node.pos,
+                format!(
+                    "`params` must be a mapping of names to default values; found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .map(|(k, v)| {
+                let value = v.to_json();
+                Param {
+                    name: k.name.clone(),
+                    default: value.clone(),
+                    value,
+                    pos: k.pos,
+                }
+            })
+            .collect()
+    }
+
+    fn operand(&mut self, node: &Node, params: &[Param]) -> Option<Operand> {
+        if let NodeKind::Map(entries) = &node.kind {
+            if let [(k, v)] = entries.as_slice() {
+                if k.name == "param" {
+                    let name = self.string(v, "`param`")?;
+                    self.check_param(&name, v.pos, params)?;
+                    return Some(Operand::Param { name, pos: v.pos });
+                }
+            }
+        }
+        Some(Operand::Value(node.clone()))
+    }
+
+    fn check_param(&mut self, name: &str, pos: Pos, params: &[Param]) -> Option<()> {
+        if params.iter().any(|p| p.name == name) {
+            return Some(());
+        }
+        let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        let help = if names.is_empty() {
+            "this rule declares no `params`".to_string()
+        } else {
+            match did_you_mean(name, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? declared params: {}", names.join(", ")),
+                None => format!("declared params: {}", names.join(", ")),
+            }
+        };
+        self.err_help(pos, format!("undefined param `{name}`"), help);
+        None
+    }
+
+    fn conditions(
+        &mut self,
+        node: &Node,
+        scope: Scope,
+        params: &[Param],
+        key: &str,
+    ) -> Option<Vec<Cond>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.err(
+                node.pos,
+                format!(
+                    "`{key}` must be a list of conditions; found {}",
+                    node.describe()
+                ),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.err(node.pos, format!("`{key}` needs at least one condition"));
+            return None;
+        }
+        let out: Vec<Option<Cond>> = items
+            .iter()
+            .map(|i| self.condition(i, scope, params))
+            .collect();
+        out.into_iter().collect()
+    }
+
+    fn condition(&mut self, node: &Node, scope: Scope, params: &[Param]) -> Option<Cond> {
+        let entries = match &node.kind {
+            NodeKind::Seq(_) => return self.conditions(node, scope, params, "when").map(Cond::All),
+            NodeKind::Map(entries) => entries,
+            _ => {
+                self.err(node.pos, format!("expected a condition (a mapping such as `{{field: user_status, equals: enabled}}`); found {}", node.describe()));
+                return None;
+            }
+        };
+        let form_keys: Vec<&str> = FORMS.iter().map(|f| f.key).collect();
+        let heads: Vec<&(yaml::Key, Node)> = entries
+            .iter()
+            .filter(|(k, _)| form_keys.contains(&k.name.as_str()))
+            .collect();
+        let (head_key, head) = match heads.as_slice() {
+            [one] => (&one.0, &one.1),
+            [] => {
+                let mut valid: Vec<&str> = form_keys.clone();
+                valid.extend(OPERATORS.iter().map(|o| o.name));
+                let first = &entries.first().map(|(k, _)| k);
+                match first {
+                    Some(k) if !OPERATORS.iter().any(|o| o.name == k.name) => {
+                        self.unknown_key(k.pos, &k.name, "a condition", &form_keys)
+                    }
+                    _ => self.err(
+                        node.pos,
+                        format!("a condition needs one of: {}", form_keys.join(", ")),
+                    ),
+                }
+                return None;
+            }
+            [a, b, ..] => {
+                self.err(
+                    b.0.pos,
+                    format!(
+                        "`{}` and `{}` cannot be in one condition; wrap them in `all:` or `any:`",
+                        a.0.name, b.0.name
+                    ),
+                );
+                return None;
+            }
+        };
+        let form = FORMS
+            .iter()
+            .find(|f| f.key == head_key.name)
+            .expect("is a form key");
+        if !form.scopes.contains(&scope) {
+            let scopes: Vec<&str> = form.scopes.iter().map(|s| s.as_str()).collect();
+            self.err(
+                head_key.pos,
+                format!(
+                    "`{}` is for {} rules; this rule's scope is {}",
+                    form.key,
+                    scopes.join(", "),
+                    scope.as_str()
+                ),
+            );
+            return None;
+        }
+        let only_head = |r: &mut Self| {
+            if let Some((k, _)) = entries.iter().find(|(k, _)| k.name != head_key.name) {
+                r.err(
+                    k.pos,
+                    format!("unexpected key `{}` beside `{}`", k.name, head_key.name),
+                );
+                return None;
+            }
+            Some(())
+        };
+        match head_key.name.as_str() {
+            "all" => {
+                only_head(self)?;
+                self.conditions(head, scope, params, "all").map(Cond::All)
+            }
+            "any" => {
+                only_head(self)?;
+                self.conditions(head, scope, params, "any").map(Cond::Any)
+            }
+            "not" => {
+                only_head(self)?;
+                self.condition(head, scope, params)
+                    .map(|c| Cond::Not(Box::new(c)))
+            }
+            "expr" => {
+                only_head(self)?;
+                let source = self.string(head, "`expr`")?;
+                Some(Cond::Expr {
+                    source,
+                    pos: head.pos,
+                })
+            }
+            "any_member" | "any_user" | "all_members" | "all_users" | "no_member" | "no_user" => {
+                only_head(self)?;
+                let q = match head_key.name.as_bytes()[0] {
+                    b'a' if head_key.name.starts_with("any") => Quantifier::Any,
+                    b'a' => Quantifier::All,
+                    _ => Quantifier::None,
+                };
+                let inner = self.condition(head, Scope::User, params)?;
+                Some(Cond::Quant {
+                    q,
+                    inner: Box::new(inner),
+                    pos: head_key.pos,
+                })
+            }
+            "param" => {
+                let name = self.string(head, "`param`")?;
+                self.check_param(&name, head.pos, params)?;
+                let mut empty = None;
+                for (k, v) in entries.iter().filter(|(k, _)| k.name != "param") {
+                    if k.name != "empty" {
+                        self.unknown_key(
+                            k.pos,
+                            &k.name,
+                            "a `param` condition",
+                            &["param", "empty"],
+                        );
+                        return None;
+                    }
+                    match v.scalar() {
+                        Some(Scalar::Bool(b)) => empty = Some(b),
+                        _ => {
+                            self.err(
+                                v.pos,
+                                format!("`empty` must be true or false; found {}", v.describe()),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                let Some(empty) = empty else {
+                    self.err(
+                        node.pos,
+                        "a `param` condition needs `empty: true` or `empty: false`".into(),
+                    );
+                    return None;
+                };
+                Some(Cond::ParamEmpty {
+                    name,
+                    empty,
+                    pos: head_key.pos,
+                })
+            }
+            "field" => self.field_condition(node, entries, head, scope, params),
+            other => unreachable!("form `{other}` without a reader"),
+        }
+    }
+
+    fn field_condition(
+        &mut self,
+        node: &Node,
+        entries: &[(yaml::Key, Node)],
+        head: &Node,
+        scope: Scope,
+        params: &[Param],
+    ) -> Option<Cond> {
+        let name = self.string(head, "`field`")?;
+        let Some(field) = registry::field(scope, &name) else {
+            let valid: Vec<&str> = registry::fields_of(scope).map(|d| d.name).collect();
+            let elsewhere: Vec<&str> = FIELDS
+                .iter()
+                .filter(|d| d.name == name)
+                .map(|d| d.scope.as_str())
+                .collect();
+            if !elsewhere.is_empty() {
+                self.err_help(
+                    head.pos,
+                    format!(
+                        "field `{name}` is a {} field, but this rule's scope is {}",
+                        elsewhere.join("/"),
+                        scope.as_str()
+                    ),
+                    format!("{} fields: {}", scope.as_str(), valid.join(", ")),
+                );
+            } else {
+                let help = match did_you_mean(&name, valid.iter().copied()) {
+                    Some(s) => format!(
+                        "did you mean `{s}`? {} fields: {}",
+                        scope.as_str(),
+                        valid.join(", ")
+                    ),
+                    None => format!("{} fields: {}", scope.as_str(), valid.join(", ")),
+                };
+                self.err_help(head.pos, format!("unknown field `{name}`"), help);
+            }
+            return None;
+        };
+        let ops: Vec<&(yaml::Key, Node)> =
+            entries.iter().filter(|(k, _)| k.name != "field").collect();
+        let op_names: Vec<&str> = OPERATORS.iter().map(|o| o.name).collect();
+        let (key, value) = match ops.as_slice() {
+            [one] => (&one.0, &one.1),
+            [] => {
+                let valid: Vec<&str> = OPERATORS
+                    .iter()
+                    .filter(|o| o.applies_to(field.ty))
+                    .map(|o| o.name)
+                    .collect();
+                self.err_help(
+                    node.pos,
+                    format!("the condition on `{name}` has no operator"),
+                    format!(
+                        "operators for {} fields: {}",
+                        field.ty.describe(),
+                        valid.join(", ")
+                    ),
+                );
+                return None;
+            }
+            [_, b, ..] => {
+                if op_names.contains(&b.0.name.as_str()) {
+                    self.err(b.0.pos, format!("one operator per condition; `{}` is a second one (combine conditions with `all:`)", b.0.name));
+                } else {
+                    self.unknown_key(b.0.pos, &b.0.name, "a field condition", &op_names);
+                }
+                return None;
+            }
+        };
+        let Some(op) = registry::operator(&key.name) else {
+            self.unknown_key(key.pos, &key.name, "a field condition", &op_names);
+            return None;
+        };
+        if !op.applies_to(field.ty) {
+            let valid: Vec<&str> = OPERATORS
+                .iter()
+                .filter(|o| o.applies_to(field.ty))
+                .map(|o| o.name)
+                .collect();
+            self.err_help(
+                key.pos,
+                format!(
+                    "operator `{}` does not apply to `{name}`, a {} field",
+                    op.name,
+                    field.ty.describe()
+                ),
+                format!(
+                    "operators for {} fields: {}",
+                    field.ty.describe(),
+                    valid.join(", ")
+                ),
+            );
+            return None;
+        }
+        if op.kind == registry::OpKind::Shared && scope != Scope::User {
+            self.err(key.pos, "`shared` is for user rules".into());
+            return None;
+        }
+        let operand = self.operand(value, params)?;
+        Some(Cond::Field {
+            field,
+            op,
+            operand,
+            pos: key.pos,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        parse_file("r.yaml", text, false, &mut errors);
+        errors.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn kebab_case_ids() {
+        assert!(is_kebab("sso-bypass"));
+        assert!(is_kebab("rule2"));
+        assert!(!is_kebab("SSO"));
+        assert!(!is_kebab("a--b"));
+        assert!(!is_kebab("-a"));
+    }
+
+    #[test]
+    fn unknown_rule_key_with_suggestion() {
+        let e = errors(
+            "id: a\ntitle: A\nseverty: high\nscope: user\nwhen: {field: active, equals: true}\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "r.yaml:3:1: unknown key `severty` in a rule\n  help: did you mean `severity`?"
+            ),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("r.yaml:1:1: missing `severity`"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_field_lists_the_valid_ones() {
+        let e = errors(
+            "id: a\ntitle: A\nseverity: high\nscope: user\nwhen:\n  field: emial\n  equals: x\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("r.yaml:6:10: unknown field `emial`\n  help: did you mean `email`? user fields: id, email,"), "{e:?}");
+    }
+
+    #[test]
+    fn scope_mismatch_and_wrong_operator() {
+        let e = errors(
+            "id: a\ntitle: A\nseverity: high\nscope: user\nwhen: {field: member_count, gt: 1}\n",
+        );
+        assert!(
+            e[0].starts_with(
+                "r.yaml:5:15: field `member_count` is a group field, but this rule's scope is user"
+            ),
+            "{e:?}"
+        );
+        let e = errors("id: a\ntitle: A\nseverity: high\nscope: user\nwhen: {field: email, older_than_days: 3}\n");
+        assert!(
+            e[0].starts_with(
+                "r.yaml:5:22: operator `older_than_days` does not apply to `email`, a string field"
+            ),
+            "{e:?}"
+        );
+        let e = errors("id: a\ntitle: A\nseverity: high\nscope: user\nwhen: {no_member: {field: active, equals: true}}\n");
+        assert!(
+            e[0].starts_with(
+                "r.yaml:5:8: `no_member` is for group rules; this rule's scope is user"
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn undefined_param() {
+        let e = errors("id: a\ntitle: A\nseverity: high\nscope: user\nparams: {days: 3}\nwhen: {field: created_at, older_than_days: {param: dayz}}\n");
+        assert_eq!(e, vec!["r.yaml:6:52: undefined param `dayz`\n  help: did you mean `days`? declared params: days"]);
+    }
+
+    #[test]
+    fn file_shapes() {
+        let rule = "{id: a, title: A, severity: low, scope: organization, when: {field: user_count, equals: 0}}";
+        for text in [
+            rule.to_string(),
+            format!("- {rule}"),
+            format!("rules:\n  - {rule}"),
+            format!("{rule}\n---\n{}", rule.replace("id: a", "id: b")),
+        ] {
+            let mut errs = Vec::new();
+            let rules = parse_file("r.yaml", &text, false, &mut errs);
+            assert!(errs.is_empty(), "{errs:?}");
+            assert!(!rules.is_empty());
+        }
+    }
+}

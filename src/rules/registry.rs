@@ -1,0 +1,464 @@
+//! The one registry of rule fields, operators and condition forms. The validator's messages and
+//! the rule syntax reference (`orgaudit rules reference`, docs/rules.md) are both made from it.
+
+use super::Scope;
+
+/// Every field a condition can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldId {
+    UserId,
+    Email,
+    EmailNormalized,
+    EmailDomain,
+    RecordType,
+    UserStatus,
+    Active,
+    IsOwner,
+    BypassesSso,
+    CreatedAt,
+    LastSignInAt,
+    Groups,
+    GroupIds,
+    GroupCount,
+    GroupId,
+    GroupName,
+    MemberCount,
+    ActiveMemberCount,
+    UserCount,
+    ActiveUserCount,
+    OwnerCount,
+    ActiveOwnerCount,
+    OrgGroupCount,
+}
+
+/// The type of a field, which decides the operators that apply to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Str,
+    /// A string with known values (others are kept and compare as strings).
+    Enum(&'static [&'static str]),
+    Bool,
+    Number,
+    Timestamp,
+    /// A list of strings.
+    List,
+}
+
+impl FieldType {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FieldType::Str => "string",
+            FieldType::Enum(_) => "enum",
+            FieldType::Bool => "boolean",
+            FieldType::Number => "number",
+            FieldType::Timestamp => "timestamp",
+            FieldType::List => "list of strings",
+        }
+    }
+    fn class(self) -> TypeClass {
+        match self {
+            FieldType::Str | FieldType::Enum(_) => TypeClass::Text,
+            FieldType::Bool => TypeClass::Bool,
+            FieldType::Number => TypeClass::Number,
+            FieldType::Timestamp => TypeClass::Timestamp,
+            FieldType::List => TypeClass::List,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub id: FieldId,
+    pub scope: Scope,
+    pub ty: FieldType,
+    /// Can be null (only `last_sign_in_at`).
+    pub nullable: bool,
+    /// Values are lower-case; constants compared with it are lower-cased too.
+    pub lowercase: bool,
+    pub doc: &'static str,
+}
+
+const fn f(
+    name: &'static str,
+    id: FieldId,
+    scope: Scope,
+    ty: FieldType,
+    doc: &'static str,
+) -> FieldDef {
+    FieldDef {
+        name,
+        id,
+        scope,
+        ty,
+        nullable: false,
+        lowercase: false,
+        doc,
+    }
+}
+
+use FieldId as F;
+use FieldType as T;
+use Scope::{Group as G, Organization as O, User as U};
+
+pub static FIELDS: &[FieldDef] = &[
+    f("id", F::UserId, U, T::Str, "the user's id"),
+    f(
+        "email",
+        F::Email,
+        U,
+        T::Str,
+        "the email as given in the report",
+    ),
+    FieldDef {
+        lowercase: true,
+        ..f(
+            "email_normalized",
+            F::EmailNormalized,
+            U,
+            T::Str,
+            "the email trimmed and lower-cased",
+        )
+    },
+    FieldDef {
+        lowercase: true,
+        ..f(
+            "email_domain",
+            F::EmailDomain,
+            U,
+            T::Str,
+            "what follows the last `@` of the normalized email",
+        )
+    },
+    f(
+        "record_type",
+        F::RecordType,
+        U,
+        T::Enum(crate::model::RecordType::KNOWN),
+        "`organization_owner` or `organization_sub_user` (other values are kept)",
+    ),
+    f(
+        "user_status",
+        F::UserStatus,
+        U,
+        T::Enum(crate::model::UserStatus::KNOWN),
+        "`enabled`, `disabled` or `blocked` (other values are kept)",
+    ),
+    f(
+        "active",
+        F::Active,
+        U,
+        T::Bool,
+        "true when `user_status` is `enabled`",
+    ),
+    f(
+        "is_owner",
+        F::IsOwner,
+        U,
+        T::Bool,
+        "true when `record_type` is `organization_owner`",
+    ),
+    f(
+        "organization_user_bypasses_sso",
+        F::BypassesSso,
+        U,
+        T::Bool,
+        "may sign in with a password instead of SSO (absent means false)",
+    ),
+    f(
+        "created_at",
+        F::CreatedAt,
+        U,
+        T::Timestamp,
+        "when the user was created (UTC)",
+    ),
+    FieldDef {
+        nullable: true,
+        ..f(
+            "last_sign_in_at",
+            F::LastSignInAt,
+            U,
+            T::Timestamp,
+            "the last portal sign-in (UTC); null when the user never signed in",
+        )
+    },
+    f(
+        "groups",
+        F::Groups,
+        U,
+        T::List,
+        "the names of the user's groups",
+    ),
+    f(
+        "group_ids",
+        F::GroupIds,
+        U,
+        T::List,
+        "the ids of the user's groups",
+    ),
+    f(
+        "group_count",
+        F::GroupCount,
+        U,
+        T::Number,
+        "how many groups the user is in",
+    ),
+    f("id", F::GroupId, G, T::Str, "the group's id"),
+    f("name", F::GroupName, G, T::Str, "the group's name"),
+    f(
+        "member_count",
+        F::MemberCount,
+        G,
+        T::Number,
+        "users in the group",
+    ),
+    f(
+        "active_member_count",
+        F::ActiveMemberCount,
+        G,
+        T::Number,
+        "active users in the group",
+    ),
+    f(
+        "user_count",
+        F::UserCount,
+        O,
+        T::Number,
+        "users in the report",
+    ),
+    f(
+        "active_user_count",
+        F::ActiveUserCount,
+        O,
+        T::Number,
+        "active users",
+    ),
+    f(
+        "owner_count",
+        F::OwnerCount,
+        O,
+        T::Number,
+        "users whose `record_type` is `organization_owner`",
+    ),
+    f(
+        "active_owner_count",
+        F::ActiveOwnerCount,
+        O,
+        T::Number,
+        "active owners",
+    ),
+    f(
+        "group_count",
+        F::OrgGroupCount,
+        O,
+        T::Number,
+        "distinct groups (by id) in the report",
+    ),
+];
+
+impl FieldId {
+    pub fn def(self) -> &'static FieldDef {
+        FIELDS
+            .iter()
+            .find(|d| d.id == self)
+            .expect("every field id is registered")
+    }
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+/// Looks a field up by name within a scope.
+pub fn field(scope: Scope, name: &str) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|d| d.scope == scope && d.name == name)
+}
+
+pub fn fields_of(scope: Scope) -> impl Iterator<Item = &'static FieldDef> {
+    FIELDS.iter().filter(move |d| d.scope == scope)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeClass {
+    Text,
+    Bool,
+    Number,
+    Timestamp,
+    List,
+    Any,
+}
+
+/// Every operator of a field condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Equals,
+    NotEquals,
+    In,
+    NotIn,
+    Matches,
+    Contains,
+    ContainsAny,
+    StartsWith,
+    EndsWith,
+    Present,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    OlderThanDays,
+    NewerThanDays,
+    Before,
+    After,
+    Shared,
+}
+
+#[derive(Debug)]
+pub struct OpDef {
+    pub name: &'static str,
+    pub kind: OpKind,
+    pub applies: &'static [TypeClass],
+    /// What the operand is, in words.
+    pub operand: &'static str,
+    pub doc: &'static str,
+}
+
+use TypeClass as C;
+
+pub static OPERATORS: &[OpDef] = &[
+    OpDef { name: "equals", kind: OpKind::Equals, applies: &[C::Text, C::Bool, C::Number], operand: "a value", doc: "the field equals the value" },
+    OpDef { name: "not_equals", kind: OpKind::NotEquals, applies: &[C::Text, C::Bool, C::Number], operand: "a value", doc: "the field does not equal the value" },
+    OpDef { name: "in", kind: OpKind::In, applies: &[C::Text, C::Number], operand: "a list of values", doc: "the field equals one of the values" },
+    OpDef { name: "not_in", kind: OpKind::NotIn, applies: &[C::Text, C::Number], operand: "a list of values", doc: "the field equals none of the values" },
+    OpDef { name: "matches", kind: OpKind::Matches, applies: &[C::Text, C::List], operand: "a regular expression", doc: "the regex matches somewhere in the value (anchor with `^...$`); for a list, in any element" },
+    OpDef { name: "contains", kind: OpKind::Contains, applies: &[C::Text, C::List], operand: "a string", doc: "a string field contains the substring; a list holds the element (group membership by name)" },
+    OpDef { name: "contains_any", kind: OpKind::ContainsAny, applies: &[C::List], operand: "a list of strings", doc: "the list holds at least one of the strings" },
+    OpDef { name: "starts_with", kind: OpKind::StartsWith, applies: &[C::Text], operand: "a string", doc: "the value starts with the string" },
+    OpDef { name: "ends_with", kind: OpKind::EndsWith, applies: &[C::Text], operand: "a string", doc: "the value ends with the string" },
+    OpDef { name: "present", kind: OpKind::Present, applies: &[C::Any], operand: "true or false", doc: "`true`: the field has a value (not null, not an empty string or list); `false`: it has none" },
+    OpDef { name: "gt", kind: OpKind::Gt, applies: &[C::Number], operand: "a number", doc: "greater than" },
+    OpDef { name: "gte", kind: OpKind::Gte, applies: &[C::Number], operand: "a number", doc: "greater than or equal" },
+    OpDef { name: "lt", kind: OpKind::Lt, applies: &[C::Number], operand: "a number", doc: "less than" },
+    OpDef { name: "lte", kind: OpKind::Lte, applies: &[C::Number], operand: "a number", doc: "less than or equal" },
+    OpDef { name: "older_than_days", kind: OpKind::OlderThanDays, applies: &[C::Timestamp], operand: "a number of days (>= 0)", doc: "strictly before `now - n days` (`t < now - n*86400 s`); false when the field is null" },
+    OpDef { name: "newer_than_days", kind: OpKind::NewerThanDays, applies: &[C::Timestamp], operand: "a number of days (>= 0)", doc: "strictly after `now - n days`; false when the field is null" },
+    OpDef { name: "before", kind: OpKind::Before, applies: &[C::Timestamp], operand: "another timestamp field's name", doc: "strictly earlier than the other field; false when either is null" },
+    OpDef { name: "after", kind: OpKind::After, applies: &[C::Timestamp], operand: "another timestamp field's name", doc: "strictly later than the other field; false when either is null" },
+    OpDef { name: "shared", kind: OpKind::Shared, applies: &[C::Text], operand: "true", doc: "user rules: another user record has the same value (evidence lists those records); empty values are never shared" },
+];
+
+impl OpDef {
+    pub fn applies_to(&self, ty: FieldType) -> bool {
+        self.applies
+            .iter()
+            .any(|c| *c == C::Any || *c == ty.class())
+    }
+}
+
+pub fn operator(name: &str) -> Option<&'static OpDef> {
+    OPERATORS.iter().find(|o| o.name == name)
+}
+
+/// The forms of a condition other than a field test: one key each.
+pub struct FormDef {
+    pub key: &'static str,
+    pub scopes: &'static [Scope],
+    pub syntax: &'static str,
+    pub doc: &'static str,
+}
+
+pub static FORMS: &[FormDef] = &[
+    FormDef { key: "all", scopes: &[U, G, O], syntax: "all: [CONDITION, ...]", doc: "every condition holds (a plain list is the same as `all`)" },
+    FormDef { key: "any", scopes: &[U, G, O], syntax: "any: [CONDITION, ...]", doc: "at least one condition holds" },
+    FormDef { key: "not", scopes: &[U, G, O], syntax: "not: CONDITION", doc: "the condition does not hold" },
+    FormDef { key: "field", scopes: &[U, G, O], syntax: "field: NAME, OPERATOR: VALUE", doc: "tests one field of the subject with one operator" },
+    FormDef { key: "param", scopes: &[U, G, O], syntax: "param: NAME, empty: BOOL", doc: "tests a parameter's value: `empty: false` holds when the list or string is not empty" },
+    FormDef { key: "any_member", scopes: &[G], syntax: "any_member: USER-CONDITION", doc: "at least one member of the group satisfies the user condition" },
+    FormDef { key: "all_members", scopes: &[G], syntax: "all_members: USER-CONDITION", doc: "every member satisfies it (true for a group without members)" },
+    FormDef { key: "no_member", scopes: &[G], syntax: "no_member: USER-CONDITION", doc: "no member satisfies it" },
+    FormDef { key: "any_user", scopes: &[O], syntax: "any_user: USER-CONDITION", doc: "at least one user of the report satisfies the user condition" },
+    FormDef { key: "all_users", scopes: &[O], syntax: "all_users: USER-CONDITION", doc: "every user satisfies it" },
+    FormDef { key: "no_user", scopes: &[O], syntax: "no_user: USER-CONDITION", doc: "no user satisfies it" },
+    FormDef { key: "expr", scopes: &[U, G, O], syntax: "expr: MINIJINJA-EXPRESSION", doc: "a minijinja expression over the subject (`user`, `group` or `organization`) and `params`; truthy means it holds. The slow path: it builds a value per subject, so prefer the structured forms" },
+];
+
+/// Renders the rule syntax reference (Markdown) from the registry.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("### Condition forms\n\n| form | scopes | meaning |\n|---|---|---|\n");
+    for form in FORMS {
+        let scopes: Vec<&str> = form.scopes.iter().map(|s| s.as_str()).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            form.syntax,
+            scopes.join(", "),
+            form.doc
+        ));
+    }
+    for scope in [U, G, O] {
+        out.push_str(&format!(
+            "\n### Fields of `{}` rules\n\n| field | type | meaning |\n|---|---|---|\n",
+            scope.as_str()
+        ));
+        for d in fields_of(scope) {
+            let mut ty = d.ty.describe().to_string();
+            if d.nullable {
+                ty.push_str(", nullable");
+            }
+            out.push_str(&format!("| `{}` | {} | {} |\n", d.name, ty, d.doc));
+        }
+    }
+    out.push_str(
+        "\n### Operators\n\n| operator | applies to | value | meaning |\n|---|---|---|---|\n",
+    );
+    for op in OPERATORS {
+        let applies: Vec<&str> = op
+            .applies
+            .iter()
+            .map(|c| match c {
+                C::Text => "string, enum",
+                C::Bool => "boolean",
+                C::Number => "number",
+                C::Timestamp => "timestamp",
+                C::List => "list",
+                C::Any => "any",
+            })
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            op.name,
+            applies.join(", "),
+            op.operand,
+            op.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_unique_per_scope() {
+        for (i, a) in FIELDS.iter().enumerate() {
+            for b in &FIELDS[i + 1..] {
+                assert!(
+                    !(a.scope == b.scope && a.name == b.name),
+                    "{} twice",
+                    a.name
+                );
+                assert_ne!(a.id, b.id);
+            }
+        }
+    }
+
+    #[test]
+    fn docs_are_generated_from_the_registry() {
+        let md = reference_markdown();
+        for d in FIELDS {
+            assert!(md.contains(&format!("| `{}` |", d.name)));
+        }
+        for o in OPERATORS {
+            assert!(md.contains(&format!("| `{}` |", o.name)));
+        }
+    }
+}
