@@ -1,1 +1,27 @@
-fn main() {}
+//! The `orgaudit` binary: parse the command line, call the library, map the result to an exit
+//! status (0 ran, 1 findings reached --fail-on, 2 bad usage/rules/input, 3 network failure).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(cli::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(cli::Outcome::PolicyFailed) => ExitCode::from(1),
+        Err(e) => {
+            // One `error:` per problem; help lines stay attached to theirs.
+            for line in e.to_string().lines() {
+                if line.starts_with("  ") {
+                    eprintln!("{line}");
+                } else {
+                    eprintln!("error: {line}");
+                }
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -91,23 +91,34 @@ pub fn load(input: &Input) -> Result<Loaded, SourceError> {
         origin: origin.clone(),
         source,
     })?;
-    let parsed = parse(&bytes, &origin)?;
-    let source = SourceInfo {
-        kind: match input {
-            Input::Path(_) => "file",
-            Input::Stdin => "stdin",
-        },
-        path: match input {
-            Input::Path(p) => Some(p.display().to_string()),
-            Input::Stdin => None,
-        },
-        format: parsed.format.as_str(),
-        sha256: sha256_hex(&bytes),
-        records: parsed.records,
+    let (kind, path) = match input {
+        Input::Path(p) => ("file", Some(p.display().to_string())),
+        Input::Stdin => ("stdin", None),
     };
+    loaded(&bytes, &origin, kind, path)
+}
+
+/// Parses a report held in memory as if read from the file `name`.
+pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Loaded, SourceError> {
+    loaded(bytes, name, "file", Some(name.to_string()))
+}
+
+fn loaded(
+    bytes: &[u8],
+    origin: &str,
+    kind: &'static str,
+    path: Option<String>,
+) -> Result<Loaded, SourceError> {
+    let parsed = parse(bytes, origin)?;
     Ok(Loaded {
+        source: SourceInfo {
+            kind,
+            path,
+            format: parsed.format.as_str(),
+            sha256: sha256_hex(bytes),
+            records: parsed.records,
+        },
         report: parsed.report,
-        source,
         warnings: parsed.warnings,
     })
 }

@@ -1,0 +1,205 @@
+//! Findings and the audit document that carries them: what every renderer reads.
+//!
+//! [`AuditReport`] serializes to the JSON output format (schema version 1) as it is; the other
+//! formats are views of the same data.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::{SourceInfo, Warning};
+use crate::rules::{Reference, Scope, Severity};
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subject {
+    pub kind: Scope,
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One rule firing for one subject, with the evidence that made it fire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule_id: String,
+    pub severity: Severity,
+    pub title: String,
+    pub subject: Subject,
+    pub message: String,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub fingerprint: String,
+    pub waived: bool,
+}
+
+/// A stable identity of a finding across runs: rule id, subject kind and subject id hashed
+/// (SHA-256, first 16 bytes as hex).
+pub fn fingerprint(rule_id: &str, kind: Scope, subject_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0x1f]);
+    h.update(kind.as_str().as_bytes());
+    h.update([0x1f]);
+    h.update(subject_id.as_bytes());
+    let digest = h.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sorts findings by severity (critical first), then rule id, then subject id. Stable.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule_id.cmp(&b.rule_id))
+            .then_with(|| a.subject.id.cmp(&b.subject.id))
+    });
+}
+
+/// Counts per severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BySeverity {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    pub info: usize,
+}
+
+impl BySeverity {
+    pub fn add(&mut self, s: Severity) {
+        *self.get_mut(s) += 1;
+    }
+    pub fn get(&self, s: Severity) -> usize {
+        match s {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Info => self.info,
+        }
+    }
+    fn get_mut(&mut self, s: Severity) -> &mut usize {
+        match s {
+            Severity::Critical => &mut self.critical,
+            Severity::High => &mut self.high,
+            Severity::Medium => &mut self.medium,
+            Severity::Low => &mut self.low,
+            Severity::Info => &mut self.info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub users: usize,
+    pub groups: usize,
+    pub rules_evaluated: usize,
+    pub findings: usize,
+    pub by_severity: BySeverity,
+}
+
+/// A rule that was evaluated, with its finding count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleOutcome {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub scope: Scope,
+    pub references: Vec<Reference>,
+    pub findings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Tool {
+            name: "orgaudit",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// The whole result of an audit: the JSON output document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditReport {
+    pub schema_version: u32,
+    pub tool: Tool,
+    /// The audit's `now`, RFC 3339 UTC.
+    pub audited_at: String,
+    pub source: SourceInfo,
+    pub summary: Summary,
+    pub rules: Vec<RuleOutcome>,
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<Warning>,
+}
+
+impl AuditReport {
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    /// Whether any unwaived finding is at or above `threshold`.
+    pub fn reaches(&self, threshold: Severity) -> bool {
+        self.findings
+            .iter()
+            .any(|f| !f.waived && f.severity >= threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &str, sev: Severity, id: &str) -> Finding {
+        Finding {
+            rule_id: rule.into(),
+            severity: sev,
+            title: String::new(),
+            subject: Subject {
+                kind: Scope::User,
+                id: id.into(),
+                email: None,
+                name: None,
+            },
+            message: String::new(),
+            evidence: Default::default(),
+            fingerprint: fingerprint(rule, Scope::User, id),
+            waived: false,
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        assert_eq!(
+            fingerprint("sso-bypass", Scope::User, "u1"),
+            fingerprint("sso-bypass", Scope::User, "u1")
+        );
+        assert_ne!(
+            fingerprint("sso-bypass", Scope::User, "u1"),
+            fingerprint("sso-bypass", Scope::Group, "u1")
+        );
+        // Pinned: a change here breaks every stored baseline.
+        assert_eq!(
+            fingerprint("sso-bypass", Scope::User, "u1"),
+            "8e0b2e321f05017eba6f8efd27d03d7b"
+        );
+    }
+
+    #[test]
+    fn sort_order() {
+        let mut v = vec![
+            finding("b", Severity::Low, "2"),
+            finding("a", Severity::Low, "9"),
+            finding("z", Severity::Critical, "1"),
+            finding("a", Severity::Low, "1"),
+        ];
+        sort(&mut v);
+        let got: Vec<(&str, &str)> = v
+            .iter()
+            .map(|f| (f.rule_id.as_str(), f.subject.id.as_str()))
+            .collect();
+        assert_eq!(got, [("z", "1"), ("a", "1"), ("a", "9"), ("b", "2")]);
+    }
+}

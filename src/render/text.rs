@@ -1,0 +1,176 @@
+//! Text output for people: findings grouped by severity, then rule, each with its evidence, and
+//! a summary line. Colour only when asked (the CLI asks on a terminal, unless NO_COLOR is set).
+
+use std::io::{self, Write};
+
+use serde_json::Value as J;
+
+use crate::findings::{AuditReport, Finding};
+use crate::rules::Severity;
+
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// ANSI colours.
+    pub color: bool,
+    /// List the warnings (the CLI prints them on stderr and sets this only for files).
+    pub warnings: bool,
+}
+
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn severity(&self, sev: Severity, s: &str) -> String {
+        let code = match sev {
+            Severity::Critical => "1;97;41",
+            Severity::High => "1;31",
+            Severity::Medium => "1;33",
+            Severity::Low => "1;36",
+            Severity::Info => "1;2",
+        };
+        self.paint(code, s)
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub(super) fn render(
+    report: &AuditReport,
+    opts: &TextOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let st = Style { on: opts.color };
+    let src = &report.source;
+    writeln!(
+        out,
+        "{} {} audit of {} ({}, {}, sha256 {}) at {}",
+        report.tool.name,
+        report.tool.version,
+        src.path.as_deref().unwrap_or(src.kind),
+        src.format,
+        plural(src.records, "record", "records"),
+        &src.sha256[..src.sha256.len().min(12)],
+        report.audited_at
+    )?;
+    for sev in Severity::ALL {
+        let group: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == sev)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {}",
+            st.severity(sev, &sev.as_str().to_uppercase()),
+            plural(group.len(), "finding", "findings")
+        )?;
+        let mut rest = group.as_slice();
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|f| f.rule_id == first.rule_id)
+                .count();
+            let (same, tail) = rest.split_at(n);
+            writeln!(
+                out,
+                "  {}  {} ({n})",
+                st.paint("1", &first.rule_id),
+                first.title
+            )?;
+            for f in same {
+                writeln!(out, "    - {}", f.message)?;
+                let mut line = format!("{} {}", f.subject.kind.as_str(), f.subject.id);
+                for (k, v) in &f.evidence {
+                    line.push_str(&format!("  {k}={}", brief(v)));
+                }
+                writeln!(out, "      {}", st.paint("2", &line))?;
+            }
+            rest = tail;
+        }
+    }
+    if opts.warnings && !report.warnings.is_empty() {
+        writeln!(out)?;
+        for w in &report.warnings {
+            writeln!(out, "{}", st.paint("33", &w.to_string()))?;
+        }
+    }
+    writeln!(out)?;
+    let s = &report.summary;
+    let counts: Vec<String> = Severity::ALL
+        .iter()
+        .filter(|sev| s.by_severity.get(**sev) > 0)
+        .map(|sev| format!("{} {}", s.by_severity.get(*sev), sev.as_str()))
+        .collect();
+    let head = if s.findings == 0 {
+        st.paint("1;32", "No findings")
+    } else {
+        st.paint(
+            "1",
+            &format!(
+                "{}: {}",
+                plural(s.findings, "finding", "findings"),
+                counts.join(", ")
+            ),
+        )
+    };
+    writeln!(
+        out,
+        "{head} | {} over {} and {}",
+        plural(s.rules_evaluated, "rule", "rules"),
+        plural(s.users, "user", "users"),
+        plural(s.groups, "group", "groups")
+    )
+}
+
+/// A value in a few words: strings bare, lists shortened, users by email.
+fn brief(v: &J) -> String {
+    match v {
+        J::String(s) => s.clone(),
+        J::Array(items) => {
+            const SHOW: usize = 5;
+            let mut parts: Vec<String> = items.iter().take(SHOW).map(brief).collect();
+            if items.len() > SHOW {
+                parts.push(format!("+{} more", items.len() - SHOW));
+            }
+            format!("[{}]", parts.join(", "))
+        }
+        J::Object(o) => o
+            .get("email")
+            .or_else(|| o.get("id"))
+            .map_or_else(|| v.to_string(), brief),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_values() {
+        assert_eq!(brief(&serde_json::json!("x")), "x");
+        assert_eq!(
+            brief(&serde_json::json!([{"id": "1", "email": "a@b"}, {"id": "2"}])),
+            "[a@b, 2]"
+        );
+        assert_eq!(
+            brief(&serde_json::json!([1, 2, 3, 4, 5, 6, 7])),
+            "[1, 2, 3, 4, 5, +2 more]"
+        );
+        assert_eq!(brief(&serde_json::json!(null)), "null");
+    }
+}
