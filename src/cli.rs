@@ -160,7 +160,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
 
 fn parse_now(now: Option<&str>) -> Result<orgaudit::model::Timestamp, Error> {
     match now {
-        None => Ok(chrono::Utc::now()),
+        None => Ok(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0)),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|_| {

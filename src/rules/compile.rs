@@ -171,7 +171,10 @@ pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
         exprs: Vec::new(),
     };
     let pred = c.cond(&rule.when, true);
-    c.check_message();
+    if c.errors.is_empty() {
+        // Only a rule whose condition compiled has the evidence the message may use.
+        c.check_message();
+    }
     if !c.errors.is_empty() {
         return Err(RuleErrors(c.errors));
     }
@@ -252,7 +255,8 @@ impl Compiler<'_> {
             Ok(r) => Some(r),
             Err(e) => {
                 let detail = e.to_string();
-                let last = detail.lines().last().unwrap_or("").trim().to_string();
+                let last = detail.lines().last().unwrap_or("").trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last);
                 self.err(
                     pos,
                     format!("invalid regular expression {s:?}: {last}{note}"),

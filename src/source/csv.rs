@@ -41,7 +41,10 @@ pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
         .has_headers(true)
         .flexible(false)
         .from_reader(body);
-    let headers = reader.headers().map_err(|e| csv_error(origin, &e))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(origin, body, &e))?
+        .clone();
     let cols = columns(&headers, origin)?;
     let mut warnings = Vec::new();
     let known: Vec<&str> = REQUIRED
@@ -75,10 +78,10 @@ pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(csv_error(origin, &e)),
+            Err(e) => return Err(csv_error(origin, body, &e)),
         }
         records += 1;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_of(p, body));
         let row = Row {
             origin,
             line,
@@ -120,8 +123,15 @@ pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
     })
 }
 
-fn csv_error(origin: &str, e: &::csv::Error) -> SourceError {
-    let line = e.position().map_or(1, |p| p.line());
+/// The 1-based line of a record. After a CRLF the reader reports a record as starting at the
+/// LF, one line early; a record starts after it.
+fn line_of(pos: &::csv::Position, body: &[u8]) -> u64 {
+    let at_lf = body.get(pos.byte() as usize) == Some(&b'\n');
+    pos.line() + at_lf as u64
+}
+
+fn csv_error(origin: &str, body: &[u8], e: &::csv::Error) -> SourceError {
+    let line = e.position().map_or(1, |p| line_of(p, body));
     let message = match e.kind() {
         ::csv::ErrorKind::Utf8 { err, .. } => format!(
             "field {} is not valid UTF-8; expected UTF-8 text",

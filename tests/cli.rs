@@ -1,0 +1,585 @@
+//! The `orgaudit` binary driven end to end: outputs, exit codes, and error messages as users
+//! see them.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const NOW: &str = "2026-11-29T00:00:00Z";
+const ALLOW: &str = "external-email-domain.allowed_domains=[acme.example]";
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn orgaudit() -> Command {
+    let mut c = Command::cargo_bin("orgaudit").unwrap();
+    c.env_remove("NO_COLOR");
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    run_with_stdin(args, None)
+}
+
+fn run_with_stdin(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
+    let mut cmd = orgaudit();
+    cmd.args(args);
+    if let Some(input) = stdin {
+        cmd.write_stdin(input);
+    }
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
+
+fn audit_json(input: &Path, extra: &[&str]) -> Value {
+    let input = input.to_str().unwrap();
+    let mut args = vec!["audit", "--input", input, "--now", NOW, "--format", "json"];
+    args.extend_from_slice(extra);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn text_audit_of_the_example() {
+    let r = run(&[
+        "audit",
+        "--input",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--now",
+        NOW,
+        "--set",
+        ALLOW,
+    ]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(!r.stdout.contains('\x1b'), "no colour when not a terminal");
+    let last = r.stdout.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 11 rules over 14 users and 5 groups"
+    );
+    assert!(r.stdout.contains("\nCRITICAL 1 finding\n  owner-sso-bypass  Active owner may bypass SSO (1)\n    - owner bob@acme.example is active and may sign in with a password, bypassing SSO\n      user 7c2d9e10-0000-4a6b-8c3d-000000000002  active=true  is_owner=true  organization_user_bypasses_sso=true\n"), "{}", r.stdout);
+    let colored = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--color",
+        "always",
+    ]);
+    assert!(colored.stdout.contains("\x1b[1;97;41mCRITICAL\x1b[0m"));
+}
+
+#[test]
+fn json_document_shape() {
+    let doc = audit_json(&example("acme-users-groups.json"), &["--set", ALLOW]);
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["tool"]["name"], "orgaudit");
+    assert_eq!(doc["tool"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["audited_at"], NOW);
+    let src = &doc["source"];
+    assert_eq!(src["kind"], "file");
+    assert_eq!(src["format"], "json");
+    assert_eq!(src["records"], 14);
+    assert!(src["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("acme-users-groups.json"));
+    let bytes = std::fs::read(example("acme-users-groups.json")).unwrap();
+    assert_eq!(src["sha256"], orgaudit::source::sha256_hex(&bytes));
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"users": 14, "groups": 5, "rules_evaluated": 11, "findings": 14,
+            "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1}})
+    );
+    let rules = doc["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 11);
+    let stale = rules.iter().find(|r| r["id"] == "stale-sign-in").unwrap();
+    assert_eq!(stale["findings"], 2);
+    assert_eq!(stale["scope"], "user");
+    assert_eq!(
+        stale["references"][0],
+        serde_json::json!({"framework": "NIST SP 800-53", "control": "AC-2(3)"})
+    );
+    let findings = doc["findings"].as_array().unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f["rule_id"] == "stale-sign-in")
+        .unwrap();
+    assert_eq!(
+        f,
+        &serde_json::json!({
+            "rule_id": "stale-sign-in", "severity": "medium",
+            "title": "Active user has not signed in recently",
+            "subject": {"kind": "user", "id": "7c2d9e10-0000-4a6b-8c3d-000000000006",
+                        "email": "frank@acme.example", "name": null},
+            "message": "frank@acme.example last signed in 211 days ago (limit: 90)",
+            "evidence": {"active": true, "last_sign_in_at": "2026-05-01T10:00:00Z",
+                         "days_since_last_sign_in_at": 211},
+            "fingerprint": orgaudit::findings::fingerprint("stale-sign-in", orgaudit::rules::Scope::User, "7c2d9e10-0000-4a6b-8c3d-000000000006"),
+            "waived": false
+        })
+    );
+    // Sorted: severity (critical first), then rule id, then subject id.
+    let rank = |s: &str| {
+        ["critical", "high", "medium", "low", "info"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
+    let keys: Vec<(usize, String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                rank(f["severity"].as_str().unwrap()),
+                f["rule_id"].as_str().unwrap().to_string(),
+                f["subject"]["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(doc["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn every_builtin_rule_fires_on_the_examples() {
+    let mut fired: Vec<String> = Vec::new();
+    for (file, extra) in [
+        ("acme-users-groups.json", vec!["--set", ALLOW]),
+        ("no-active-owner.json", vec![]),
+    ] {
+        let doc = audit_json(&example(file), &extra);
+        for f in doc["findings"].as_array().unwrap() {
+            fired.push(f["rule_id"].as_str().unwrap().to_string());
+        }
+    }
+    let list = run(&["rules", "list", "--format", "json"]);
+    let rules: Value = serde_json::from_str(&list.stdout).unwrap();
+    for r in rules.as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        assert!(
+            fired.iter().any(|f| f == id),
+            "{id} never fires on the examples"
+        );
+    }
+}
+
+#[test]
+fn json_and_both_csv_shapes_give_identical_findings() {
+    let findings = |name: &str| {
+        let doc = audit_json(&example(name), &["--set", ALLOW]);
+        (
+            doc["findings"].clone(),
+            doc["summary"].clone(),
+            doc["source"]["format"].clone(),
+        )
+    };
+    let (json, json_summary, f1) = findings("acme-users-groups.json");
+    let (csv, csv_summary, f2) = findings("acme-users-groups.csv");
+    let (rows, rows_summary, f3) = findings("acme-users-groups-memberships.csv");
+    assert_eq!(
+        (f1.as_str(), f2.as_str(), f3.as_str()),
+        (Some("json"), Some("csv"), Some("csv"))
+    );
+    assert_eq!(json.as_array().unwrap().len(), 14);
+    assert_eq!(json, csv);
+    assert_eq!(json, rows);
+    assert_eq!(json_summary, csv_summary);
+    assert_eq!(json_summary, rows_summary);
+}
+
+#[test]
+fn standard_input_is_read_with_dash() {
+    let bytes = std::fs::read(example("acme-users-groups.csv")).unwrap();
+    let r = run_with_stdin(
+        &["audit", "--input", "-", "--now", NOW, "--format", "json"],
+        Some(bytes.clone()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["source"]["kind"], "stdin");
+    assert_eq!(doc["source"]["format"], "csv");
+    assert_eq!(
+        doc["source"]["sha256"],
+        orgaudit::source::sha256_hex(&bytes)
+    );
+    assert!(doc["source"].get("path").is_none());
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    let input = example("acme-users-groups.json");
+    let input = input.to_str().unwrap();
+    let code = |extra: &[&str]| {
+        let mut args = vec!["audit", "-i", input, "--now", NOW, "-f", "json"];
+        args.extend_from_slice(extra);
+        run(&args).code
+    };
+    assert_eq!(code(&[]), 0);
+    assert_eq!(code(&["--fail-on", "none"]), 0);
+    assert_eq!(code(&["--fail-on", "critical"]), 1);
+    assert_eq!(
+        code(&["--fail-on", "critical", "--disable", "owner-sso-bypass"]),
+        0
+    );
+    assert_eq!(
+        code(&["--fail-on", "high", "--disable", "owner-sso-bypass"]),
+        1
+    );
+    assert_eq!(code(&["--fail-on", "info", "--no-builtin"]), 0);
+    assert_eq!(code(&["--fail-on", "severe"]), 2);
+    assert_eq!(code(&["--now", "yesterday"]), 2);
+    assert_eq!(code(&["--disable", "no-such-rule"]), 2);
+}
+
+#[test]
+fn output_file_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("findings.json");
+    let r = run(&[
+        "audit",
+        "-i",
+        example("no-active-owner.json").to_str().unwrap(),
+        "--now",
+        NOW,
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["findings"][0]["rule_id"], "no-active-owner");
+    assert_eq!(
+        doc["findings"][0]["evidence"]["owners"],
+        serde_json::json!([{"id": "7c2d9e10-0000-4a6b-8c3d-000000000101", "email": "founder@orphan.example", "user_status": "disabled"}])
+    );
+    let r = run(&[
+        "audit",
+        "-i",
+        example("no-active-owner.json").to_str().unwrap(),
+        "-o",
+        dir.path().join("missing/dir/x.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("missing/dir/x.txt: cannot write"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Writes `content` to a temporary file and audits it; returns (exit code, stderr).
+fn audit_bytes(name: &str, content: &[u8]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    let r = run(&["audit", "--input", path.to_str().unwrap(), "--now", NOW]);
+    (r.code, r.stderr.replace(path.to_str().unwrap(), name))
+}
+
+#[test]
+fn malformed_input_is_exit_2_with_the_place() {
+    let head = "id,record_type,email,user_status,created_at,last_sign_in_at,groups";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.json", b"".to_vec(), "error: empty.json: the input is empty; expected a users groups report as JSON or CSV\n"),
+        ("blank.csv", b"\xEF\xBB\xBF \r\n".to_vec(), "error: blank.csv: the input is empty; expected a users groups report as JSON or CSV\n"),
+        ("binary.json", b"PK\x03\x04\x00\x00".to_vec(), "error: binary.json: byte 4: binary data; expected a users groups report as JSON or CSV text\n"),
+        ("syntax.json", b"{\"data\": [\n  {\"id\": \"u1\",, }\n]}".to_vec(), "error: syntax.json:2:15: user record 0: key must be a string\n"),
+        ("type.json", b"{\"data\": [{\"id\": \"u1\", \"record_type\": \"organization_owner\", \"email\": \"a@b\", \"user_status\": \"enabled\", \"organization_user_bypasses_sso\": \"yes\"}]}".to_vec(), "error: type.json:1:141: user record 0, field `organization_user_bypasses_sso`: invalid type: string \"yes\", expected a boolean\n"),
+        ("time.json", b"[{\"id\": \"u1\", \"created_at\": \"2024-02-30T00:00:00Z\"}]".to_vec(), "error: time.json:1:50: user record 0, field `created_at`: invalid timestamp \"2024-02-30T00:00:00Z\": expected RFC 3339 such as \"2018-02-02T22:25:27.521Z\"\n"),
+        ("missing.json", b"[{\"id\": \"u1\"}]".to_vec(), "error: missing.json:1:13: user record 0: missing field `record_type`; a user record has id, record_type, email, user_status, organization_user_bypasses_sso, created_at, last_sign_in_at, groups\n"),
+        ("groups.json", b"[{\"id\": \"u1\", \"groups\": [{\"id\": \"g\"}]}]".to_vec(), "error: groups.json:1:36: user record 0, field `groups`: missing field `name`\n"),
+        ("truncated.json", b"{\"data\": [{\"id\": \"u1\"".to_vec(), "error: truncated.json:1:21: user record 0: EOF while parsing an object: the JSON ends early (truncated file?)\n"),
+        ("scalar.json", b"[\"u1\"]".to_vec(), "error: scalar.json:1:5: user record 0: invalid type: string \"u1\", expected a user record (an object)\n"),
+        ("header.csv", b"name,mail\nx,y\n".to_vec(), "error: header.csv: CSV line 1: unrecognised CSV header (missing column(s) id, record_type, email, user_status, created_at, last_sign_in_at; found columns: name, mail)"),
+        ("cell.csv", format!("{head}\nu1,organization_owner,a@b,enabled,2024-01-01 00:00:00,last week,\n").into_bytes(), "error: cell.csv: CSV line 2, column 6 (`last_sign_in_at`): invalid timestamp \"last week\": expected RFC 3339"),
+        ("crlf.csv", format!("{head}\r\nu0,organization_owner,a@b,enabled,2024-01-01T00:00:00Z,,\r\nu1,organization_owner,a@b,enabled,2024-01-01T00:00:00Z,soon,\r\n").into_bytes(), "error: crlf.csv: CSV line 3, column 6 (`last_sign_in_at`): invalid timestamp \"soon\""),
+        ("short.csv", format!("{head}\r\nu1,organization_owner\r\n").into_bytes(), "error: short.csv: CSV line 2: this row has 2 fields but the header has 7\n"),
+        ("latin1.csv", [format!("{head}\nu1,organization_owner,").as_bytes(), b"J\xfcrgen@b,enabled,2024-01-01T00:00:00Z,,\n"].concat(), "error: latin1.csv: CSV line 2: field 3 is not valid UTF-8; expected UTF-8 text\n"),
+        ("required.csv", format!("{head}\nu1,organization_owner,,enabled,2024-01-01T00:00:00Z,,\n").into_bytes(), "error: required.csv: CSV line 2, column 3 (`email`): `email` is empty; a value is required\n"),
+    ];
+    for (name, content, want) in cases {
+        let (code, stderr) = audit_bytes(name, &content);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(want),
+            "{name}:\n got: {stderr}\nwant: {want}"
+        );
+    }
+}
+
+#[test]
+fn unknown_values_and_duplicate_ids_are_warnings() {
+    let body = br#"{"data": [
+      {"id": "u1", "record_type": "organization_admin", "email": "a@acme.example", "user_status": "suspended",
+       "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": null, "groups": []},
+      {"id": "u1", "record_type": "organization_owner", "email": "b@acme.example", "user_status": "enabled",
+       "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": "2026-11-01T00:00:00Z", "groups": []}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    std::fs::write(&path, body).unwrap();
+    let p = path.to_str().unwrap();
+    let r = run(&["audit", "-i", p, "--now", NOW, "-f", "json"]);
+    assert_eq!(r.code, 0);
+    let stderr = r.stderr.replace(p, "r.json");
+    assert_eq!(
+        stderr,
+        "warning[unknown-record-type]: r.json: user record 0 (id u1): unknown record_type \"organization_admin\" (known: organization_owner, organization_sub_user); kept as it is\n\
+         warning[unknown-user-status]: r.json: user record 0 (id u1): unknown user_status \"suspended\" (known: enabled, disabled, blocked); kept as it is, and not active\n\
+         warning[duplicate-user-id]: r.json: user record 1 has the id u1 of user record 0; both are audited\n"
+    );
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let codes: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown-record-type",
+            "unknown-user-status",
+            "duplicate-user-id"
+        ]
+    );
+    assert_eq!(doc["summary"]["users"], 2);
+    let quiet = run(&["audit", "-i", p, "--now", NOW, "-q"]);
+    assert!(quiet.stderr.is_empty());
+}
+
+#[test]
+fn rule_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "id: my-rule\ntitle: T\nseverity: hgih\nscope: user\nwhen:\n  all:\n    - {field: emial, equals: x}\n    - {field: created_at, older_than_days: {param: days}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yml"),
+        "rules:\n  - id: sso-bypass\n    title: Mine\n    severity: low\n    scope: user\n    when: {field: email, matches: '[a-'}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let r = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--rules",
+        d,
+    ]);
+    assert_eq!(r.code, 2);
+    let stderr = r.stderr.replace(&format!("{d}/"), "");
+    assert_eq!(
+        stderr,
+        "error: a.yaml:3:11: unknown severity `hgih`; expected one of critical, high, medium, low, info\n\
+         error: a.yaml:7:15: unknown field `emial`\n  help: did you mean `email`? user fields: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count\n\
+         error: a.yaml:8:52: undefined param `days`\n  help: this rule declares no `params`\n\
+         error: b.yml:2:5: duplicate rule id `sso-bypass` (first defined at builtin:sso-bypass.yaml:1:1)\n  help: built-in rule ids are reserved; give your rule another id, or run with --no-builtin\n\
+         error: b.yml:6:35: invalid regular expression \"[a-\": unclosed character class\n"
+    );
+    let v = run(&["rules", "validate", d]);
+    assert_eq!(v.code, 2);
+    assert!(v.stderr.contains("a.yaml:7:15: unknown field `emial`"));
+    assert!(
+        !v.stderr.contains("duplicate rule id"),
+        "validate checks the files alone"
+    );
+}
+
+#[test]
+fn custom_rules_with_params_and_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("eng.yaml");
+    std::fs::write(
+        &rule,
+        r#"
+id: engineering-bypass
+title: Engineer bypasses SSO
+severity: critical
+scope: user
+params: { team: Engineering }
+when:
+  all:
+    - { field: groups, contains: { param: team } }
+    - { field: organization_user_bypasses_sso, equals: true }
+message: "{{ user.email }} is in {{ params.team }} and bypasses SSO"
+"#,
+    )
+    .unwrap();
+    let doc = audit_json(
+        &example("acme-users-groups.json"),
+        &["--no-builtin", "--rules", rule.to_str().unwrap()],
+    );
+    let msgs: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        msgs,
+        ["carol@acme.example is in Engineering and bypasses SSO"]
+    );
+    assert_eq!(
+        doc["findings"][0]["evidence"]["groups"],
+        serde_json::json!(["Engineering"])
+    );
+    let doc = audit_json(
+        &example("acme-users-groups.json"),
+        &[
+            "--no-builtin",
+            "--rules",
+            rule.to_str().unwrap(),
+            "--set",
+            "engineering-bypass.team=Admins",
+        ],
+    );
+    assert_eq!(doc["findings"][0]["subject"]["email"], "bob@acme.example");
+    let r = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--set",
+        "stale-sign-in.stale_after_days=[1]",
+    ]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr, "error: builtin:stale-sign-in.yaml:22:59: `older_than_days` on `last_sign_in_at` expects a number of days (>= 0); found a list (param `stale_after_days` is [1])\n");
+}
+
+#[test]
+fn rules_commands() {
+    let list = run(&["rules", "list"]);
+    assert_eq!(list.code, 0);
+    assert!(list.stdout.starts_with("ID "));
+    assert!(list.stdout.contains("\nowner-sso-bypass              critical  user          yes      Active owner may bypass SSO\n"), "{}", list.stdout);
+    assert_eq!(list.stdout.lines().count(), 12);
+
+    let show = run(&[
+        "rules",
+        "show",
+        "never-signed-in",
+        "--set",
+        "never-signed-in.grace_days=14",
+    ]);
+    assert_eq!(show.code, 0);
+    assert!(
+        show.stdout.contains("  grace_days = 14 (default: 30)\n"),
+        "{}",
+        show.stdout
+    );
+    assert!(show.stdout.contains("  - PCI DSS v4.0 8.2.6\n"));
+    assert!(show
+        .stdout
+        .contains("    created_at older_than_days {param: grace_days}\n"));
+
+    let missing = run(&["rules", "show", "stale-signin"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .starts_with("error: unknown rule `stale-signin`"),
+        "{}",
+        missing.stderr
+    );
+
+    let ok = run(&[
+        "rules",
+        "validate",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.starts_with("11 rules valid in "));
+
+    let reference = run(&["rules", "reference"]);
+    assert_eq!(
+        reference.stdout,
+        orgaudit::rules::registry::reference_markdown()
+    );
+}
+
+#[test]
+fn the_rule_reference_in_docs_is_current() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md"))
+        .unwrap();
+    assert!(
+        docs.contains(&orgaudit::rules::registry::reference_markdown()),
+        "docs/rules.md is out of date: paste the output of `orgaudit rules reference` into it"
+    );
+}
+
+#[test]
+fn expr_conditions_and_their_runtime_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("expr.yaml");
+    std::fs::write(
+        &rule,
+        "id: many-temp-groups\ntitle: T\nseverity: low\nscope: user\nwhen:\n  expr: \"user.groups | select('startingwith', 'Eng') | list | length > 0 and user.active\"\nmessage: '{{ user.email }}'\n---\nid: broken\ntitle: B\nseverity: low\nscope: user\nenabled: false\nwhen: {expr: 'user.email + 1'}\n",
+    )
+    .unwrap();
+    let r = rule.to_str().unwrap();
+    let doc = audit_json(
+        &example("acme-users-groups.json"),
+        &["--no-builtin", "--rules", r],
+    );
+    let emails: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "carol@acme.example",
+            "grace@acme.example",
+            "Judy@ACME.example",
+            "niaj@acme.example"
+        ]
+    );
+    let failed = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--no-builtin",
+        "--rules",
+        r,
+        "--enable",
+        "broken",
+    ]);
+    assert_eq!(failed.code, 2);
+    assert!(
+        failed.stderr.starts_with("error: rule `broken` (")
+            && failed.stderr.contains(
+                "`expr` failed for user 7c2d9e10-0000-4a6b-8c3d-000000000001: invalid operation"
+            ),
+        "{}",
+        failed.stderr
+    );
+}
