@@ -212,11 +212,15 @@ fn gate(report: &AuditReport, fail_on: FailOn) -> Outcome {
         FailOn::Info => Severity::Info,
         FailOn::None => return Outcome::Ok,
     };
-    if report.reaches(threshold) {
-        Outcome::PolicyFailed
-    } else {
-        Outcome::Ok
+    let n = report.count_reaching(threshold);
+    if n == 0 {
+        return Outcome::Ok;
     }
+    eprintln!(
+        "orgaudit: {n} finding{} at or above {threshold} (--fail-on {threshold})",
+        if n == 1 { "" } else { "s" }
+    );
+    Outcome::PolicyFailed
 }
 
 /// Writes to a file (created next to its destination, then renamed into place, so a failed run

@@ -140,11 +140,12 @@ pub struct AuditReport {
 impl AuditReport {
     pub const SCHEMA_VERSION: u32 = 1;
 
-    /// Whether any unwaived finding is at or above `threshold`.
-    pub fn reaches(&self, threshold: Severity) -> bool {
+    /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on).
+    pub fn count_reaching(&self, threshold: Severity) -> usize {
         self.findings
             .iter()
-            .any(|f| !f.waived && f.severity >= threshold)
+            .filter(|f| !f.waived && f.severity >= threshold)
+            .count()
     }
 }
 

@@ -245,6 +245,21 @@ fn exit_codes_follow_fail_on() {
         1
     );
     assert_eq!(code(&["--fail-on", "info", "--no-builtin"]), 0);
+    let gated = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "--fail-on",
+        "medium",
+        "-q",
+    ]);
+    assert_eq!(gated.code, 1);
+    assert_eq!(
+        gated.stderr,
+        "orgaudit: 8 findings at or above medium (--fail-on medium)\n"
+    );
     assert_eq!(code(&["--fail-on", "severe"]), 2);
     assert_eq!(code(&["--now", "yesterday"]), 2);
     assert_eq!(code(&["--disable", "no-such-rule"]), 2);

@@ -133,13 +133,24 @@ pub fn time_field(s: Subj<'_>, f: FieldId) -> Option<Timestamp> {
     }
 }
 
-/// The elements of a list field.
-pub fn list_field<'a>(report: &'a Report, s: Subj<'a>, f: FieldId) -> Vec<&'a str> {
-    match (s, f) {
-        (Subj::User(u), FieldId::Groups) => report.group_names(u).collect(),
-        (Subj::User(u), FieldId::GroupIds) => report.group_ids(u).collect(),
-        _ => Vec::new(),
-    }
+/// The elements of a list field, without collecting them.
+pub fn list_field<'a>(
+    report: &'a Report,
+    s: Subj<'a>,
+    f: FieldId,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let groups: &[GroupIx] = match s {
+        Subj::User(u) => &u.groups,
+        _ => &[],
+    };
+    let ids = f == FieldId::GroupIds;
+    groups.iter().map(move |&g| {
+        if ids {
+            report.groups.id(g)
+        } else {
+            report.groups.name(g)
+        }
+    })
 }
 
 /// Whether a field has a value: not null, not an empty string or list.
@@ -164,7 +175,6 @@ pub fn field_json(report: &Report, s: Subj<'_>, f: FieldId) -> J {
         FieldType::Timestamp => time_field(s, f).map_or(J::Null, time_json),
         FieldType::List => J::Array(
             list_field(report, s, f)
-                .into_iter()
                 .map(|v| J::String(v.to_owned()))
                 .collect(),
         ),

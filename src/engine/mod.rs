@@ -237,12 +237,12 @@ impl<'a> Ctx<'a> {
                 }
             }
             Pred::List { field, test } => {
-                let items = list_field(report, s, *field);
+                let mut items = list_field(report, s, *field);
                 match test {
-                    ListTest::Contains(x) => items.contains(&&**x),
-                    ListTest::ContainsAny(set) => items.iter().any(|i| set.contains(*i)),
-                    ListTest::Matches(re) => items.iter().any(|i| re.is_match(i)),
-                    ListTest::Present(want) => items.is_empty() != *want,
+                    ListTest::Contains(x) => items.any(|i| i == &**x),
+                    ListTest::ContainsAny(set) => items.any(|i| set.contains(i)),
+                    ListTest::Matches(re) => items.any(|i| re.is_match(i)),
+                    ListTest::Present(want) => items.next().is_some() == *want,
                 }
             }
             Pred::Quant { q, inner } => {
