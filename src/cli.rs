@@ -252,7 +252,11 @@ fn write_output(
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| out_err(p, e))?;
+            let mut builder = tempfile::Builder::new();
+            // A report is an ordinary file: the umask decides, as for any file the user creates.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let mut tmp = builder.tempfile_in(dir).map_err(|e| out_err(p, e))?;
             {
                 let mut out = std::io::BufWriter::new(tmp.as_file_mut());
                 f(&mut out)

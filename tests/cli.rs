@@ -282,6 +282,12 @@ fn output_file_is_written_whole() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_ne!(mode & 0o044, 0, "a report is readable like any new file, got {mode:o}");
+    }
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["findings"][0]["rule_id"], "no-active-owner");
     assert_eq!(
