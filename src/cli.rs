@@ -2,13 +2,16 @@
 //! calls. Nothing here decides audit behaviour.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use orgaudit::config::{self, Config, FetchFlags};
 use orgaudit::findings::AuditReport;
 use orgaudit::render::{self, TextOptions};
 use orgaudit::rules::{RuleSet, Severity};
+use orgaudit::source::telnyx::{FetchEvent, Fetched, ReportFormat};
 use orgaudit::source::{self, Input};
 use orgaudit::{Error, RuleOptions};
 
@@ -28,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Audit a users groups report and report the findings.
     Audit(AuditArgs),
+    /// Fetch the users groups report from the Telnyx API and save it exactly as served.
+    Fetch(FetchArgs),
     /// List, show, validate rules, or print the rule syntax reference.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -90,12 +95,102 @@ impl RuleArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FetchFormat {
+    Json,
+    Csv,
+}
+
+impl From<FetchFormat> for ReportFormat {
+    fn from(f: FetchFormat) -> Self {
+        match f {
+            FetchFormat::Json => ReportFormat::Json,
+            FetchFormat::Csv => ReportFormat::Csv,
+        }
+    }
+}
+
+/// How to reach the Telnyx API. The key comes from TELNYX_API_KEY (or each organization's
+/// `api_key_env` in the configuration), never from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The configuration file (`organizations`, `telnyx` settings).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Read the API key from this file (its first line) instead of TELNYX_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// The API's base URL, including /v2 [default: TELNYX_BASE_URL, or https://api.telnyx.com/v2].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Retries on connection errors, 408, 409, 429 and 5xx [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: Option<u32>,
+    /// Seconds for each attempt, from request to the body's last byte [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<f64>,
+    /// The largest response body accepted, in bytes or with KiB, MiB, GiB [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_bytes: Option<u64>,
+    /// Say what each request does on standard error.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86400.0 => Ok(v),
+        _ => Err("expected a number of seconds greater than 0, at most 86400".into()),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => return Err("expected bytes, e.g. 1048576, 512MiB or 2GiB".into()),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected bytes, e.g. 1048576, 512MiB or 2GiB".into())
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The body to ask for.
+    #[arg(long, short = 'f', value_enum, default_value = "json")]
+    pub format: FetchFormat,
+    /// Save to this file (a folder, with several organizations) instead of standard output.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The report: a JSON or CSV file, or `-` for standard input. The format is detected from
     /// the content.
-    #[arg(long, short = 'i', value_name = "PATH")]
-    pub input: String,
+    #[arg(long, short = 'i', value_name = "PATH", conflicts_with = "fetch")]
+    pub input: Option<String>,
+    /// Fetch the report from the Telnyx API instead (implied by `organizations` in --config).
+    #[arg(long)]
+    pub fetch: bool,
+    /// With --fetch: the body to ask the API for.
+    #[arg(long, value_enum, default_value = "json")]
+    pub fetch_format: FetchFormat,
+    /// With --fetch: also save the raw body here (a folder, with several organizations).
+    #[arg(long, value_name = "PATH")]
+    pub save_report: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
@@ -154,6 +249,7 @@ pub enum Outcome {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Audit(args) => audit(args),
+        Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
     }
 }
@@ -171,11 +267,178 @@ fn parse_now(now: Option<&str>) -> Result<orgaudit::model::Timestamp, Error> {
     }
 }
 
+fn load_config(api: &ApiArgs) -> Result<Option<Config>, Error> {
+    api.config
+        .as_deref()
+        .map(|p| config::load(p).map_err(Error::Config))
+        .transpose()
+}
+
+fn fetch_flags(api: &ApiArgs, format: FetchFormat) -> FetchFlags {
+    FetchFlags {
+        api_key_file: api.api_key_file.clone(),
+        base_url: api.base_url.clone(),
+        retries: api.retries,
+        timeout_seconds: api.timeout,
+        max_bytes: api.max_bytes,
+        format: Some(format.into()),
+    }
+}
+
+/// Fetches every report the flags and configuration name.
+fn fetch_reports(
+    api: &ApiArgs,
+    cfg: Option<&Config>,
+    format: FetchFormat,
+) -> Result<Vec<(Option<String>, Fetched)>, Error> {
+    let (targets, concurrency) = config::fetch_targets(&fetch_flags(api, format), cfg)?;
+    orgaudit::fetch_all_blocking(&targets, concurrency, progress(api.verbose))
+}
+
+fn human(bytes: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Progress on a terminal; each step with `-v`; nothing otherwise. Nothing here sees the key.
+fn progress(verbose: bool) -> orgaudit::FetchObserver {
+    let tty = std::io::stderr().is_terminal();
+    Arc::new(move |org, ev| {
+        let who = org.map(|o| format!(" [{o}]")).unwrap_or_default();
+        let clear = if tty { "\r\x1b[K" } else { "" };
+        match ev {
+            FetchEvent::Attempt { n, of, url } if verbose => {
+                eprintln!("{clear}orgaudit{who}: GET {url} (attempt {n} of {of})")
+            }
+            FetchEvent::Response { status } if verbose => {
+                eprintln!("{clear}orgaudit{who}: HTTP {status}")
+            }
+            FetchEvent::Retry { after, reason } if verbose || tty => eprintln!(
+                "{clear}orgaudit{who}: {reason}; retrying in {:.1} s",
+                after.as_secs_f64()
+            ),
+            FetchEvent::Body { bytes, elapsed } if tty => {
+                let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
+                eprint!(
+                    "{clear}orgaudit{who}: downloading {} ({}/s)",
+                    human(bytes as f64),
+                    human(rate)
+                );
+            }
+            FetchEvent::Done { bytes, elapsed } => {
+                eprint!("{clear}");
+                if verbose {
+                    eprintln!(
+                        "orgaudit{who}: received {} in {:.1} s",
+                        human(bytes as f64),
+                        elapsed.as_secs_f64()
+                    );
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
+/// A file name for an organization's report: its name with anything unusual replaced.
+fn org_file(dir: &Path, org: Option<&str>, format: ReportFormat) -> PathBuf {
+    let name: String = org
+        .unwrap_or("report")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}.{}", format.extension()))
+}
+
+/// Saves fetched bodies exactly as served: to `path`, or into the folder `path` when there are
+/// several organizations.
+fn save_fetched(
+    path: Option<&PathBuf>,
+    fetched: &[(Option<String>, Fetched)],
+) -> Result<(), Error> {
+    match fetched {
+        [(None, one)] => write_output(path, |out| out.write_all(&one.body)),
+        many => {
+            let dir = path.ok_or_else(|| {
+                Error::Usage("with several organizations, give a folder to save the reports in (--output DIR or --save-report DIR)".into())
+            })?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+            for (org, f) in many {
+                let file = org_file(dir, org.as_deref(), f.format);
+                write_output(Some(&file), |out| out.write_all(&f.body))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fetch(args: FetchArgs) -> Result<Outcome, Error> {
+    let cfg = load_config(&args.api)?;
+    let fetched = fetch_reports(&args.api, cfg.as_ref(), args.format)?;
+    save_fetched(args.output.as_ref(), &fetched)?;
+    Ok(Outcome::Ok)
+}
+
 fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     let now = parse_now(args.now.as_deref())?;
+    let cfg = load_config(&args.api)?;
+    let fetching = args.fetch || cfg.as_ref().is_some_and(|c| !c.organizations.is_empty());
+    // Rules first: a broken rule file is reported before any request is sent.
     let rules = orgaudit::load_rules(&args.rules.options())?;
-    let loaded = source::load(&Input::from_arg(&args.input))?;
-    let report = orgaudit::audit(&loaded, &rules, now)?;
+    let report = match (&args.input, fetching) {
+        (Some(_), true) => {
+            return Err(Error::Usage(
+                "--input and fetching (--fetch, or `organizations` in --config) exclude each other".into(),
+            ))
+        }
+        (None, false) => {
+            return Err(Error::Usage(
+                "nothing to audit: give --input PATH (a file, or - for standard input), or --fetch to fetch the report from the Telnyx API".into(),
+            ))
+        }
+        (Some(input), false) => {
+            if args.save_report.is_some() {
+                return Err(Error::Usage("--save-report goes with --fetch".into()));
+            }
+            let loaded = source::load(&Input::from_arg(input))?;
+            orgaudit::audit(&loaded, &rules, now)?
+        }
+        (None, true) => {
+            let fetched = fetch_reports(&args.api, cfg.as_ref(), args.fetch_format)?;
+            if args.save_report.is_some() {
+                save_fetched(args.save_report.as_ref(), &fetched)?;
+            }
+            match fetched.as_slice() {
+                [(None, one)] => orgaudit::audit(&source::from_fetched(one)?, &rules, now)?,
+                many => {
+                    let mut loaded = Vec::new();
+                    for (org, f) in many {
+                        loaded.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
+                    }
+                    orgaudit::audit_organizations(&loaded, &rules, now)?
+                }
+            }
+        }
+    };
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         for w in &report.warnings {

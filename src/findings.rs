@@ -21,6 +21,9 @@ pub struct Subject {
 /// One rule firing for one subject, with the evidence that made it fire.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// The organization's name, when several are audited together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
     pub rule_id: String,
     pub severity: Severity,
     pub title: String,
@@ -34,7 +37,21 @@ pub struct Finding {
 /// A stable identity of a finding across runs: rule id, subject kind and subject id hashed
 /// (SHA-256, first 16 bytes as hex).
 pub fn fingerprint(rule_id: &str, kind: Scope, subject_id: &str) -> String {
+    fingerprint_in(None, rule_id, kind, subject_id)
+}
+
+/// [`fingerprint`] within a named organization, when several are audited together.
+pub fn fingerprint_in(
+    organization: Option<&str>,
+    rule_id: &str,
+    kind: Scope,
+    subject_id: &str,
+) -> String {
     let mut h = Sha256::new();
+    if let Some(org) = organization {
+        h.update(org.as_bytes());
+        h.update([0x1e]);
+    }
     h.update(rule_id.as_bytes());
     h.update([0x1f]);
     h.update(kind.as_str().as_bytes());
@@ -44,13 +61,15 @@ pub fn fingerprint(rule_id: &str, kind: Scope, subject_id: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Sorts findings by severity (critical first), then rule id, then subject id. Stable.
+/// Sorts findings by severity (critical first), then rule id, then subject id (then
+/// organization, when several are audited together). Stable.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.rule_id.cmp(&b.rule_id))
             .then_with(|| a.subject.id.cmp(&b.subject.id))
+            .then_with(|| a.organization.cmp(&b.organization))
     });
 }
 
@@ -67,6 +86,12 @@ pub struct BySeverity {
 impl BySeverity {
     pub fn add(&mut self, s: Severity) {
         *self.get_mut(s) += 1;
+    }
+    /// Adds another set of counts to this one.
+    pub fn merge(&mut self, other: &BySeverity) {
+        for s in Severity::ALL {
+            *self.get_mut(s) += other.get(s);
+        }
     }
     pub fn get(&self, s: Severity) -> usize {
         match s {
@@ -155,6 +180,7 @@ mod tests {
 
     fn finding(rule: &str, sev: Severity, id: &str) -> Finding {
         Finding {
+            organization: None,
             rule_id: rule.into(),
             severity: sev,
             title: String::new(),

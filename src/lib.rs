@@ -17,6 +17,7 @@
 //! assert_eq!(result.findings[0].rule_id, "owner-sso-bypass");
 //! ```
 
+pub mod config;
 pub mod engine;
 pub mod findings;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod source;
 pub mod yaml;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
@@ -42,6 +44,12 @@ pub enum Error {
     Rules(#[from] rules::RuleErrors),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    /// Configuration file problems, with file:line:column.
+    #[error("{0}")]
+    Config(rules::RuleErrors),
+    /// Fetch failures, one per organization that failed (`None`: the only one).
+    #[error("{}", fetch_errors(.0))]
+    Fetch(Vec<(Option<String>, source::telnyx::FetchError)>),
     #[error("{path}: cannot write: {source}")]
     Output {
         path: String,
@@ -52,11 +60,95 @@ pub enum Error {
     Usage(String),
 }
 
+fn fetch_errors(errors: &[(Option<String>, source::telnyx::FetchError)]) -> String {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|(org, e)| match org {
+            Some(o) => format!("organization {o}: {e}"),
+            None => e.to_string(),
+        })
+        .collect();
+    lines.join("\n")
+}
+
 impl Error {
-    /// The exit status: 2 for bad usage, rules or input. (3 is kept for network failures.)
+    /// The exit status: 3 when a network step failed, 2 for bad usage, rules or input.
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            Error::Fetch(errors) => errors.iter().map(|(_, e)| e.exit_code()).min().unwrap_or(3),
+            _ => 2,
+        }
     }
+}
+
+/// Hears what fetches do: the organization's name (when several are fetched) and the event.
+pub type FetchObserver = Arc<dyn Fn(Option<&str>, source::telnyx::FetchEvent) + Send + Sync>;
+
+/// One report to fetch: an organization's name (when several are fetched) and how.
+#[derive(Debug, Clone)]
+pub struct FetchTarget {
+    pub organization: Option<String>,
+    pub options: source::telnyx::FetchOptions,
+}
+
+/// Fetches every target, at most `concurrency` at once. All failures are collected; any
+/// failure fails the whole fetch, so that an audit never silently misses an organization.
+pub async fn fetch_all(
+    targets: &[FetchTarget],
+    concurrency: usize,
+    on_event: FetchObserver,
+) -> Result<Vec<(Option<String>, source::telnyx::Fetched)>, Error> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, t) in targets.iter().cloned().enumerate() {
+        let gate = gate.clone();
+        let on_event = on_event.clone();
+        tasks.spawn(async move {
+            let _permit = gate
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let org = t.organization.clone();
+            let report = |e| on_event(org.as_deref(), e);
+            (
+                i,
+                t.organization,
+                source::telnyx::fetch(&t.options, &report).await,
+            )
+        });
+    }
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, org, result) = joined.expect("a fetch task does not panic");
+        match result {
+            Ok(f) => done.push((i, org, f)),
+            Err(e) => failed.push((i, org, e)),
+        }
+    }
+    if !failed.is_empty() {
+        failed.sort_by_key(|(i, _, _)| *i);
+        return Err(Error::Fetch(
+            failed.into_iter().map(|(_, o, e)| (o, e)).collect(),
+        ));
+    }
+    done.sort_by_key(|(i, _, _)| *i);
+    Ok(done.into_iter().map(|(_, o, f)| (o, f)).collect())
+}
+
+/// [`fetch_all`] on a runtime of its own, for callers that are not async.
+pub fn fetch_all_blocking(
+    targets: &[FetchTarget],
+    concurrency: usize,
+    on_event: FetchObserver,
+) -> Result<Vec<(Option<String>, source::telnyx::Fetched)>, Error> {
+    let threads = concurrency.clamp(1, 2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?
+        .block_on(fetch_all(targets, concurrency, on_event))
 }
 
 /// What decides which rules run, as the command line gives it.
@@ -144,4 +236,67 @@ pub fn audit(
         findings,
         warnings,
     })
+}
+
+/// Audits several organizations' reports with the same rules, as one report: every finding is
+/// tagged with its organization, counts are summed, and `source.organizations` lists each
+/// organization's source.
+pub fn audit_organizations(
+    reports: &[(String, source::Loaded)],
+    rules: &RuleSet,
+    now: Timestamp,
+) -> Result<AuditReport, Error> {
+    let mut merged: Option<AuditReport> = None;
+    let mut sources = Vec::new();
+    for (name, loaded) in reports {
+        let mut one = audit(loaded, rules, now)?;
+        for f in &mut one.findings {
+            if f.subject.kind == rules::Scope::Organization {
+                f.subject.id = name.clone();
+                f.subject.name = Some(name.clone());
+            }
+            f.fingerprint =
+                findings::fingerprint_in(Some(name), &f.rule_id, f.subject.kind, &f.subject.id);
+            f.organization = Some(name.clone());
+        }
+        for w in &mut one.warnings {
+            w.message = format!("organization {name}: {}", w.message);
+        }
+        let mut src = one.source.clone();
+        src.organization = Some(name.clone());
+        sources.push(src);
+        merged = Some(match merged {
+            None => one,
+            Some(mut m) => {
+                m.summary.users += one.summary.users;
+                m.summary.groups += one.summary.groups;
+                m.summary.findings += one.summary.findings;
+                m.summary.by_severity.merge(&one.summary.by_severity);
+                for (a, b) in m.rules.iter_mut().zip(&one.rules) {
+                    a.findings += b.findings;
+                }
+                m.findings.extend(one.findings);
+                m.warnings.extend(one.warnings);
+                m
+            }
+        });
+    }
+    let mut report = merged.ok_or_else(|| Error::Usage("no organizations to audit".into()))?;
+    findings::sort(&mut report.findings);
+    let lines: String = sources
+        .iter()
+        .map(|s| format!("{}:{}\n", s.organization.as_deref().unwrap_or(""), s.sha256))
+        .collect();
+    report.source = model::SourceInfo {
+        kind: sources[0].kind,
+        path: None,
+        organization: None,
+        base_url: None,
+        fetched_at: None,
+        format: sources[0].format,
+        sha256: source::sha256_hex(lines.as_bytes()),
+        records: sources.iter().map(|s| s.records).sum(),
+        organizations: sources,
+    };
+    Ok(report)
 }

@@ -215,11 +215,24 @@ pub struct SourceInfo {
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The organization's name, when several are audited together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// The API's base URL (never the key), for `telnyx-api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// When the report was fetched, RFC 3339 UTC, for `telnyx-api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<String>,
     /// `json` or `csv`.
     pub format: &'static str,
+    /// Of the raw bytes; for several organizations, of their `name:sha256` lines.
     pub sha256: String,
     /// Records in the source: array elements in JSON, data rows in CSV.
     pub records: usize,
+    /// One entry per organization when several are audited together.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<SourceInfo>,
 }
 
 #[cfg(test)]

@@ -286,7 +286,11 @@ fn output_file_is_written_whole() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
-        assert_ne!(mode & 0o044, 0, "a report is readable like any new file, got {mode:o}");
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "a report is readable like any new file, got {mode:o}"
+        );
     }
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["findings"][0]["rule_id"], "no-active-owner");
@@ -603,4 +607,34 @@ fn expr_conditions_and_their_runtime_errors() {
         "{}",
         failed.stderr
     );
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let cfg = orgaudit::config::load(&example("orgaudit.yaml")).unwrap();
+    assert_eq!(cfg.organizations.len(), 2);
+    assert_eq!(cfg.telnyx.concurrency, Some(4));
+}
+
+#[test]
+fn input_and_fetch_exclude_each_other() {
+    let r = run(&["audit"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("error: nothing to audit: give --input PATH"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["audit", "--input", "x.json", "--fetch"]);
+    assert_eq!(r.code, 2);
+    let r = run(&[
+        "audit",
+        "-i",
+        example("no-active-owner.json").to_str().unwrap(),
+        "--save-report",
+        "x",
+    ]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr, "error: --save-report goes with --fetch\n");
 }

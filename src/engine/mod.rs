@@ -419,6 +419,7 @@ impl<'a> Ctx<'a> {
             }
         };
         Finding {
+            organization: None,
             fingerprint: fingerprint(&r.id, r.scope, &subject.id),
             rule_id: r.id.clone(),
             severity: r.severity,

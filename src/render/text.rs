@@ -51,12 +51,29 @@ pub(super) fn render(
 ) -> io::Result<()> {
     let st = Style { on: opts.color };
     let src = &report.source;
+    let what = if !src.organizations.is_empty() {
+        let names: Vec<&str> = src
+            .organizations
+            .iter()
+            .filter_map(|o| o.organization.as_deref())
+            .collect();
+        format!("{} organizations: {}", names.len(), names.join(", "))
+    } else {
+        src.path
+            .clone()
+            .or_else(|| {
+                src.base_url
+                    .as_ref()
+                    .map(|u| format!("{} at {u}", src.kind))
+            })
+            .unwrap_or_else(|| src.kind.to_string())
+    };
     writeln!(
         out,
         "{} {} audit of {} ({}, {}, sha256 {}) at {}",
         report.tool.name,
         report.tool.version,
-        src.path.as_deref().unwrap_or(src.kind),
+        what,
         src.format,
         plural(src.records, "record", "records"),
         &src.sha256[..src.sha256.len().min(12)],
@@ -93,7 +110,12 @@ pub(super) fn render(
             )?;
             for f in same {
                 writeln!(out, "    - {}", f.message)?;
-                let mut line = format!("{} {}", f.subject.kind.as_str(), f.subject.id);
+                let org = f
+                    .organization
+                    .as_ref()
+                    .map(|o| format!("[{o}] "))
+                    .unwrap_or_default();
+                let mut line = format!("{org}{} {}", f.subject.kind.as_str(), f.subject.id);
                 for (k, v) in &f.evidence {
                     line.push_str(&format!("  {k}={}", brief(v)));
                 }

@@ -7,7 +7,7 @@
 
 mod builtin;
 mod compile;
-mod error;
+pub(crate) mod error;
 mod parse;
 pub mod registry;
 

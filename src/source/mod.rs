@@ -6,6 +6,7 @@
 mod csv;
 mod error;
 mod json;
+pub mod telnyx;
 mod time;
 
 use std::io::Read;
@@ -98,6 +99,19 @@ pub fn load(input: &Input) -> Result<Loaded, SourceError> {
     loaded(&bytes, &origin, kind, path)
 }
 
+/// Parses a report fetched from the Telnyx API; errors name the report's URL.
+pub fn from_fetched(fetched: &telnyx::Fetched) -> Result<Loaded, SourceError> {
+    let origin = format!(
+        "{}{}",
+        fetched.base_url.trim_end_matches('/'),
+        telnyx::REPORT_PATH
+    );
+    let mut loaded = loaded(&fetched.body, &origin, "telnyx-api", None)?;
+    loaded.source.base_url = Some(fetched.base_url.clone());
+    loaded.source.fetched_at = Some(fetched.fetched_at.clone());
+    Ok(loaded)
+}
+
 /// Parses a report held in memory as if read from the file `name`.
 pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Loaded, SourceError> {
     loaded(bytes, name, "file", Some(name.to_string()))
@@ -114,9 +128,13 @@ fn loaded(
         source: SourceInfo {
             kind,
             path,
+            organization: None,
+            base_url: None,
+            fetched_at: None,
             format: parsed.format.as_str(),
             sha256: sha256_hex(bytes),
             records: parsed.records,
+            organizations: Vec::new(),
         },
         report: parsed.report,
         warnings: parsed.warnings,
