@@ -42,6 +42,38 @@ pub enum Command {
 pub enum OutputFormat {
     Text,
     Json,
+    Html,
+    Markdown,
+    Csv,
+    Junit,
+}
+
+impl From<OutputFormat> for render::Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Text => render::Format::Text,
+            OutputFormat::Json => render::Format::Json,
+            OutputFormat::Html => render::Format::Html,
+            OutputFormat::Markdown => render::Format::Markdown,
+            OutputFormat::Csv => render::Format::Csv,
+            OutputFormat::Junit => render::Format::Junit,
+        }
+    }
+}
+
+/// `FORMAT=PATH` of `--report`.
+fn parse_report(s: &str) -> Result<(render::Format, PathBuf), String> {
+    let (f, p) = s
+        .split_once('=')
+        .ok_or_else(|| "expected FORMAT=PATH, e.g. html=report.html".to_string())?;
+    let format = render::Format::parse(f.trim()).ok_or_else(|| {
+        let names: Vec<&str> = render::Format::ALL.iter().map(|f| f.as_str()).collect();
+        format!("unknown format `{f}`; expected one of {}", names.join(", "))
+    })?;
+    if p.trim().is_empty() {
+        return Err("expected FORMAT=PATH with a path after `=`".into());
+    }
+    Ok((format, PathBuf::from(p)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,6 +232,14 @@ pub struct AuditArgs {
     /// Write the output to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Also write FORMAT to PATH (text, json, html, markdown, csv, junit); repeatable. The audit
+    /// runs once and every output shows the same findings.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    pub reports: Vec<(render::Format, PathBuf)>,
+    /// Use the templates in this folder (report.html, report.md, junit.xml) instead of the
+    /// built-in ones; a name it lacks falls back to the built-in template.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
     /// Exit with status 1 when an unwaived finding is at or above this severity.
     #[arg(long, value_enum, default_value = "none", value_name = "SEVERITY")]
     pub fail_on: FailOn,
@@ -373,7 +413,7 @@ fn save_fetched(
     fetched: &[(Option<String>, Fetched)],
 ) -> Result<(), Error> {
     match fetched {
-        [(None, one)] => write_output(path, |out| out.write_all(&one.body)),
+        [(None, one)] => write_output(path, |out| Ok(out.write_all(&one.body)?)),
         many => {
             let dir = path.ok_or_else(|| {
                 Error::Usage("with several organizations, give a folder to save the reports in (--output DIR or --save-report DIR)".into())
@@ -384,7 +424,7 @@ fn save_fetched(
             })?;
             for (org, f) in many {
                 let file = org_file(dir, org.as_deref(), f.format);
-                write_output(Some(&file), |out| out.write_all(&f.body))?;
+                write_output(Some(&file), |out| Ok(out.write_all(&f.body)?))?;
             }
             Ok(())
         }
@@ -445,23 +485,34 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
             let _ = writeln!(err, "{w}");
         }
     }
-    let format = match args.format {
-        OutputFormat::Text => render::Format::Text,
-        OutputFormat::Json => render::Format::Json,
+    let templates = match &args.templates {
+        Some(dir) => render::Templates::from_dir(dir)?,
+        None => render::Templates::embedded(),
     };
-    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let color = match args.color {
+    let color = |to_terminal: bool| match args.color {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
         ColorWhen::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
     };
     // Warnings went to stderr; a text report written to a file keeps them too.
-    let text = TextOptions {
-        color,
-        warnings: args.output.is_some(),
+    let options = |to_file: bool| render::RenderOptions {
+        text: TextOptions {
+            color: color(!to_file && std::io::stdout().is_terminal()),
+            warnings: to_file,
+        },
+        templates: templates.clone(),
+        ..Default::default()
     };
+    // Files named by --report first, so that a broken template fails before stdout is written.
+    for (format, path) in &args.reports {
+        let opts = options(true);
+        write_output(Some(path), |out| {
+            render::render(&report, *format, &opts, out)
+        })?;
+    }
+    let opts = options(args.output.is_some());
     write_output(args.output.as_ref(), |out| {
-        render::render(&report, format, &text, out)
+        render::render(&report, args.format.into(), &opts, out)
     })?;
     Ok(gate(&report, args.fail_on))
 }
@@ -490,24 +541,28 @@ fn gate(report: &AuditReport, fail_on: FailOn) -> Outcome {
 /// never leaves half a report) or to standard output.
 fn write_output(
     path: Option<&PathBuf>,
-    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    f: impl FnOnce(&mut dyn Write) -> Result<(), render::RenderError>,
 ) -> Result<(), Error> {
     let out_err = |p: &PathBuf, source| Error::Output {
         path: p.display().to_string(),
         source,
     };
+    let render_err = |p: &PathBuf, e: render::RenderError| match e {
+        render::RenderError::Io(source) => out_err(p, source),
+        render::RenderError::Template(t) => Error::Template(t),
+    };
     match path {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match f(&mut out).and_then(|()| out.flush()) {
+            let result = f(&mut out).and_then(|()| out.flush().map_err(Into::into));
+            match result {
                 Ok(()) => Ok(()),
                 // A closed pipe (`| head`) is not an error of ours.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(Error::Output {
-                    path: "<stdout>".into(),
-                    source: e,
-                }),
+                Err(render::RenderError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(())
+                }
+                Err(e) => Err(render_err(&PathBuf::from("<stdout>"), e)),
             }
         }
         Some(p) => {
@@ -523,8 +578,8 @@ fn write_output(
             {
                 let mut out = std::io::BufWriter::new(tmp.as_file_mut());
                 f(&mut out)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| out_err(p, e))?;
+                    .and_then(|()| out.flush().map_err(Into::into))
+                    .map_err(|e| render_err(p, e))?;
             }
             tmp.persist(p).map_err(|e| out_err(p, e.error))?;
             Ok(())
@@ -537,7 +592,6 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
         RulesCommand::List { rules, format } => {
             let set = orgaudit::load_rules(&rules.options())?;
             write_output(None, |out| match format {
-                OutputFormat::Text => render::rules_table(set.rules(), out),
                 OutputFormat::Json => {
                     let list: Vec<_> = set
                         .rules()
@@ -551,9 +605,10 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
                             })
                         })
                         .collect();
-                    serde_json::to_writer_pretty(&mut *out, &list)?;
-                    out.write_all(b"\n")
+                    serde_json::to_writer_pretty(&mut *out, &list).map_err(std::io::Error::from)?;
+                    Ok(out.write_all(b"\n")?)
                 }
+                _ => Ok(render::rules_table(set.rules(), out)?),
             })?;
         }
         RulesCommand::Show { id, rules } => {
@@ -565,7 +620,7 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
                     ids.join(", ")
                 ))
             })?;
-            write_output(None, |out| render::rule_details(rule, out))?;
+            write_output(None, |out| Ok(render::rule_details(rule, out)?))?;
         }
         RulesCommand::Validate { paths } => {
             let mut set = RuleSet::new();

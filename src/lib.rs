@@ -50,6 +50,8 @@ pub enum Error {
     /// Fetch failures, one per organization that failed (`None`: the only one).
     #[error("{}", fetch_errors(.0))]
     Fetch(Vec<(Option<String>, source::telnyx::FetchError)>),
+    #[error(transparent)]
+    Template(#[from] render::TemplateError),
     #[error("{path}: cannot write: {source}")]
     Output {
         path: String,

@@ -1,47 +1,119 @@
-//! Renderers: each output format writes an [`AuditReport`] to any `Write`.
+//! Renderers: each output format writes an [`AuditReport`] to any `Write`. Text, JSON and CSV
+//! are written in code; HTML, Markdown and JUnit come from minijinja templates (`templates/`,
+//! embedded, replaceable with `--templates DIR`).
 
+mod csv;
 mod json;
 mod rules;
+mod templates;
 mod text;
+mod view;
 
 use std::io::{self, Write};
 
 use crate::findings::AuditReport;
 
+pub use csv::{neutralise, COLUMNS as CSV_COLUMNS};
 pub use rules::{rule_details, rules_table};
+pub use templates::{escape_markdown, escape_xml, TemplateError, Templates};
 pub use text::TextOptions;
+pub use view::View;
 
 /// The output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// For people: grouped by severity, evidence inline, a summary line.
+    /// For people at a terminal: grouped by severity, evidence inline, a summary line.
     Text,
     /// For machines: the [`AuditReport`] document (schema version 1).
     Json,
+    /// One self-contained page: summary chart, rules, filterable findings, compliance view.
+    Html,
+    /// A compact summary with per-rule tables, for `$GITHUB_STEP_SUMMARY` or a PR comment.
+    Markdown,
+    /// One row per finding, for spreadsheets.
+    Csv,
+    /// JUnit XML: one test case per rule, for CI test reporters.
+    Junit,
 }
 
 impl Format {
-    pub const ALL: [Format; 2] = [Format::Text, Format::Json];
+    pub const ALL: [Format; 6] = [
+        Format::Text,
+        Format::Json,
+        Format::Html,
+        Format::Markdown,
+        Format::Csv,
+        Format::Junit,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Text => "text",
             Format::Json => "json",
+            Format::Html => "html",
+            Format::Markdown => "markdown",
+            Format::Csv => "csv",
+            Format::Junit => "junit",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == s)
     }
+    /// The template a format is rendered from, if any.
+    pub fn template(self) -> Option<&'static str> {
+        match self {
+            Format::Html => Some("report.html"),
+            Format::Markdown => Some("report.md"),
+            Format::Junit => Some("junit.xml"),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the renderers.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub text: TextOptions,
+    pub templates: Templates,
+    /// Findings listed per rule in Markdown before "and N more".
+    pub markdown_limit: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            text: TextOptions::default(),
+            templates: Templates::embedded(),
+            markdown_limit: 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 /// Writes `report` in `format`.
 pub fn render(
     report: &AuditReport,
     format: Format,
-    text: &TextOptions,
+    opts: &RenderOptions,
     out: &mut dyn Write,
-) -> io::Result<()> {
+) -> Result<(), RenderError> {
     match format {
-        Format::Text => text::render(report, text, out),
-        Format::Json => json::render(report, out),
+        Format::Text => text::render(report, &opts.text, out)?,
+        Format::Json => json::render(report, out)?,
+        Format::Csv => csv::render(report, out)?,
+        Format::Html | Format::Markdown | Format::Junit => {
+            let view = View::new(report, opts.markdown_limit);
+            let ctx = minijinja::Value::from(minijinja::value::Serde(&view));
+            let name = format.template().expect("template formats have one");
+            let s = opts.templates.render(name, ctx)?;
+            out.write_all(s.as_bytes())?;
+        }
     }
+    Ok(())
 }

@@ -159,7 +159,7 @@ pub(super) fn render(
 }
 
 /// A value in a few words: strings bare, lists shortened, users by email.
-fn brief(v: &J) -> String {
+pub(crate) fn brief(v: &J) -> String {
     match v {
         J::String(s) => s.clone(),
         J::Array(items) => {
