@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit a users groups report and report the findings.
-    Audit(AuditArgs),
+    Audit(Box<AuditArgs>),
     /// Fetch the users groups report from the Telnyx API and save it exactly as served.
     Fetch(FetchArgs),
     /// List, show, validate rules, or print the rule syntax reference.
@@ -288,7 +288,7 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
-        Command::Audit(args) => audit(args),
+        Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
     }
