@@ -482,7 +482,7 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         for w in &report.warnings {
-            let _ = writeln!(err, "{w}");
+            let _ = writeln!(err, "{}", render::clean_text(&w.to_string()));
         }
     }
     let templates = match &args.templates {

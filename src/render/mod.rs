@@ -16,7 +16,7 @@ use crate::findings::AuditReport;
 pub use csv::{neutralise, COLUMNS as CSV_COLUMNS};
 pub use rules::{rule_details, rules_table};
 pub use templates::{escape_markdown, escape_xml, TemplateError, Templates};
-pub use text::TextOptions;
+pub use text::{clean as clean_text, TextOptions};
 pub use view::View;
 
 /// The output formats.

@@ -109,7 +109,7 @@ pub(super) fn render(
                 first.title
             )?;
             for f in same {
-                writeln!(out, "    - {}", f.message)?;
+                writeln!(out, "    - {}", clean(&f.message))?;
                 let org = f
                     .organization
                     .as_ref()
@@ -119,7 +119,7 @@ pub(super) fn render(
                 for (k, v) in &f.evidence {
                     line.push_str(&format!("  {k}={}", brief(v)));
                 }
-                writeln!(out, "      {}", st.paint("2", &line))?;
+                writeln!(out, "      {}", st.paint("2", &clean(&line)))?;
             }
             rest = tail;
         }
@@ -127,7 +127,7 @@ pub(super) fn render(
     if opts.warnings && !report.warnings.is_empty() {
         writeln!(out)?;
         for w in &report.warnings {
-            writeln!(out, "{}", st.paint("33", &w.to_string()))?;
+            writeln!(out, "{}", st.paint("33", &clean(&w.to_string())))?;
         }
     }
     writeln!(out)?;
@@ -158,6 +158,24 @@ pub(super) fn render(
     )
 }
 
+/// Text from the report made safe for a terminal: control characters (an ANSI escape hidden in
+/// an email, a carriage return that overwrites the line) are shown as `\u{..}` instead.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// A value in a few words: strings bare, lists shortened, users by email.
 pub(crate) fn brief(v: &J) -> String {
     match v {
@@ -181,6 +199,12 @@ pub(crate) fn brief(v: &J) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(clean("a\x1b[31mb\rc"), "a\\u{1b}[31mb\\u{d}c");
+        assert_eq!(clean("plain"), "plain");
+    }
 
     #[test]
     fn brief_values() {

@@ -1,0 +1,235 @@
+//! Every output format: snapshots on the bundled example, safety on a hostile report, and the
+//! JUnit output against a JUnit schema.
+
+use std::path::Path;
+use std::process::Command;
+
+use orgaudit::findings::AuditReport;
+use orgaudit::render::{self, Format, RenderOptions};
+use orgaudit::rules::RuleSet;
+use orgaudit::{audit, source};
+use serde_json::json;
+
+const NOW: &str = "2026-11-29T00:00:00Z";
+
+fn example_report() -> AuditReport {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-users-groups.json");
+    let loaded = source::from_bytes(
+        &std::fs::read(path).unwrap(),
+        "examples/acme-users-groups.json",
+    )
+    .unwrap();
+    let mut rules = RuleSet::builtin();
+    rules
+        .apply_set("external-email-domain.allowed_domains=[acme.example]")
+        .unwrap();
+    audit(&loaded, &rules, NOW.parse().unwrap()).unwrap()
+}
+
+fn render_to_string(report: &AuditReport, format: Format) -> String {
+    let mut out = Vec::new();
+    render::render(report, format, &RenderOptions::default(), &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn snapshots_of_every_format() {
+    let report = example_report();
+    for format in Format::ALL {
+        let out = render_to_string(&report, format);
+        insta::assert_snapshot!(format!("acme.{}", format.as_str()), out);
+    }
+}
+
+/// A report whose values try every trick: markup, attribute breaking, formulas, control
+/// characters, very long and non-ASCII text.
+fn hostile_report() -> AuditReport {
+    let long = "x".repeat(10_000);
+    let evil_group = json!({"id": "g\"><img src=x onerror=alert(1)>", "name": "=HYPERLINK(\"http://evil.example\",\"click\")"});
+    let users = json!({"data": [
+        {"id": "u-<script>alert(1)</script>", "record_type": "organization_sub_user",
+         "email": "<script>alert('pwn')</script>@evil.example", "user_status": "disabled",
+         "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": null, "groups": [evil_group]},
+        {"id": "u2", "record_type": "organization_sub_user",
+         "email": "=cmd|' /C calc'!A0@evil.example", "user_status": "enabled",
+         "organization_user_bypasses_sso": true,
+         "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": "2020-01-02T00:00:00Z",
+         "groups": [{"id": "g2", "name": "Jürgen's \"Team\" | 日本 \u{1b}[31m"}]},
+        {"id": "u3", "record_type": "organization_owner",
+         "email": format!("{long}@evil.example"), "user_status": "enabled",
+         "organization_user_bypasses_sso": false,
+         "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": "2026-11-01T00:00:00Z",
+         "groups": [{"id": "g3", "name": "+SUM(1,2)"}]},
+        {"id": "u4", "record_type": "organization_sub_user",
+         "email": "@SUM(A1)+jürgen@例え.example", "user_status": "enabled",
+         "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": null, "groups": []},
+    ]});
+    let loaded = source::from_bytes(users.to_string().as_bytes(), "hostile.json").unwrap();
+    audit(&loaded, &RuleSet::builtin(), NOW.parse().unwrap()).unwrap()
+}
+
+#[test]
+fn hostile_values_render_safely_in_html() {
+    let report = hostile_report();
+    assert!(report.findings.len() >= 5, "{}", report.findings.len());
+    let html = render_to_string(&report, Format::Html);
+    assert!(!html.contains("<script>alert"), "script injected");
+    assert!(!html.contains("<img src=x"), "markup injected");
+    assert!(!html.contains("\" onerror"), "attribute broken out of");
+    assert!(html.contains("&lt;script&gt;alert("), "escaped text shown");
+    assert!(html.contains("jürgen@例え.example"), "non-ASCII kept");
+    assert_eq!(html.matches("<script>").count(), 1, "only our own script");
+    // Nothing is loaded from anywhere: no URL in src or href, and a CSP forbidding requests.
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(html.contains("default-src 'none'"));
+}
+
+#[test]
+fn hostile_values_render_safely_in_markdown() {
+    let md = render_to_string(&hostile_report(), Format::Markdown);
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(md.contains("&lt;script&gt;"));
+    for line in md.lines().filter(|l| l.starts_with("| ")) {
+        let unescaped = line
+            .char_indices()
+            .filter(|&(i, c)| c == '|' && (i == 0 || line.as_bytes()[i - 1] != b'\\'))
+            .count();
+        assert_eq!(unescaped, 3, "a table row broke: {line}");
+    }
+    assert!(!md.contains('\u{1b}'));
+    assert!(md.contains("… and") || md.len() < 40_000);
+}
+
+#[test]
+fn hostile_values_render_safely_in_csv() {
+    let csv_text = render_to_string(&hostile_report(), Format::Csv);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        render::CSV_COLUMNS
+    );
+    let mut rows = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        rows += 1;
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula cell: {cell:?}"
+            );
+        }
+        let evidence: serde_json::Value = serde_json::from_str(&record[10]).unwrap();
+        assert!(evidence.is_object());
+    }
+    assert_eq!(rows, hostile_report().findings.len());
+    assert!(csv_text.contains("'=cmd|' /C calc'!A0@evil.example"));
+    assert!(csv_text.contains("'@SUM(A1)+jürgen@例え.example"));
+}
+
+#[test]
+fn hostile_values_render_safely_in_text_and_json() {
+    let report = hostile_report();
+    let text = render_to_string(&report, Format::Text);
+    assert!(!text.contains('\u{1b}'), "an escape sequence reached the terminal");
+    let json = render_to_string(&report, Format::Json);
+    let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, serde_json::to_value(&report).unwrap());
+}
+
+fn xmllint() -> Option<&'static str> {
+    let found = Command::new("xmllint").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "xmllint is missing; .ci/run installs libxml2-utils"
+        );
+        eprintln!("skipped: xmllint is not installed (apt-get install libxml2-utils)");
+        return None;
+    }
+    Some("xmllint")
+}
+
+/// Validates XML against the JUnit schema; returns xmllint's verdict.
+fn validate_junit(xml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junit.xml");
+    std::fs::write(&file, xml).unwrap();
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit.xsd");
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd)
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn junit_output_is_valid_against_the_schema() {
+    if xmllint().is_none() {
+        return;
+    }
+    for report in [example_report(), hostile_report()] {
+        let xml = render_to_string(&report, Format::Junit);
+        let (ok, msg) = validate_junit(&xml);
+        assert!(ok, "{msg}\n{xml}");
+        assert_eq!(
+            xml.matches("<testcase ").count(),
+            report.rules.len(),
+            "one test case per rule"
+        );
+        let failing = report.rules.iter().filter(|r| r.findings > 0).count();
+        assert_eq!(xml.matches("<failure ").count(), failing);
+    }
+    // The validator does reject what the schema forbids.
+    let xml = render_to_string(&example_report(), Format::Junit).replacen(
+        "<testcase ",
+        "<testcase bogus=\"1\" ",
+        1,
+    );
+    assert!(!validate_junit(&xml).0);
+}
+
+#[test]
+fn markdown_truncates_long_lists_with_a_count() {
+    let mut users = Vec::new();
+    for i in 0..30 {
+        users.push(json!({"id": format!("u{i:02}"), "record_type": "organization_sub_user",
+            "email": format!("u{i}@acme.example"), "user_status": "enabled",
+            "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": "2020-01-02T00:00:00Z",
+            "groups": [{"id": "g", "name": "G"}]}));
+    }
+    let body = json!({ "data": users }).to_string();
+    let loaded = source::from_bytes(body.as_bytes(), "many.json").unwrap();
+    let report = audit(&loaded, &RuleSet::builtin(), NOW.parse().unwrap()).unwrap();
+    let md = render_to_string(&report, Format::Markdown);
+    assert!(md.contains("_… and 10 more._"), "{md}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| u")).count(), 20);
+}
+
+#[test]
+fn custom_templates_replace_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("report.md"),
+        "{{ report.summary.findings }} findings for {{ report.findings[0].subject.email }}\n",
+    )
+    .unwrap();
+    let opts = RenderOptions {
+        templates: render::Templates::from_dir(dir.path()).unwrap(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    render::render(&hostile_report(), Format::Markdown, &opts, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("6 findings for "), "{text}");
+    assert!(!text.contains("<script>"), "custom templates escape too: {text}");
+    // A name the folder lacks falls back to the built-in template.
+    let mut out = Vec::new();
+    render::render(&example_report(), Format::Html, &opts, &mut out).unwrap();
+    assert!(String::from_utf8(out).unwrap().starts_with("<!doctype html>"));
+}
