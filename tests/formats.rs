@@ -130,7 +130,10 @@ fn hostile_values_render_safely_in_csv() {
 fn hostile_values_render_safely_in_text_and_json() {
     let report = hostile_report();
     let text = render_to_string(&report, Format::Text);
-    assert!(!text.contains('\u{1b}'), "an escape sequence reached the terminal");
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape sequence reached the terminal"
+    );
     let json = render_to_string(&report, Format::Json);
     let back: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(back, serde_json::to_value(&report).unwrap());
@@ -198,10 +201,12 @@ fn junit_output_is_valid_against_the_schema() {
 fn markdown_truncates_long_lists_with_a_count() {
     let mut users = Vec::new();
     for i in 0..30 {
-        users.push(json!({"id": format!("u{i:02}"), "record_type": "organization_sub_user",
+        users.push(
+            json!({"id": format!("u{i:02}"), "record_type": "organization_sub_user",
             "email": format!("u{i}@acme.example"), "user_status": "enabled",
             "created_at": "2020-01-01T00:00:00Z", "last_sign_in_at": "2020-01-02T00:00:00Z",
-            "groups": [{"id": "g", "name": "G"}]}));
+            "groups": [{"id": "g", "name": "G"}]}),
+        );
     }
     let body = json!({ "data": users }).to_string();
     let loaded = source::from_bytes(body.as_bytes(), "many.json").unwrap();
@@ -227,9 +232,14 @@ fn custom_templates_replace_the_built_in_ones() {
     render::render(&hostile_report(), Format::Markdown, &opts, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("6 findings for "), "{text}");
-    assert!(!text.contains("<script>"), "custom templates escape too: {text}");
+    assert!(
+        !text.contains("<script>"),
+        "custom templates escape too: {text}"
+    );
     // A name the folder lacks falls back to the built-in template.
     let mut out = Vec::new();
     render::render(&example_report(), Format::Html, &opts, &mut out).unwrap();
-    assert!(String::from_utf8(out).unwrap().starts_with("<!doctype html>"));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .starts_with("<!doctype html>"));
 }
