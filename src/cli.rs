@@ -243,6 +243,19 @@ pub struct AuditArgs {
     /// Exit with status 1 when an unwaived finding is at or above this severity.
     #[arg(long, value_enum, default_value = "none", value_name = "SEVERITY")]
     pub fail_on: FailOn,
+    /// Gate only on findings that are new against --baseline (at or above --fail-on, or any
+    /// severity without it).
+    #[arg(long, requires = "baseline")]
+    pub fail_on_new: bool,
+    /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
+    #[arg(long, value_name = "PATH")]
+    pub waivers: Option<PathBuf>,
+    /// The furthest a waiver may expire, in days from now [default: 365].
+    #[arg(long, value_name = "DAYS")]
+    pub waiver_max_days: Option<u32>,
     /// Colour in text output.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub color: ColorWhen,
@@ -479,6 +492,23 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
             }
         }
     };
+    let mut report = report;
+    if let Some(path) = &args.baseline {
+        let b = orgaudit::baseline::load(path)?;
+        orgaudit::baseline::apply(&mut report, &b);
+    }
+    let waivers_path = args
+        .waivers
+        .clone()
+        .or_else(|| cfg.as_ref().and_then(|c| c.waivers.clone()));
+    if let Some(path) = waivers_path {
+        let max = args
+            .waiver_max_days
+            .or(cfg.as_ref().and_then(|c| c.waiver_max_days))
+            .unwrap_or(orgaudit::waivers::DEFAULT_MAX_DAYS);
+        let list = orgaudit::waivers::load(&path, now, max).map_err(Error::Config)?;
+        orgaudit::waivers::apply(&mut report, &list, now);
+    }
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         for w in &report.warnings {
@@ -514,25 +544,28 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     write_output(args.output.as_ref(), |out| {
         render::render(&report, args.format.into(), &opts, out)
     })?;
-    Ok(gate(&report, args.fail_on))
+    Ok(gate(&report, args.fail_on, args.fail_on_new))
 }
 
-fn gate(report: &AuditReport, fail_on: FailOn) -> Outcome {
+fn gate(report: &AuditReport, fail_on: FailOn, only_new: bool) -> Outcome {
     let threshold = match fail_on {
         FailOn::Critical => Severity::Critical,
         FailOn::High => Severity::High,
         FailOn::Medium => Severity::Medium,
         FailOn::Low => Severity::Low,
         FailOn::Info => Severity::Info,
+        FailOn::None if only_new => Severity::Info,
         FailOn::None => return Outcome::Ok,
     };
-    let n = report.count_reaching(threshold);
+    let n = report.count_reaching(threshold, only_new);
     if n == 0 {
         return Outcome::Ok;
     }
     eprintln!(
-        "orgaudit: {n} finding{} at or above {threshold} (--fail-on {threshold})",
-        if n == 1 { "" } else { "s" }
+        "orgaudit: {n} unwaived{} finding{} at or above {threshold} (--fail-on {threshold}{})",
+        if only_new { " new" } else { "" },
+        if n == 1 { "" } else { "s" },
+        if only_new { " --fail-on-new" } else { "" }
     );
     Outcome::PolicyFailed
 }

@@ -51,9 +51,13 @@ pub struct Config {
     pub path: String,
     pub telnyx: TelnyxSettings,
     pub organizations: Vec<Organization>,
+    /// The waivers file, relative paths taken from the configuration's folder.
+    pub waivers: Option<std::path::PathBuf>,
+    /// The furthest a waiver may expire, in days.
+    pub waiver_max_days: Option<u32>,
 }
 
-const TOP_KEYS: &[&str] = &["telnyx", "organizations"];
+const TOP_KEYS: &[&str] = &["telnyx", "organizations", "waivers", "waiver_max_days"];
 const TELNYX_KEYS: &[&str] = &[
     "base_url",
     "retries",
@@ -194,6 +198,17 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                         _ => {}
                     }
                 }
+            }
+            "waivers" => {
+                if let Some(p) = r.string(v, "waivers") {
+                    let base = Path::new(name).parent().unwrap_or(Path::new(""));
+                    cfg.waivers = Some(base.join(p));
+                }
+            }
+            "waiver_max_days" => {
+                cfg.waiver_max_days = r
+                    .number(v, "waiver_max_days", 1.0, 3650.0)
+                    .map(|n| n as u32)
             }
             "organizations" => {
                 let NodeKind::Seq(items) = &v.kind else {

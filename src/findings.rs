@@ -3,14 +3,14 @@
 //! [`AuditReport`] serializes to the JSON output format (schema version 1) as it is; the other
 //! formats are views of the same data.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::{SourceInfo, Warning};
 use crate::rules::{Reference, Scope, Severity};
 
 /// What a finding is about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
     pub kind: Scope,
     pub id: String,
@@ -18,11 +18,41 @@ pub struct Subject {
     pub name: Option<String>,
 }
 
+/// Whether a finding was in the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineStatus {
+    /// Not in the baseline.
+    New,
+    /// In the baseline too (same fingerprint).
+    Unchanged,
+    /// In the baseline, gone now (only in `resolved`).
+    Resolved,
+}
+
+/// The accepted risk that covers a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaiverInfo {
+    /// The waiver's `rule` as written (an id or a glob).
+    pub rule: String,
+    /// The waiver's `subject`, or `*` for `all_subjects: true`.
+    pub subject: String,
+    pub reason: String,
+    pub approved_by: String,
+    /// `YYYY-MM-DD`; the waiver applies through that day (UTC).
+    pub expires: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ticket: Option<String>,
+    /// Where the waiver is written: `file:line:column`.
+    pub source: String,
+}
+
 /// One rule firing for one subject, with the evidence that made it fire.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// The organization's name, when several are audited together.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub organization: Option<String>,
     pub rule_id: String,
     pub severity: Severity,
@@ -32,6 +62,12 @@ pub struct Finding {
     pub evidence: serde_json::Map<String, serde_json::Value>,
     pub fingerprint: String,
     pub waived: bool,
+    /// Set when the audit ran against a baseline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub baseline_status: Option<BaselineStatus>,
+    /// The waiver that covers this finding, when `waived`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub waiver: Option<WaiverInfo>,
 }
 
 /// A stable identity of a finding across runs: rule id, subject kind and subject id hashed
@@ -120,6 +156,14 @@ pub struct Summary {
     pub rules_evaluated: usize,
     pub findings: usize,
     pub by_severity: BySeverity,
+    /// Findings covered by a waiver (counted in `findings` too).
+    pub waived: usize,
+    /// With a baseline: findings not in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<usize>,
+    /// With a baseline: baseline findings that are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<usize>,
 }
 
 /// A rule that was evaluated, with its finding count.
@@ -159,17 +203,34 @@ pub struct AuditReport {
     pub summary: Summary,
     pub rules: Vec<RuleOutcome>,
     pub findings: Vec<Finding>,
+    /// With a baseline: the baseline's findings that are gone, as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Vec<Finding>>,
+    /// With a baseline: which one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo>,
     pub warnings: Vec<Warning>,
+}
+
+/// The baseline an audit was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineInfo {
+    pub path: String,
+    /// The baseline audit's `audited_at`.
+    pub audited_at: String,
+    pub findings: usize,
 }
 
 impl AuditReport {
     pub const SCHEMA_VERSION: u32 = 1;
 
-    /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on).
-    pub fn count_reaching(&self, threshold: Severity) -> usize {
+    /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on);
+    /// with `only_new`, only those new against the baseline.
+    pub fn count_reaching(&self, threshold: Severity, only_new: bool) -> usize {
         self.findings
             .iter()
             .filter(|f| !f.waived && f.severity >= threshold)
+            .filter(|f| !only_new || f.baseline_status == Some(BaselineStatus::New))
             .count()
     }
 }
@@ -194,6 +255,8 @@ mod tests {
             evidence: Default::default(),
             fingerprint: fingerprint(rule, Scope::User, id),
             waived: false,
+            baseline_status: None,
+            waiver: None,
         }
     }
 

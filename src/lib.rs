@@ -17,6 +17,7 @@
 //! assert_eq!(result.findings[0].rule_id, "owner-sso-bypass");
 //! ```
 
+pub mod baseline;
 pub mod config;
 pub mod engine;
 pub mod findings;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod render;
 pub mod rules;
 pub mod source;
+pub mod waivers;
 pub mod yaml;
 
 use std::path::PathBuf;
@@ -44,9 +46,11 @@ pub enum Error {
     Rules(#[from] rules::RuleErrors),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
-    /// Configuration file problems, with file:line:column.
+    /// Configuration or waiver file problems, with file:line:column.
     #[error("{0}")]
     Config(rules::RuleErrors),
+    #[error(transparent)]
+    Baseline(#[from] baseline::BaselineError),
     /// Fetch failures, one per organization that failed (`None`: the only one).
     #[error("{}", fetch_errors(.0))]
     Fetch(Vec<(Option<String>, source::telnyx::FetchError)>),
@@ -233,9 +237,14 @@ pub fn audit(
             rules_evaluated: compiled.len(),
             findings: findings.len(),
             by_severity,
+            waived: 0,
+            new: None,
+            resolved: None,
         },
         rules: outcomes,
         findings,
+        resolved: None,
+        baseline: None,
         warnings,
     })
 }

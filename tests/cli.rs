@@ -106,7 +106,7 @@ fn json_document_shape() {
     assert_eq!(
         doc["summary"],
         serde_json::json!({"users": 14, "groups": 5, "rules_evaluated": 11, "findings": 14,
-            "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1}})
+            "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1}, "waived": 0})
     );
     let rules = doc["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 11);
@@ -258,7 +258,7 @@ fn exit_codes_follow_fail_on() {
     assert_eq!(gated.code, 1);
     assert_eq!(
         gated.stderr,
-        "orgaudit: 8 findings at or above medium (--fail-on medium)\n"
+        "orgaudit: 8 unwaived findings at or above medium (--fail-on medium)\n"
     );
     assert_eq!(code(&["--fail-on", "severe"]), 2);
     assert_eq!(code(&["--now", "yesterday"]), 2);

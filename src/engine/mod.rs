@@ -428,6 +428,8 @@ impl<'a> Ctx<'a> {
             message,
             evidence,
             waived: false,
+            baseline_status: None,
+            waiver: None,
         }
     }
 }

@@ -14,7 +14,7 @@ pub mod registry;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use compile::{Cmp, CompiledRule, EvidenceItem, ListTest, Pred, StrTest, TimeTest};
 pub use error::{RuleError, RuleErrors};
@@ -23,7 +23,7 @@ pub use parse::{Cond, Operand, Quantifier};
 use crate::yaml::Pos;
 
 /// How serious a finding is. Ordered: `Info < Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -63,7 +63,7 @@ impl fmt::Display for Severity {
 }
 
 /// What a rule's findings are about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     User,
