@@ -46,6 +46,7 @@ pub enum OutputFormat {
     Markdown,
     Csv,
     Junit,
+    Github,
 }
 
 impl From<OutputFormat> for render::Format {
@@ -57,6 +58,7 @@ impl From<OutputFormat> for render::Format {
             OutputFormat::Markdown => render::Format::Markdown,
             OutputFormat::Csv => render::Format::Csv,
             OutputFormat::Junit => render::Format::Junit,
+            OutputFormat::Github => render::Format::Github,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! embedded, replaceable with `--templates DIR`).
 
 mod csv;
+mod github;
 mod json;
 mod rules;
 mod templates;
@@ -34,16 +35,19 @@ pub enum Format {
     Csv,
     /// JUnit XML: one test case per rule, for CI test reporters.
     Junit,
+    /// GitHub Actions workflow commands: an annotation per finding.
+    Github,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Text,
         Format::Json,
         Format::Html,
         Format::Markdown,
         Format::Csv,
         Format::Junit,
+        Format::Github,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,6 +57,7 @@ impl Format {
             Format::Markdown => "markdown",
             Format::Csv => "csv",
             Format::Junit => "junit",
+            Format::Github => "github",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -107,6 +112,7 @@ pub fn render(
         Format::Text => text::render(report, &opts.text, out)?,
         Format::Json => json::render(report, out)?,
         Format::Csv => csv::render(report, out)?,
+        Format::Github => github::render(report, out)?,
         Format::Html | Format::Markdown | Format::Junit => {
             let view = View::new(report, opts.markdown_limit);
             let ctx = minijinja::Value::from(minijinja::value::Serde(&view));

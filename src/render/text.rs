@@ -109,7 +109,7 @@ pub(super) fn render(
                 first.title
             )?;
             for f in same {
-                writeln!(out, "    - {}", clean(&f.message))?;
+                writeln!(out, "    - {}{}", tags(f, &st), clean(&f.message))?;
                 let org = f
                     .organization
                     .as_ref()
@@ -122,6 +122,24 @@ pub(super) fn render(
                 writeln!(out, "      {}", st.paint("2", &clean(&line)))?;
             }
             rest = tail;
+        }
+    }
+    if let Some(resolved) = report.resolved.as_ref().filter(|r| !r.is_empty()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {} since the baseline",
+            st.paint("1;32", "RESOLVED"),
+            plural(resolved.len(), "finding", "findings")
+        )?;
+        for f in resolved {
+            writeln!(
+                out,
+                "  - {} {}: {}",
+                f.rule_id,
+                clean(f.subject.email.as_deref().unwrap_or(&f.subject.id)),
+                clean(&f.message)
+            )?;
         }
     }
     if opts.warnings && !report.warnings.is_empty() {
@@ -149,13 +167,39 @@ pub(super) fn render(
             ),
         )
     };
+    let mut tail = String::new();
+    if s.waived > 0 {
+        tail.push_str(&format!(" | {} waived", s.waived));
+    }
+    if let (Some(new), Some(resolved)) = (s.new, s.resolved) {
+        tail.push_str(&format!(
+            " | {new} new, {resolved} resolved since the baseline"
+        ));
+    }
     writeln!(
         out,
-        "{head} | {} over {} and {}",
+        "{head}{tail} | {} over {} and {}",
         plural(s.rules_evaluated, "rule", "rules"),
         plural(s.users, "user", "users"),
         plural(s.groups, "group", "groups")
     )
+}
+
+/// `[new]` and `[waived until ...: reason]` before a finding's message.
+fn tags(f: &Finding, st: &Style) -> String {
+    let mut t = String::new();
+    if f.baseline_status == Some(crate::findings::BaselineStatus::New) {
+        t.push_str(&st.paint("1;35", "[new]"));
+        t.push(' ');
+    }
+    if let Some(w) = &f.waiver {
+        t.push_str(&st.paint(
+            "2",
+            &format!("[waived until {}: {}]", w.expires, clean(&w.reason)),
+        ));
+        t.push(' ');
+    }
+    t
 }
 
 /// Text from the report made safe for a terminal: control characters (an ANSI escape hidden in

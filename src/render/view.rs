@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::findings::{AuditReport, Finding, RuleOutcome};
+use crate::findings::{AuditReport, BaselineStatus, Finding, RuleOutcome};
 use crate::rules::Severity;
 
 /// Frameworks in the order the compliance view shows them; others follow by name.
@@ -29,6 +29,10 @@ pub struct SeverityCount {
 pub struct RuleGroup<'a> {
     pub rule: &'a RuleOutcome,
     pub findings: &'a [Finding],
+    /// Findings not covered by a waiver: what makes the rule fail.
+    pub unwaived: usize,
+    /// Findings new against the baseline.
+    pub new: usize,
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,10 @@ pub struct View<'a> {
     pub compliance: Vec<Framework>,
     /// At most this many findings per rule in compact formats (Markdown).
     pub limit: usize,
+    /// With a baseline: the resolved findings by rule id.
+    pub resolved_by_rule: BTreeMap<String, Vec<&'a Finding>>,
+    /// Rules with unwaived findings (failing JUnit test cases).
+    pub failing_rules: usize,
 }
 
 impl<'a> View<'a> {
@@ -96,12 +104,27 @@ impl<'a> View<'a> {
                 groups.push(RuleGroup {
                     rule,
                     findings: same,
+                    unwaived: same.iter().filter(|f| !f.waived).count(),
+                    new: same
+                        .iter()
+                        .filter(|f| f.baseline_status == Some(BaselineStatus::New))
+                        .count(),
                 });
             }
             rest = tail;
         }
         let clean_rules = report.rules.iter().filter(|r| r.findings == 0).collect();
+        let mut resolved_by_rule: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
+        for f in report.resolved.iter().flatten() {
+            resolved_by_rule
+                .entry(f.rule_id.clone())
+                .or_default()
+                .push(f);
+        }
+        let failing_rules = groups.iter().filter(|g| g.unwaived > 0).count();
         View {
+            resolved_by_rule,
+            failing_rules,
             report,
             severities,
             groups,

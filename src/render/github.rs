@@ -1,0 +1,80 @@
+//! GitHub Actions workflow commands: one `::error`, `::warning` or `::notice` line per finding,
+//! so findings show up as annotations of the run. Values are escaped as the runner requires, so
+//! a hostile email cannot inject a workflow command of its own.
+
+use std::io::{self, Write};
+
+use crate::findings::{AuditReport, BaselineStatus};
+use crate::rules::Severity;
+
+/// Escapes a command's message.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a command's property value.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    for f in &report.findings {
+        let level = if f.waived {
+            "notice"
+        } else {
+            match f.severity {
+                Severity::Critical | Severity::High => "error",
+                Severity::Medium => "warning",
+                Severity::Low | Severity::Info => "notice",
+            }
+        };
+        let mut title = format!("{} ({}) - {}", f.rule_id, f.severity, f.title);
+        if f.baseline_status == Some(BaselineStatus::New) {
+            title.insert_str(0, "[new] ");
+        }
+        let mut message = f.message.clone();
+        if let Some(org) = &f.organization {
+            message = format!("[{org}] {message}");
+        }
+        if let Some(w) = &f.waiver {
+            message.push_str(&format!(" (waived until {}: {})", w.expires, w.reason));
+        }
+        writeln!(
+            out,
+            "::{level} title={}::{}",
+            escape_property(&title),
+            escape_data(&message)
+        )?;
+    }
+    let s = &report.summary;
+    let mut summary = format!(
+        "{} findings: {} critical, {} high, {} medium, {} low, {} info; {} waived",
+        s.findings,
+        s.by_severity.critical,
+        s.by_severity.high,
+        s.by_severity.medium,
+        s.by_severity.low,
+        s.by_severity.info,
+        s.waived
+    );
+    if let (Some(n), Some(r)) = (s.new, s.resolved) {
+        summary.push_str(&format!("; {n} new, {r} resolved since the baseline"));
+    }
+    writeln!(out, "::notice title=orgaudit::{}", escape_data(&summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_prevents_injection() {
+        assert_eq!(
+            escape_data("a\n::set-env name=x::y%"),
+            "a%0A::set-env name=x::y%25"
+        );
+        assert_eq!(escape_property("a:b,c\r"), "a%3Ab%2Cc%0D");
+    }
+}
