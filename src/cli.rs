@@ -291,6 +291,12 @@ pub enum RulesCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run rule tests (`*.test.yaml` next to the rules) and report like a test runner.
+    Test {
+        /// Test files, or folders to search for `*.test.yaml`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the rule syntax reference (fields, operators, condition forms) as Markdown.
     Reference,
 }
@@ -670,6 +676,33 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+        RulesCommand::Test { paths } => {
+            let files = orgaudit::ruletest::find(&paths).map_err(Error::Rules)?;
+            if files.is_empty() {
+                return Err(Error::Usage(
+                    "no rule tests found (files named *.test.yaml)".into(),
+                ));
+            }
+            let mut results = Vec::new();
+            let mut errors = Vec::new();
+            for f in &files {
+                match orgaudit::ruletest::load(f).and_then(|t| orgaudit::ruletest::run(&t)) {
+                    Ok(r) => results.push((f.display().to_string(), r)),
+                    Err(e) => errors.extend(e.0),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Error::Rules(orgaudit::rules::RuleErrors(errors)));
+            }
+            let mut failed = 0;
+            write_output(None, |out| {
+                failed = orgaudit::ruletest::report(&results, out)?.1;
+                Ok(())
+            })?;
+            if failed > 0 {
+                return Ok(Outcome::PolicyFailed);
+            }
         }
         RulesCommand::Reference => {
             print!("{}", orgaudit::rules::registry::reference_markdown());

@@ -24,6 +24,7 @@ pub mod findings;
 pub mod model;
 pub mod render;
 pub mod rules;
+pub mod ruletest;
 pub mod source;
 pub mod waivers;
 pub mod yaml;

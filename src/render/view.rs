@@ -69,6 +69,8 @@ pub struct View<'a> {
     pub limit: usize,
     /// With a baseline: the resolved findings by rule id.
     pub resolved_by_rule: BTreeMap<String, Vec<&'a Finding>>,
+    /// With a baseline: resolved findings of rules that this audit did not evaluate.
+    pub resolved_elsewhere: Vec<&'a Finding>,
     /// Rules with unwaived findings (failing JUnit test cases).
     pub failing_rules: usize,
 }
@@ -122,7 +124,14 @@ impl<'a> View<'a> {
                 .push(f);
         }
         let failing_rules = groups.iter().filter(|g| g.unwaived > 0).count();
+        let resolved_elsewhere = report
+            .resolved
+            .iter()
+            .flatten()
+            .filter(|f| !report.rules.iter().any(|r| r.id == f.rule_id))
+            .collect();
         View {
+            resolved_elsewhere,
             resolved_by_rule,
             failing_rules,
             report,
