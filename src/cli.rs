@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orgaudit::config::{self, Config, FetchFlags};
 use orgaudit::findings::AuditReport;
+use orgaudit::notify;
 use orgaudit::render::{self, TextOptions};
 use orgaudit::rules::{RuleSet, Severity};
 use orgaudit::source::telnyx::{FetchEvent, Fetched, ReportFormat};
@@ -36,6 +37,19 @@ pub enum Command {
     /// List, show, validate rules, or print the rule syntax reference.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and print the settings it gives (secrets masked).
+    Check {
+        /// The configuration file.
+        #[arg(long, value_name = "PATH", default_value = "orgaudit.yaml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -208,6 +222,64 @@ pub struct FetchArgs {
     pub api: ApiArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailWhen {
+    Always,
+    Findings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailAttach {
+    Html,
+    Json,
+}
+
+/// Sending the findings by email. The SMTP password comes from ORGAUDIT_SMTP_PASSWORD or
+/// --smtp-password-file, never from a plain argument.
+#[derive(Debug, Clone, Args)]
+pub struct EmailArgs {
+    /// Send the findings to this address; repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub email_to: Vec<String>,
+    /// Copy to this address; repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub email_cc: Vec<String>,
+    /// The sender, e.g. "orgaudit <orgaudit@acme.example>".
+    #[arg(long, value_name = "ADDR")]
+    pub email_from: Option<String>,
+    /// The subject, a minijinja template [default: orgaudit: N findings (...) in ORG].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub email_subject: Option<String>,
+    /// The SMTP server: smtp://host[:port] (STARTTLS when offered; ?tls=required to insist) or
+    /// smtps://host[:465], with an optional user@.
+    #[arg(long, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Read the SMTP password from this file instead of ORGAUDIT_SMTP_PASSWORD.
+    #[arg(long, value_name = "PATH")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) for the SMTP server's TLS, besides the system's.
+    #[arg(long, value_name = "PATH")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Allow the password over a connection that may stay unencrypted to a non-loopback host.
+    #[arg(long)]
+    pub smtp_insecure: bool,
+    /// Retries on 4xx replies and connection errors [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub smtp_retries: Option<u32>,
+    /// When to send [default: always: "nothing found" is evidence too].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub email_when: Option<EmailWhen>,
+    /// Also attach these (the CSV of findings is always attached); comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "html,json")]
+    pub email_attach: Vec<EmailAttach>,
+    /// A link to the full report (e.g. the CI run's artifact) shown in the email.
+    #[arg(long, value_name = "URL")]
+    pub report_url: Option<String>,
+    /// Write the exact message to this .eml file instead of sending it.
+    #[arg(long, value_name = "PATH")]
+    pub email_dry_run: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The report: a JSON or CSV file, or `-` for standard input. The format is detected from
@@ -242,12 +314,12 @@ pub struct AuditArgs {
     /// built-in ones; a name it lacks falls back to the built-in template.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Exit with status 1 when an unwaived finding is at or above this severity.
-    #[arg(long, value_enum, default_value = "none", value_name = "SEVERITY")]
-    pub fail_on: FailOn,
+    /// Exit with status 1 when an unwaived finding is at or above this severity [default: none].
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
     /// Gate only on findings that are new against --baseline (at or above --fail-on, or any
     /// severity without it).
-    #[arg(long, requires = "baseline")]
+    #[arg(long)]
     pub fail_on_new: bool,
     /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
     #[arg(long, value_name = "PATH")]
@@ -258,6 +330,8 @@ pub struct AuditArgs {
     /// The furthest a waiver may expire, in days from now [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub waiver_max_days: Option<u32>,
+    #[command(flatten)]
+    pub email: EmailArgs,
     /// Colour in text output.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub color: ColorWhen,
@@ -312,6 +386,11 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
+        Command::Config(ConfigCommand::Check { config }) => {
+            let cfg = config::load(&config).map_err(Error::Config)?;
+            print!("{}", config::describe(&cfg));
+            Ok(Outcome::Ok)
+        }
     }
 }
 
@@ -462,10 +541,51 @@ fn fetch(args: FetchArgs) -> Result<Outcome, Error> {
 fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     let now = parse_now(args.now.as_deref())?;
     let cfg = load_config(&args.api)?;
-    let fetching = args.fetch || cfg.as_ref().is_some_and(|c| !c.organizations.is_empty());
+    let file = cfg.clone().unwrap_or_default();
+    // Command-line flags override the configuration file.
+    let input = args.input.clone().or(file.input.clone());
+    let fetching = args.fetch
+        || (args.input.is_none() && (file.fetch == Some(true) || !file.organizations.is_empty()));
+    let baseline_path = args.baseline.clone().or(file.baseline.clone());
+    let fail_on_new = args.fail_on_new || file.fail_on_new == Some(true);
+    if fail_on_new && baseline_path.is_none() {
+        return Err(Error::Usage(
+            "--fail-on-new needs a baseline: give --baseline PATH (an earlier JSON output)".into(),
+        ));
+    }
+    let fail_on = match args.fail_on {
+        Some(f) => f,
+        None => match file.fail_on.as_deref() {
+            Some("critical") => FailOn::Critical,
+            Some("high") => FailOn::High,
+            Some("medium") => FailOn::Medium,
+            Some("low") => FailOn::Low,
+            Some("info") => FailOn::Info,
+            _ => FailOn::None,
+        },
+    };
+    let mut rule_opts = args.rules.options();
+    rule_opts.no_builtin |= file.rules.builtin == Some(false);
+    rule_opts.paths = file
+        .rules
+        .paths
+        .iter()
+        .cloned()
+        .chain(rule_opts.paths)
+        .collect();
+    rule_opts.sets = file
+        .rules
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(rule_opts.sets)
+        .collect();
+    rule_opts.disable.extend(file.rules.disable.iter().cloned());
+    rule_opts.enable.extend(file.rules.enable.iter().cloned());
+    let email = email_plan(&args.email, file.email.as_ref())?;
     // Rules first: a broken rule file is reported before any request is sent.
-    let rules = orgaudit::load_rules(&args.rules.options())?;
-    let report = match (&args.input, fetching) {
+    let rules = orgaudit::load_rules(&rule_opts)?;
+    let report = match (&input, fetching) {
         (Some(_), true) => {
             return Err(Error::Usage(
                 "--input and fetching (--fetch, or `organizations` in --config) exclude each other".into(),
@@ -501,7 +621,7 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
         }
     };
     let mut report = report;
-    if let Some(path) = &args.baseline {
+    if let Some(path) = &baseline_path {
         let b = orgaudit::baseline::load(path)?;
         orgaudit::baseline::apply(&mut report, &b);
     }
@@ -523,7 +643,7 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
             let _ = writeln!(err, "{}", render::clean_text(&w.to_string()));
         }
     }
-    let templates = match &args.templates {
+    let templates = match args.templates.as_ref().or(file.templates.as_ref()) {
         Some(dir) => render::Templates::from_dir(dir)?,
         None => render::Templates::embedded(),
     };
@@ -542,7 +662,13 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
         ..Default::default()
     };
     // Files named by --report first, so that a broken template fails before stdout is written.
-    for (format, path) in &args.reports {
+    let outputs: Vec<(render::Format, PathBuf)> = file
+        .outputs
+        .iter()
+        .filter_map(|(f, p)| render::Format::parse(f).map(|f| (f, p.clone())))
+        .chain(args.reports.iter().cloned())
+        .collect();
+    for (format, path) in &outputs {
         let opts = options(true);
         write_output(Some(path), |out| {
             render::render(&report, *format, &opts, out)
@@ -552,7 +678,143 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     write_output(args.output.as_ref(), |out| {
         render::render(&report, args.format.into(), &opts, out)
     })?;
-    Ok(gate(&report, args.fail_on, args.fail_on_new))
+    if let Some(plan) = email {
+        deliver(&report, &plan, &templates)?;
+    }
+    Ok(gate(&report, fail_on, fail_on_new))
+}
+
+/// What to send, where and when, checked before the audit runs.
+struct EmailPlan {
+    settings: notify::EmailSettings,
+    smtp: Option<notify::SmtpSettings>,
+    when: notify::SendWhen,
+    dry_run: Option<PathBuf>,
+}
+
+fn email_plan(
+    args: &EmailArgs,
+    file: Option<&config::EmailConfig>,
+) -> Result<Option<EmailPlan>, Error> {
+    let f = file.cloned().unwrap_or_default();
+    let pick = |cli: &Vec<String>, conf: &Vec<String>| {
+        if cli.is_empty() {
+            conf.clone()
+        } else {
+            cli.clone()
+        }
+    };
+    let to = pick(&args.email_to, &f.to);
+    let other_flags = args.email_from.is_some()
+        || args.smtp_url.is_some()
+        || args.email_subject.is_some()
+        || !args.email_cc.is_empty()
+        || !args.email_attach.is_empty();
+    if to.is_empty() {
+        if other_flags || args.email_dry_run.is_some() {
+            return Err(Error::Usage(
+                "email settings without a recipient: give --email-to ADDR (or email.to in the configuration)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let from = args.email_from.clone().or(f.from.clone()).ok_or_else(|| {
+        Error::Usage(
+            "--email-to needs --email-from ADDR (or email.from in the configuration)".into(),
+        )
+    })?;
+    let attach: Vec<notify::Attach> = if args.email_attach.is_empty() {
+        f.attach
+            .iter()
+            .map(|a| {
+                if a == "html" {
+                    notify::Attach::Html
+                } else {
+                    notify::Attach::Json
+                }
+            })
+            .collect()
+    } else {
+        args.email_attach
+            .iter()
+            .map(|a| match a {
+                EmailAttach::Html => notify::Attach::Html,
+                EmailAttach::Json => notify::Attach::Json,
+            })
+            .collect()
+    };
+    let when = match (args.email_when, f.when.as_deref()) {
+        (Some(EmailWhen::Findings), _) | (None, Some("findings")) => notify::SendWhen::Findings,
+        _ => notify::SendWhen::Always,
+    };
+    let settings = notify::EmailSettings {
+        to,
+        cc: pick(&args.email_cc, &f.cc),
+        from,
+        subject: args.email_subject.clone().or(f.subject.clone()),
+        attach,
+        report_url: args.report_url.clone().or(f.report_url.clone()),
+        ..Default::default()
+    };
+    let smtp = match args.smtp_url.clone().or(f.smtp_url.clone()) {
+        None if args.email_dry_run.is_some() => None,
+        None => {
+            return Err(Error::Usage(
+                "--email-to needs --smtp-url URL (or email.smtp_url in the configuration), or --email-dry-run PATH".into(),
+            ))
+        }
+        Some(url) => {
+            let password = match args.smtp_password_file.as_ref().or(f.password_file.as_ref()) {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| {
+                            Error::Usage(format!("{}: cannot read the SMTP password: {e}", p.display()))
+                        })?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                None => std::env::var(f.password_env.as_deref().unwrap_or("ORGAUDIT_SMTP_PASSWORD"))
+                    .ok()
+                    .filter(|p| !p.is_empty()),
+            };
+            let smtp = notify::SmtpSettings {
+                url,
+                password,
+                insecure: args.smtp_insecure || f.insecure == Some(true),
+                ca_file: args.smtp_ca_file.clone().or(f.ca_file.clone()),
+                retries: args.smtp_retries.or(f.retries).unwrap_or(2),
+                timeout: std::time::Duration::from_secs(60),
+            };
+            // Refuse bad or unsafe settings now, before the audit runs.
+            notify::transport(&smtp)?;
+            Some(smtp)
+        }
+    };
+    Ok(Some(EmailPlan {
+        settings,
+        smtp,
+        when,
+        dry_run: args.email_dry_run.clone(),
+    }))
+}
+
+fn deliver(
+    report: &AuditReport,
+    plan: &EmailPlan,
+    templates: &render::Templates,
+) -> Result<(), Error> {
+    if !notify::should_send(report, plan.when) {
+        eprintln!("orgaudit: no findings, so no email (--email-when findings)");
+        return Ok(());
+    }
+    let message = notify::build(report, &plan.settings, templates)?;
+    match (&plan.dry_run, &plan.smtp) {
+        (Some(path), _) => write_output(Some(path), |out| Ok(out.write_all(&message.formatted())?)),
+        (None, Some(smtp)) => Ok(notify::send(&message, smtp)?),
+        (None, None) => Ok(()),
+    }
 }
 
 fn gate(report: &AuditReport, fail_on: FailOn, only_new: bool) -> Outcome {

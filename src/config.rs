@@ -55,9 +55,88 @@ pub struct Config {
     pub waivers: Option<std::path::PathBuf>,
     /// The furthest a waiver may expire, in days.
     pub waiver_max_days: Option<u32>,
+    /// A saved report to audit instead of fetching.
+    pub input: Option<String>,
+    /// Fetch from the Telnyx API even without `organizations`.
+    pub fetch: Option<bool>,
+    pub baseline: Option<std::path::PathBuf>,
+    /// `critical` ... `info`, or `none`.
+    pub fail_on: Option<String>,
+    pub fail_on_new: Option<bool>,
+    pub rules: RuleSettings,
+    /// `(format, path)` written every run, like `--report`.
+    pub outputs: Vec<(String, std::path::PathBuf)>,
+    pub templates: Option<std::path::PathBuf>,
+    pub email: Option<EmailConfig>,
 }
 
-const TOP_KEYS: &[&str] = &["telnyx", "organizations", "waivers", "waiver_max_days"];
+/// The `rules` section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSettings {
+    pub builtin: Option<bool>,
+    pub paths: Vec<std::path::PathBuf>,
+    pub disable: Vec<String>,
+    pub enable: Vec<String>,
+    /// `RULE_ID.PARAM` and a value.
+    pub params: Vec<(String, serde_json::Value)>,
+}
+
+/// The `email` section. The SMTP password is never here: `password_env` names the
+/// environment variable that holds it (default `ORGAUDIT_SMTP_PASSWORD`), or `password_file`
+/// a file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmailConfig {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub smtp_url: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure: Option<bool>,
+    /// `always` or `findings`.
+    pub when: Option<String>,
+    /// `html`, `json`.
+    pub attach: Vec<String>,
+    pub report_url: Option<String>,
+    pub retries: Option<u32>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "input",
+    "fetch",
+    "telnyx",
+    "organizations",
+    "rules",
+    "waivers",
+    "waiver_max_days",
+    "baseline",
+    "fail_on",
+    "fail_on_new",
+    "outputs",
+    "templates",
+    "email",
+];
+const RULES_KEYS: &[&str] = &["builtin", "paths", "disable", "enable", "params"];
+const OUTPUT_KEYS: &[&str] = &["format", "path"];
+const EMAIL_KEYS: &[&str] = &[
+    "to",
+    "cc",
+    "from",
+    "subject",
+    "smtp_url",
+    "password_env",
+    "password_file",
+    "ca_file",
+    "insecure",
+    "when",
+    "attach",
+    "report_url",
+    "retries",
+];
+const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "info", "none"];
+const FORMATS: &[&str] = &["text", "json", "html", "markdown", "csv", "junit", "github"];
 const TELNYX_KEYS: &[&str] = &[
     "base_url",
     "retries",
@@ -120,6 +199,49 @@ impl Reader<'_> {
         }
     }
 
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.scalar() {
+            Some(Scalar::Bool(b)) => Some(b),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!("`{what}` must be true or false; found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
+            NodeKind::Scalar { .. } => self.string(node, what).into_iter().collect(),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!(
+                        "`{what}` must be a list of strings; found {}",
+                        node.describe()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn one_of(&mut self, node: &Node, what: &str, valid: &[&str]) -> Option<String> {
+        let v = self.string(node, what)?;
+        if valid.contains(&v.as_str()) {
+            Some(v)
+        } else {
+            self.err(
+                node.pos,
+                format!("`{what}` must be one of {}; found {v:?}", valid.join(", ")),
+            );
+            None
+        }
+    }
+
     fn number(&mut self, node: &Node, what: &str, min: f64, max: f64) -> Option<f64> {
         let v = match node.scalar() {
             Some(Scalar::Int(i)) => i as f64,
@@ -175,6 +297,10 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
     if docs.len() > 1 {
         r.err(docs[1].pos, "a configuration is one YAML document".into());
     }
+    let base = Path::new(name)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
     for (k, v) in r.map(doc, "the configuration", TOP_KEYS) {
         match k.name.as_str() {
             "telnyx" => {
@@ -199,11 +325,129 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     }
                 }
             }
-            "waivers" => {
-                if let Some(p) = r.string(v, "waivers") {
-                    let base = Path::new(name).parent().unwrap_or(Path::new(""));
-                    cfg.waivers = Some(base.join(p));
+            "waivers" => cfg.waivers = r.string(v, "waivers").map(|p| base.join(p)),
+            "baseline" => cfg.baseline = r.string(v, "baseline").map(|p| base.join(p)),
+            "templates" => cfg.templates = r.string(v, "templates").map(|p| base.join(p)),
+            "input" => {
+                cfg.input = r.string(v, "input").map(|p| {
+                    if p == "-" {
+                        p
+                    } else {
+                        base.join(p).display().to_string()
+                    }
+                })
+            }
+            "fetch" => cfg.fetch = r.boolean(v, "fetch"),
+            "fail_on" => cfg.fail_on = r.one_of(v, "fail_on", SEVERITIES),
+            "fail_on_new" => cfg.fail_on_new = r.boolean(v, "fail_on_new"),
+            "rules" => {
+                for (k, v) in r.map(v, "`rules`", RULES_KEYS) {
+                    let rs = &mut cfg.rules;
+                    match k.name.as_str() {
+                        "builtin" => rs.builtin = r.boolean(v, "rules.builtin"),
+                        "paths" => {
+                            rs.paths = r
+                                .strings(v, "rules.paths")
+                                .into_iter()
+                                .map(|p| base.join(p))
+                                .collect()
+                        }
+                        "disable" => rs.disable = r.strings(v, "rules.disable"),
+                        "enable" => rs.enable = r.strings(v, "rules.enable"),
+                        "params" => match &v.kind {
+                            NodeKind::Map(entries) => {
+                                for (pk, pv) in entries {
+                                    if pk.name.split_once('.').is_none() {
+                                        r.err(
+                                            pk.pos,
+                                            format!(
+                                                "`{}`: parameters are named RULE_ID.PARAM",
+                                                pk.name
+                                            ),
+                                        );
+                                    } else {
+                                        rs.params.push((pk.name.clone(), pv.to_json()));
+                                    }
+                                }
+                            }
+                            _ => r.err(
+                                v.pos,
+                                "`rules.params` must be a mapping of RULE_ID.PARAM to values"
+                                    .into(),
+                            ),
+                        },
+                        _ => {}
+                    }
                 }
+            }
+            "outputs" => match &v.kind {
+                NodeKind::Seq(items) => {
+                    for item in items {
+                        let entries = r.map(item, "an output", OUTPUT_KEYS);
+                        let get =
+                            |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
+                        match (get("format"), get("path")) {
+                            (Some(f), Some(p)) => {
+                                if let (Some(f), Some(p)) =
+                                    (r.one_of(f, "format", FORMATS), r.string(p, "path"))
+                                {
+                                    cfg.outputs.push((f, base.join(p)));
+                                }
+                            }
+                            _ => r.err(item.pos, "an output needs `format` and `path`".into()),
+                        }
+                    }
+                }
+                _ => r.err(
+                    v.pos,
+                    format!(
+                        "`outputs` must be a list of {{format, path}}; found {}",
+                        v.describe()
+                    ),
+                ),
+            },
+            "email" => {
+                let mut e = EmailConfig::default();
+                for (k, v) in r.map(v, "`email`", EMAIL_KEYS) {
+                    match k.name.as_str() {
+                        "to" => e.to = r.strings(v, "email.to"),
+                        "cc" => e.cc = r.strings(v, "email.cc"),
+                        "from" => e.from = r.string(v, "email.from"),
+                        "subject" => e.subject = r.string(v, "email.subject"),
+                        "smtp_url" => {
+                            e.smtp_url = r.string(v, "email.smtp_url");
+                            if e.smtp_url
+                                .as_deref()
+                                .and_then(|u| reqwest::Url::parse(u).ok())
+                                .is_some_and(|u| u.password().is_some())
+                            {
+                                r.err(v.pos, "`email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`".into());
+                            }
+                        }
+                        "password_env" => e.password_env = r.string(v, "email.password_env"),
+                        "password_file" => {
+                            e.password_file =
+                                r.string(v, "email.password_file").map(|p| base.join(p))
+                        }
+                        "ca_file" => e.ca_file = r.string(v, "email.ca_file").map(|p| base.join(p)),
+                        "insecure" => e.insecure = r.boolean(v, "email.insecure"),
+                        "when" => e.when = r.one_of(v, "email.when", &["always", "findings"]),
+                        "attach" => {
+                            e.attach = r.strings(v, "email.attach");
+                            for a in &e.attach {
+                                if a != "html" && a != "json" {
+                                    r.err(v.pos, format!("`email.attach` takes html and json (the CSV is always attached); found {a:?}"));
+                                }
+                            }
+                        }
+                        "report_url" => e.report_url = r.string(v, "email.report_url"),
+                        "retries" => {
+                            e.retries = r.number(v, "email.retries", 0.0, 10.0).map(|n| n as u32)
+                        }
+                        _ => {}
+                    }
+                }
+                cfg.email = Some(e);
             }
             "waiver_max_days" => {
                 cfg.waiver_max_days = r
@@ -378,4 +622,161 @@ pub fn fetch_targets(
         return Err(Error::Fetch(missing));
     }
     Ok((targets, concurrency))
+}
+
+/// The settings a configuration gives, defaults filled in, secrets masked: what
+/// `orgaudit config check` prints. Environment variables are named with whether they are set,
+/// never with their values.
+pub fn describe(cfg: &Config) -> String {
+    use std::fmt::Write as _;
+    let set = |var: &str| {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            "set"
+        } else {
+            "NOT SET"
+        }
+    };
+    let mut o = String::new();
+    let _ = writeln!(o, "configuration: {} (valid)", cfg.path);
+    let source = if let Some(i) = &cfg.input {
+        format!("file {i}")
+    } else if !cfg.organizations.is_empty() {
+        format!("Telnyx API, {} organizations", cfg.organizations.len())
+    } else if cfg.fetch == Some(true) {
+        format!(
+            "Telnyx API (key in {}: {})",
+            crate::source::telnyx::API_KEY_ENV,
+            set(crate::source::telnyx::API_KEY_ENV)
+        )
+    } else {
+        "not set (give --input or --fetch)".into()
+    };
+    let _ = writeln!(o, "source: {source}");
+    let t = &cfg.telnyx;
+    let base = t
+        .base_url
+        .clone()
+        .or_else(|| std::env::var(crate::source::telnyx::BASE_URL_ENV).ok())
+        .unwrap_or_else(|| crate::source::telnyx::DEFAULT_BASE_URL.into());
+    let _ = writeln!(
+        o,
+        "telnyx: base_url {base}, retries {}, timeout {} s, max_bytes {}, concurrency {}",
+        t.retries.unwrap_or(2),
+        t.timeout_seconds.unwrap_or(60.0),
+        t.max_bytes.unwrap_or(1 << 30),
+        t.concurrency.unwrap_or(4)
+    );
+    for org in &cfg.organizations {
+        let _ = writeln!(
+            o,
+            "  organization {}: key in {} ({}){}",
+            org.name,
+            org.api_key_env,
+            set(&org.api_key_env),
+            org.base_url
+                .as_ref()
+                .map(|u| format!(", base_url {u}"))
+                .unwrap_or_default()
+        );
+    }
+    let r = &cfg.rules;
+    let _ = writeln!(
+        o,
+        "rules: built-in pack {}, {} extra path(s){}",
+        if r.builtin == Some(false) {
+            "off"
+        } else {
+            "on"
+        },
+        r.paths.len(),
+        r.paths
+            .iter()
+            .map(|p| format!(" {}", p.display()))
+            .collect::<String>()
+    );
+    if !r.disable.is_empty() {
+        let _ = writeln!(o, "  disabled: {}", r.disable.join(", "));
+    }
+    if !r.enable.is_empty() {
+        let _ = writeln!(o, "  enabled: {}", r.enable.join(", "));
+    }
+    for (k, v) in &r.params {
+        let _ = writeln!(o, "  param {k} = {v}");
+    }
+    let _ = writeln!(
+        o,
+        "fail_on: {}{}",
+        cfg.fail_on.as_deref().unwrap_or("none"),
+        if cfg.fail_on_new == Some(true) {
+            " (new findings only)"
+        } else {
+            ""
+        }
+    );
+    if let Some(b) = &cfg.baseline {
+        let _ = writeln!(o, "baseline: {}", b.display());
+    }
+    if let Some(w) = &cfg.waivers {
+        let _ = writeln!(
+            o,
+            "waivers: {} (at most {} days)",
+            w.display(),
+            cfg.waiver_max_days
+                .unwrap_or(crate::waivers::DEFAULT_MAX_DAYS)
+        );
+    }
+    for (f, p) in &cfg.outputs {
+        let _ = writeln!(o, "output: {f} -> {}", p.display());
+    }
+    if let Some(t) = &cfg.templates {
+        let _ = writeln!(o, "templates: {}", t.display());
+    }
+    match &cfg.email {
+        None => {
+            let _ = writeln!(o, "email: off");
+        }
+        Some(e) => {
+            let pw = e
+                .password_env
+                .clone()
+                .unwrap_or_else(|| "ORGAUDIT_SMTP_PASSWORD".into());
+            let _ = writeln!(
+                o,
+                "email: to {}{}, from {}",
+                e.to.join(", "),
+                if e.cc.is_empty() {
+                    String::new()
+                } else {
+                    format!(", cc {}", e.cc.join(", "))
+                },
+                e.from.as_deref().unwrap_or("NOT SET")
+            );
+            let _ = writeln!(
+                o,
+                "  smtp: {}, password {}",
+                e.smtp_url
+                    .as_deref()
+                    .map(crate::notify::redact_url)
+                    .unwrap_or_else(|| "NOT SET".into()),
+                match &e.password_file {
+                    Some(p) => format!("from file {}", p.display()),
+                    None => format!("in {pw} ({})", set(&pw)),
+                }
+            );
+            let _ = writeln!(
+                o,
+                "  when: {}, attach: csv{}{}",
+                e.when.as_deref().unwrap_or("always"),
+                e.attach
+                    .iter()
+                    .map(|a| format!(", {a}"))
+                    .collect::<String>(),
+                e.report_url
+                    .as_ref()
+                    .map(|u| format!(", report_url {u}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    o
 }

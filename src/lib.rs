@@ -22,6 +22,7 @@ pub mod config;
 pub mod engine;
 pub mod findings;
 pub mod model;
+pub mod notify;
 pub mod render;
 pub mod rules;
 pub mod ruletest;
@@ -52,6 +53,8 @@ pub enum Error {
     Config(rules::RuleErrors),
     #[error(transparent)]
     Baseline(#[from] baseline::BaselineError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
     /// Fetch failures, one per organization that failed (`None`: the only one).
     #[error("{}", fetch_errors(.0))]
     Fetch(Vec<(Option<String>, source::telnyx::FetchError)>),
@@ -83,6 +86,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Fetch(errors) => errors.iter().map(|(_, e)| e.exit_code()).min().unwrap_or(3),
+            Error::Notify(e) => e.exit_code(),
             _ => 2,
         }
     }

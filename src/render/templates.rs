@@ -11,6 +11,8 @@ pub(crate) static EMBEDDED: &[(&str, &str)] = &[
     ("report.html", include_str!("../../templates/report.html")),
     ("report.md", include_str!("../../templates/report.md")),
     ("junit.xml", include_str!("../../templates/junit.xml")),
+    ("email.txt", include_str!("../../templates/email.txt")),
+    ("email.html", include_str!("../../templates/email.html")),
 ];
 
 /// A template that failed, with its name and line.
@@ -83,6 +85,19 @@ impl Templates {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, s)| s.to_string()))
+    }
+
+    /// Renders a template given as text (e.g. a subject line); `name` identifies it in errors.
+    /// Nothing is escaped.
+    pub fn render_str(
+        &self,
+        name: &str,
+        source: &str,
+        ctx: Value,
+    ) -> Result<String, TemplateError> {
+        environment()
+            .render_named_str(name, source, ctx)
+            .map_err(|e| TemplateError::from_minijinja(name, &e))
     }
 
     /// Renders template `name` with `ctx`.
