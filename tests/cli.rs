@@ -638,3 +638,117 @@ fn input_and_fetch_exclude_each_other() {
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "error: --save-report goes with --fetch\n");
 }
+
+#[test]
+fn config_check_prints_effective_settings_without_secrets() {
+    let cfg = example("orgaudit.yaml");
+    let out = Command::cargo_bin("orgaudit")
+        .unwrap()
+        .args(["config", "check", "--config", cfg.to_str().unwrap()])
+        .env("TELNYX_API_KEY_ACME_PROD", "KEY-VALUE-NEVER-SHOWN")
+        .env_remove("TELNYX_API_KEY_ACME_STAGING")
+        .env("ORGAUDIT_SMTP_PASSWORD", "SMTP-VALUE-NEVER-SHOWN")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("NEVER-SHOWN"), "{text}");
+    assert!(
+        text.contains("  organization acme-prod: key in TELNYX_API_KEY_ACME_PROD (set)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  organization acme-staging: key in TELNYX_API_KEY_ACME_STAGING (NOT SET)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("password in ORGAUDIT_SMTP_PASSWORD (set)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  param stale-sign-in.stale_after_days = 60\n"),
+        "{text}"
+    );
+    assert!(text.contains("fail_on: high\n"), "{text}");
+}
+
+#[test]
+fn config_errors_name_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orgaudit.yaml");
+    std::fs::write(
+        &p,
+        "rules:\n  disabel: [x]\nemail:\n  to: [a@b.example]\n  smtp_url: smtp://u:hunter2@mail.example\nfail_on: severe\n",
+    )
+    .unwrap();
+    let r = run(&["config", "check", "--config", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    let stderr = r.stderr.replace(&format!("{}/", dir.path().display()), "");
+    assert!(!stderr.contains("hunter2"));
+    assert_eq!(
+        stderr,
+        "error: orgaudit.yaml:2:3: unknown key `disabel` in `rules`\n  help: did you mean `disable`? valid keys: builtin, paths, disable, enable, params\n\
+         error: orgaudit.yaml:5:13: `email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`\n\
+         error: orgaudit.yaml:6:10: `fail_on` must be one of critical, high, medium, low, info, none; found \"severe\"\n"
+    );
+}
+
+#[test]
+fn the_configuration_drives_an_audit_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orgaudit.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "input: {}\nrules:\n  disable: [owner-sso-bypass]\n  params: {{stale-sign-in.stale_after_days: 300}}\nfail_on: high\noutputs:\n  - {{format: csv, path: out.csv}}\n",
+            example("acme-users-groups.json").display()
+        ),
+    )
+    .unwrap();
+    let c = p.to_str().unwrap();
+    let r = run(&["audit", "--config", c, "--now", NOW, "-f", "json"]);
+    assert_eq!(r.code, 1, "sso-bypass is high: {}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ids: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"owner-sso-bypass"));
+    assert_eq!(
+        ids.iter().filter(|i| **i == "stale-sign-in").count(),
+        1,
+        "only the 415-day one is over 300"
+    );
+    assert!(
+        dir.path().join("out.csv").is_file(),
+        "outputs are relative to the configuration"
+    );
+    let r = run(&[
+        "audit",
+        "--config",
+        c,
+        "--now",
+        NOW,
+        "--fail-on",
+        "critical",
+        "--set",
+        "stale-sign-in.stale_after_days=90",
+        "-f",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "the flag overrides fail_on");
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == "stale-sign-in")
+            .count(),
+        2
+    );
+}

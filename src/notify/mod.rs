@@ -459,10 +459,12 @@ pub fn send(message: &Message, smtp: &SmtpSettings) -> Result<(), NotifyError> {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let detail = describe(&e, smtp);
+                // A certificate problem surfaces as an I/O error during the handshake.
+                let tls_problem = e.is_tls() || detail.contains("certificate");
                 let retryable = e.is_transient()
-                    || (!e.is_permanent() && !e.is_tls() && !e.is_response() && !e.is_client());
+                    || (!e.is_permanent() && !tls_problem && !e.is_response() && !e.is_client());
                 if !retryable || attempt > smtp.retries {
-                    let hint = if e.is_tls() {
+                    let hint = if tls_problem {
                         " (check that the server's certificate is valid for its name, or trust its CA with --smtp-ca-file)"
                     } else if e.status().is_some_and(|c| c.to_string().starts_with("535")) {
                         " (authentication failed: check the user in --smtp-url and ORGAUDIT_SMTP_PASSWORD)"
