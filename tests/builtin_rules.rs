@@ -309,3 +309,42 @@ fn every_finding_has_a_message_and_evidence() {
     }
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
+
+#[test]
+fn large_reports_evaluated_on_several_cores_give_the_same_findings() {
+    // Enough users for the engine to split them across threads; the shared-email pair sits at
+    // both ends, so it spans the halves.
+    let n = 30_000;
+    let mut users: Vec<Value> = (0..n)
+        .map(|i| user(&format!("u{i:05}"), json!({})))
+        .collect();
+    users[0]["email"] = json!("same@acme.example");
+    users[n - 1]["email"] = json!("SAME@acme.example");
+    users[12_345]["organization_user_bypasses_sso"] = json!(true);
+    users[n - 2]["last_sign_in_at"] = json!(null);
+    users.push(owner());
+    let body = json!({ "data": users }).to_string();
+    let loaded = source::from_bytes(body.as_bytes(), "big.json").unwrap();
+    let report = audit(&loaded, &RuleSet::builtin(), now()).unwrap();
+    let got: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.rule_id.clone(), f.subject.id.clone()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("sso-bypass", "u12345"),
+        ("duplicate-email", "u00000"),
+        ("duplicate-email", "u29999"),
+        ("never-signed-in", "u29998"),
+    ]
+    .iter()
+    .map(|(r, s)| (r.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    let dup = &report.findings[1];
+    assert_eq!(
+        dup.evidence["email_normalized_shared_with"],
+        json!([{"id": "u29999", "email": "SAME@acme.example"}])
+    );
+    assert_eq!(report.rules.iter().map(|r| r.findings).sum::<usize>(), 4);
+}

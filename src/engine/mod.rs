@@ -42,14 +42,67 @@ pub struct Evaluation {
     pub warnings: Vec<Warning>,
 }
 
-/// Users sharing a value of a field, for `shared` conditions.
-type SharedIndex = HashMap<Box<str>, Vec<u32>>;
+/// Users sharing a value of a field, for `shared` conditions: per user, the set of users with
+/// the same value (or none), so that evaluating `shared` is an index, not a hash lookup.
+#[derive(Default)]
+struct SharedIndex {
+    set_of: Vec<u32>,
+    sets: Vec<Vec<u32>>,
+}
+
+const NO_SET: u32 = u32::MAX;
+
+impl SharedIndex {
+    fn build(report: &Report, field: FieldId) -> Self {
+        let users = &report.users;
+        let mut set_of = vec![NO_SET; users.len()];
+        let mut sets: Vec<Vec<u32>> = Vec::new();
+        let mut first: rustc_hash::FxHashMap<std::borrow::Cow<'_, str>, u32> =
+            rustc_hash::FxHashMap::default();
+        first.reserve(users.len());
+        for (i, u) in users.iter().enumerate() {
+            let v = user_str(report, u, field);
+            if v.is_empty() {
+                continue;
+            }
+            match first.entry(v) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i as u32);
+                }
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let j = *e.get() as usize;
+                    if set_of[j] == NO_SET {
+                        set_of[j] = sets.len() as u32;
+                        sets.push(vec![j as u32]);
+                    }
+                    let s = set_of[j];
+                    sets[s as usize].push(i as u32);
+                    set_of[i] = s;
+                }
+            }
+        }
+        SharedIndex { set_of, sets }
+    }
+
+    /// The users sharing user `i`'s value, `i` included; `None` when nobody does.
+    fn of(&self, i: usize) -> Option<&[u32]> {
+        match self.set_of.get(i) {
+            Some(&s) if s != NO_SET => Some(&self.sets[s as usize]),
+            _ => None,
+        }
+    }
+}
+
+/// A user's index in its report.
+fn index_of(report: &Report, u: &User) -> usize {
+    (u as *const User as usize - report.users.as_ptr() as usize) / std::mem::size_of::<User>()
+}
 
 struct Ctx<'a> {
     report: &'a Report,
     now: Timestamp,
-    shared: HashMap<FieldId, SharedIndex>,
-    exprs: Vec<Vec<minijinja::Expression<'a, 'a>>>,
+    shared: &'a HashMap<FieldId, SharedIndex>,
+    exprs: &'a [Vec<minijinja::Expression<'a, 'a>>],
     /// The rule being evaluated, for expression lookup.
     rule: usize,
     rules: &'a [CompiledRule],
@@ -83,30 +136,19 @@ pub fn evaluate(
             .collect();
         exprs.push(compiled);
     }
-    let mut ctx = Ctx {
+    let mut shared = HashMap::new();
+    for r in rules {
+        collect_shared(&r.pred, &mut shared);
+    }
+    build_shared(report, &mut shared);
+    let new_ctx = || Ctx {
         report,
         now,
-        shared: HashMap::new(),
-        exprs,
+        shared: &shared,
+        exprs: &exprs,
         rule: 0,
         rules,
         expr_error: RefCell::new(None),
-    };
-    for r in rules {
-        collect_shared(&r.pred, &mut ctx.shared);
-    }
-    for (field, index) in ctx.shared.iter_mut() {
-        for (i, u) in report.users.iter().enumerate() {
-            let v = user_str(report, u, *field);
-            if !v.is_empty() {
-                index.entry(v.into()).or_default().push(i as u32);
-            }
-        }
-    }
-
-    let mut out = Evaluation {
-        counts: vec![0; rules.len()],
-        ..Default::default()
     };
     let messages = Messages::new(rules);
     let of_scope = |scope: Scope| -> Vec<usize> {
@@ -115,11 +157,53 @@ pub fn evaluate(
             .collect()
     };
     let user_rules = of_scope(Scope::User);
-    for u in &report.users {
-        for &ri in &user_rules {
-            ctx.apply(ri, Subj::User(u), &messages, &mut out)?;
+    // Users are independent: with more than one core, halves are evaluated at once and their
+    // findings joined in user order, so the result is the same as one pass.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(if report.users.len() >= 20_000 { 4 } else { 1 });
+    let chunk = report.users.len().div_ceil(threads.max(1)).max(1);
+    let users_pass = |users: &[User]| -> Result<Evaluation, EngineError> {
+        let mut ctx = new_ctx();
+        let mut out = Evaluation {
+            counts: vec![0; rules.len()],
+            ..Default::default()
+        };
+        for u in users {
+            for &ri in &user_rules {
+                ctx.apply(ri, Subj::User(u), &messages, &mut out)?;
+            }
+        }
+        Ok(out)
+    };
+    let parts: Vec<Result<Evaluation, EngineError>> = if threads > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = report
+                .users
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || users_pass(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an evaluation thread does not panic"))
+                .collect()
+        })
+    } else {
+        vec![users_pass(&report.users)]
+    };
+    let mut out = Evaluation {
+        counts: vec![0; rules.len()],
+        ..Default::default()
+    };
+    for part in parts {
+        let part = part?;
+        out.findings.extend(part.findings);
+        out.warnings.extend(part.warnings);
+        for (a, b) in out.counts.iter_mut().zip(part.counts) {
+            *a += b;
         }
     }
+    let mut ctx = new_ctx();
     let group_rules = of_scope(Scope::Group);
     for g in &groups {
         for &ri in &group_rules {
@@ -130,6 +214,65 @@ pub fn evaluate(
         ctx.apply(ri, Subj::Org(&org), &messages, &mut out)?;
     }
     Ok(out)
+}
+
+/// The user rules' conditions, prepared over a report (shared values indexed), to evaluate
+/// without building findings: the raw cost of rule evaluation, for benchmarks. Rules with `expr`
+/// conditions are left out (they are the slow path by design).
+pub struct UserEvaluator<'a> {
+    report: &'a Report,
+    now: Timestamp,
+    shared: HashMap<FieldId, SharedIndex>,
+    rules: &'a [CompiledRule],
+    user_rules: Vec<&'a CompiledRule>,
+}
+
+impl<'a> UserEvaluator<'a> {
+    pub fn new(report: &'a Report, rules: &'a [CompiledRule], now: Timestamp) -> Self {
+        let user_rules: Vec<&CompiledRule> = rules
+            .iter()
+            .filter(|r| r.rule.scope == Scope::User && r.exprs.is_empty())
+            .collect();
+        let mut shared = HashMap::new();
+        for r in &user_rules {
+            collect_shared(&r.pred, &mut shared);
+        }
+        build_shared(report, &mut shared);
+        UserEvaluator {
+            report,
+            now,
+            shared,
+            rules,
+            user_rules,
+        }
+    }
+
+    /// Evaluates every user rule for every user: (evaluations, matches).
+    pub fn count(&self) -> (u64, u64) {
+        let ctx = Ctx {
+            report: self.report,
+            now: self.now,
+            shared: &self.shared,
+            exprs: &[],
+            rule: 0,
+            rules: self.rules,
+            expr_error: RefCell::new(None),
+        };
+        let (mut evals, mut hits) = (0u64, 0u64);
+        for u in &self.report.users {
+            for r in &self.user_rules {
+                evals += 1;
+                hits += ctx.eval(&r.pred, Subj::User(u)) as u64;
+            }
+        }
+        (evals, hits)
+    }
+}
+
+fn build_shared(report: &Report, shared: &mut HashMap<FieldId, SharedIndex>) {
+    for (field, index) in shared.iter_mut() {
+        *index = SharedIndex::build(report, *field);
+    }
 }
 
 fn collect_shared(p: &Pred, out: &mut HashMap<FieldId, SharedIndex>) {
@@ -149,16 +292,82 @@ fn collect_shared(p: &Pred, out: &mut HashMap<FieldId, SharedIndex>) {
 /// Message templates, compiled once per run.
 struct Messages {
     env: minijinja::Environment<'static>,
+    /// Per rule: its template's name and what the template uses.
+    names: Vec<String>,
+    needs: Vec<Needs>,
+}
+
+/// What a message template reads, so that only that is built for each finding.
+#[derive(Default)]
+struct Needs {
+    /// `None`: the whole subject object (used bare, or an attribute outside the registry).
+    subject_fields: Option<Vec<FieldId>>,
+    members: bool,
+    evidence: bool,
+    rule: bool,
+    subject: bool,
+    params: bool,
+}
+
+impl Needs {
+    fn of(template: &minijinja::Template<'_, '_>, scope: Scope) -> Needs {
+        let var = match scope {
+            Scope::User => "user",
+            Scope::Group => "group",
+            Scope::Organization => "organization",
+        };
+        let mut n = Needs {
+            subject_fields: Some(Vec::new()),
+            ..Default::default()
+        };
+        for name in template.undeclared_variables(true) {
+            let mut parts = name.split('.');
+            let head = parts.next().unwrap_or("");
+            let attr = parts.next();
+            match head {
+                "evidence" => n.evidence = true,
+                "rule" => n.rule = true,
+                "subject" => n.subject = true,
+                "params" => n.params = true,
+                h if h == var => match attr {
+                    Some("members") => n.members = true,
+                    Some(a) => match (
+                        crate::rules::registry::field(scope, a),
+                        n.subject_fields.as_mut(),
+                    ) {
+                        (Some(d), Some(list)) => list.push(d.id),
+                        _ => n.subject_fields = None,
+                    },
+                    None => {
+                        n.subject_fields = None;
+                        n.members = true;
+                    }
+                },
+                _ => {}
+            }
+        }
+        n
+    }
 }
 
 impl Messages {
     fn new(rules: &[CompiledRule]) -> Self {
         let mut env = minijinja::Environment::new();
-        for (i, r) in rules.iter().enumerate() {
+        let names: Vec<String> = (0..rules.len()).map(|i| i.to_string()).collect();
+        for (name, r) in names.iter().zip(rules) {
             // Checked when the rule was compiled; a failure leaves the title as the message.
-            let _ = env.add_template_owned(i.to_string(), r.rule.message.clone());
+            let _ = env.add_template_owned(name.clone(), r.rule.message.clone());
         }
-        Messages { env }
+        let needs = names
+            .iter()
+            .zip(rules)
+            .map(|(name, r)| {
+                env.get_template(name)
+                    .map(|t| Needs::of(&t, r.rule.scope))
+                    .unwrap_or_default()
+            })
+            .collect();
+        Messages { env, names, needs }
     }
 }
 
@@ -222,7 +431,10 @@ impl<'a> Ctx<'a> {
                     StrTest::Contains(x) => v.contains(&**x),
                     StrTest::StartsWith(x) => v.starts_with(&**x),
                     StrTest::EndsWith(x) => v.ends_with(&**x),
-                    StrTest::Shared => self.shared_with(*field, &v).map_or(0, <[u32]>::len) > 1,
+                    StrTest::Shared => match s {
+                        Subj::User(u) => self.shared_with(*field, u).is_some(),
+                        _ => false,
+                    },
                 }
             }
             Pred::Time { field, test } => {
@@ -272,11 +484,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn shared_with(&self, field: FieldId, value: &str) -> Option<&[u32]> {
+    fn shared_with(&self, field: FieldId, u: &User) -> Option<&[u32]> {
         self.shared
             .get(&field)
-            .and_then(|m| m.get(value))
-            .map(Vec::as_slice)
+            .and_then(|m| m.of(index_of(self.report, u)))
     }
 
     fn subject_var(s: Subj<'_>) -> &'static str {
@@ -343,19 +554,17 @@ impl<'a> Ctx<'a> {
                     time_field(s, f).map_or(J::Null, |t| json!((self.now - t).num_days()))
                 }
                 EvidenceItem::SharedWith(f) => {
-                    let me = match s {
-                        Subj::User(u) => u as *const User,
-                        _ => std::ptr::null(),
+                    let others: Vec<J> = match s {
+                        Subj::User(me) => self
+                            .shared_with(f, me)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|&i| &report.users[i as usize])
+                            .filter(|u| !std::ptr::eq(*u, me))
+                            .map(|u| json!({ "id": &*u.id, "email": &*u.email }))
+                            .collect(),
+                        _ => Vec::new(),
                     };
-                    let v = str_field(report, s, f);
-                    let others: Vec<J> = self
-                        .shared_with(f, &v)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|&i| &report.users[i as usize])
-                        .filter(|u| !std::ptr::eq(*u, me))
-                        .map(|u| json!({ "id": &*u.id, "email": &*u.email }))
-                        .collect();
                     J::Array(others)
                 }
             };
@@ -388,20 +597,42 @@ impl<'a> Ctx<'a> {
         let r = &rule.rule;
         let subject = self.subject(r.scope, s);
         let evidence = self.evidence(rule, s);
-        let mut extra = Map::new();
-        extra.insert("evidence".into(), J::Object(evidence.clone()));
-        extra.insert(
-            "rule".into(),
-            json!({ "id": r.id, "title": r.title, "severity": r.severity }),
-        );
-        extra.insert(
-            "subject".into(),
-            serde_json::to_value(&subject).unwrap_or(J::Null),
-        );
-        let ctx = self.template_context(s, extra);
+        let needs = &messages.needs[self.rule];
+        // Only what the template reads is built: this runs once per finding.
+        let mut root = Map::new();
+        if needs.evidence {
+            root.insert("evidence".into(), J::Object(evidence.clone()));
+        }
+        if needs.rule {
+            root.insert(
+                "rule".into(),
+                json!({ "id": r.id, "title": r.title, "severity": r.severity }),
+            );
+        }
+        if needs.subject {
+            root.insert(
+                "subject".into(),
+                serde_json::to_value(&subject).unwrap_or(J::Null),
+            );
+        }
+        if needs.params {
+            root.insert("params".into(), J::Object(rule.params.clone()));
+        }
+        let mut obj = match &needs.subject_fields {
+            None => subject_json(self.report, s),
+            Some(fields) => fields
+                .iter()
+                .map(|f| (f.name().to_string(), field_json(self.report, s, *f)))
+                .collect(),
+        };
+        if let (true, Subj::Group(g)) = (needs.members, s) {
+            obj.insert("members".into(), self.users_brief(&g.members));
+        }
+        root.insert(Self::subject_var(s).into(), J::Object(obj));
+        let ctx = minijinja::Value::from(minijinja::value::Serde(&root));
         let message = match messages
             .env
-            .get_template(&self.rule.to_string())
+            .get_template(&messages.names[self.rule])
             .and_then(|t| t.render(ctx))
         {
             Ok(m) => m,
