@@ -67,7 +67,7 @@ pub struct Finding {
     pub baseline_status: Option<BaselineStatus>,
     /// The waiver that covers this finding, when `waived`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub waiver: Option<WaiverInfo>,
+    pub waiver: Option<Box<WaiverInfo>>,
 }
 
 /// A stable identity of a finding across runs: rule id, subject kind and subject id hashed

@@ -383,7 +383,7 @@ pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {
             if w.active(now) && w.covers(f) {
                 used[i] = true;
                 f.waived = true;
-                f.waiver = Some(w.info());
+                f.waiver = Some(Box::new(w.info()));
                 break;
             }
         }
