@@ -117,8 +117,7 @@ pub fn render(
             let view = View::new(report, opts.markdown_limit);
             let ctx = minijinja::Value::from(minijinja::value::Serde(&view));
             let name = format.template().expect("template formats have one");
-            let s = opts.templates.render(name, ctx)?;
-            out.write_all(s.as_bytes())?;
+            opts.templates.render_to(name, ctx, out)?;
         }
     }
     Ok(())

@@ -102,6 +102,19 @@ impl Templates {
 
     /// Renders template `name` with `ctx`.
     pub fn render(&self, name: &str, ctx: Value) -> Result<String, TemplateError> {
+        let mut out = Vec::new();
+        self.render_to(name, ctx, &mut out)?;
+        Ok(String::from_utf8(out).expect("templates render UTF-8"))
+    }
+
+    /// Renders template `name` with `ctx` straight into `out`, without holding the whole text
+    /// in memory (an HTML report of a million findings is hundreds of megabytes).
+    pub fn render_to(
+        &self,
+        name: &str,
+        ctx: Value,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), TemplateError> {
         let mut env = environment();
         let this = self.clone();
         env.set_loader(move |n| {
@@ -111,7 +124,8 @@ impl Templates {
         let tmpl = env
             .get_template(name)
             .map_err(|e| TemplateError::from_minijinja(name, &e))?;
-        tmpl.render(ctx)
+        tmpl.render_captured_to(ctx, out)
+            .map(|_| ())
             .map_err(|e| TemplateError::from_minijinja(name, &e))
     }
 }
