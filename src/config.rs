@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use crate::rules::error::did_you_mean;
+use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors};
 use crate::yaml::{self, Key, Node, NodeKind, Pos, Scalar};
 
@@ -166,18 +166,8 @@ impl Reader<'_> {
         };
         for (k, _) in entries {
             if !valid.contains(&k.name.as_str()) {
-                let help = match did_you_mean(&k.name, valid.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`? valid keys: {}", valid.join(", ")),
-                    None => format!("valid keys: {}", valid.join(", ")),
-                };
-                self.errors.push(
-                    RuleError::new(
-                        self.file,
-                        k.pos,
-                        format!("unknown key `{}` in {what}", k.name),
-                    )
-                    .with_help(help),
-                );
+                self.errors
+                    .push(unknown_key(self.file, k.pos, &k.name, what, valid));
             }
         }
         entries

@@ -109,6 +109,11 @@ pub fn sort(findings: &mut [Finding]) {
     });
 }
 
+/// Runs of consecutive findings of the same rule (in a sorted list, each rule's findings).
+pub fn by_rule(findings: &[Finding]) -> impl Iterator<Item = &[Finding]> {
+    findings.chunk_by(|a, b| a.rule_id == b.rule_id)
+}
+
 /// Counts per severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BySeverity {

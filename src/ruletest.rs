@@ -134,18 +134,9 @@ impl Reader<'_> {
     fn keys(&mut self, entries: &[(yaml::Key, Node)], valid: &[&str], what: &str) {
         for (k, _) in entries {
             if !valid.contains(&k.name.as_str()) {
-                let help = match crate::rules::error::did_you_mean(&k.name, valid.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`? valid keys: {}", valid.join(", ")),
-                    None => format!("valid keys: {}", valid.join(", ")),
-                };
-                self.errors.push(
-                    RuleError::new(
-                        self.file,
-                        k.pos,
-                        format!("unknown key `{}` in {what}", k.name),
-                    )
-                    .with_help(help),
-                );
+                self.errors.push(crate::rules::error::unknown_key(
+                    self.file, k.pos, &k.name, what, valid,
+                ));
             }
         }
     }

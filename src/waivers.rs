@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 
 use crate::findings::{AuditReport, Finding, WaiverInfo};
 use crate::model::{normalize_email, Timestamp, Warning};
-use crate::rules::error::did_you_mean;
+use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors, Scope};
 use crate::yaml::{self, NodeKind, Pos, Scalar};
 
@@ -221,14 +221,7 @@ pub fn parse(
         let before = errors.len();
         for (k, _) in entries {
             if !KEYS.contains(&k.name.as_str()) {
-                let help = match did_you_mean(&k.name, KEYS.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`? valid keys: {}", KEYS.join(", ")),
-                    None => format!("valid keys: {}", KEYS.join(", ")),
-                };
-                errors.push(
-                    RuleError::new(name, k.pos, format!("unknown key `{}` in a waiver", k.name))
-                        .with_help(help),
-                );
+                errors.push(unknown_key(name, k.pos, &k.name, "a waiver", KEYS));
             }
         }
         let get = |k: &str| {

@@ -79,15 +79,9 @@ pub(super) fn render(
         &src.sha256[..src.sha256.len().min(12)],
         report.audited_at
     )?;
-    for sev in Severity::ALL {
-        let group: Vec<&Finding> = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == sev)
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
+    // Findings are sorted by severity, then rule: each severity is one run, each rule within it.
+    for group in report.findings.chunk_by(|a, b| a.severity == b.severity) {
+        let sev = group[0].severity;
         writeln!(out)?;
         writeln!(
             out,
@@ -95,13 +89,9 @@ pub(super) fn render(
             st.severity(sev, &sev.as_str().to_uppercase()),
             plural(group.len(), "finding", "findings")
         )?;
-        let mut rest = group.as_slice();
-        while let Some(first) = rest.first() {
-            let n = rest
-                .iter()
-                .take_while(|f| f.rule_id == first.rule_id)
-                .count();
-            let (same, tail) = rest.split_at(n);
+        for same in crate::findings::by_rule(group) {
+            let first = &same[0];
+            let n = same.len();
             writeln!(
                 out,
                 "  {}  {} ({n})",
@@ -121,7 +111,6 @@ pub(super) fn render(
                 }
                 writeln!(out, "      {}", st.paint("2", &clean(&line)))?;
             }
-            rest = tail;
         }
     }
     if let Some(resolved) = report.resolved.as_ref().filter(|r| !r.is_empty()) {

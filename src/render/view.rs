@@ -95,14 +95,8 @@ impl<'a> View<'a> {
             })
             .collect();
         let mut groups = Vec::new();
-        let mut rest = report.findings.as_slice();
-        while let Some(first) = rest.first() {
-            let n = rest
-                .iter()
-                .take_while(|f| f.rule_id == first.rule_id)
-                .count();
-            let (same, tail) = rest.split_at(n);
-            if let Some(rule) = report.rules.iter().find(|r| r.id == first.rule_id) {
+        for same in crate::findings::by_rule(&report.findings) {
+            if let Some(rule) = report.rules.iter().find(|r| r.id == same[0].rule_id) {
                 groups.push(RuleGroup {
                     rule,
                     findings: same,
@@ -113,7 +107,6 @@ impl<'a> View<'a> {
                         .count(),
                 });
             }
-            rest = tail;
         }
         let clean_rules = report.rules.iter().filter(|r| r.findings == 0).collect();
         let mut resolved_by_rule: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();

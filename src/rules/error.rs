@@ -84,6 +84,16 @@ impl fmt::Display for RuleErrors {
 
 impl std::error::Error for RuleErrors {}
 
+/// The error for a key a mapping does not have: the valid keys and, when one is close, a
+/// did-you-mean. Rule files, the configuration, waivers and rule tests all report it this way.
+pub fn unknown_key(file: &str, pos: Pos, key: &str, what: &str, valid: &[&str]) -> RuleError {
+    let help = match did_you_mean(key, valid.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? valid keys: {}", valid.join(", ")),
+        None => format!("valid keys: {}", valid.join(", ")),
+    };
+    RuleError::new(file, pos, format!("unknown key `{key}` in {what}")).with_help(help)
+}
+
 /// The closest candidate to a misspelt name, if any is close enough.
 pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -174,11 +174,8 @@ impl Reader<'_> {
     }
 
     fn unknown_key(&mut self, pos: Pos, key: &str, what: &str, valid: &[&str]) {
-        let help = match did_you_mean(key, valid.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? valid keys: {}", valid.join(", ")),
-            None => format!("valid keys: {}", valid.join(", ")),
-        };
-        self.err_help(pos, format!("unknown key `{key}` in {what}"), help);
+        self.errors
+            .push(super::error::unknown_key(self.file, pos, key, what, valid));
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {

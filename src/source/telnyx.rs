@@ -379,18 +379,7 @@ async fn attempt(
         .header(reqwest::header::ACCEPT, opts.format.mime());
     let mut response = match request.send().await {
         Ok(r) => r,
-        Err(e) => {
-            let message = opts.key.redact(&describe(&e));
-            return Attempt::Retry {
-                reason: message.clone(),
-                wait: None,
-                last: FetchError::Network {
-                    url: url.to_string(),
-                    message,
-                    attempts: n,
-                },
-            };
-        }
+        Err(e) => return network_failure(opts, url, n, &e),
     };
     let status = response.status().as_u16();
     on_event(FetchEvent::Response { status });
@@ -452,19 +441,22 @@ async fn attempt(
                 }
             }
             Ok(None) => return Attempt::Done(body),
-            Err(e) => {
-                let message = opts.key.redact(&describe(&e));
-                return Attempt::Retry {
-                    reason: message.clone(),
-                    wait: None,
-                    last: FetchError::Network {
-                        url: url.to_string(),
-                        message,
-                        attempts: n,
-                    },
-                };
-            }
+            Err(e) => return network_failure(opts, url, n, &e),
         }
+    }
+}
+
+/// A connection or transfer failure: worth another attempt; the key is redacted from it.
+fn network_failure(opts: &FetchOptions, url: &str, n: u32, e: &reqwest::Error) -> Attempt {
+    let message = opts.key.redact(&describe(e));
+    Attempt::Retry {
+        reason: message.clone(),
+        wait: None,
+        last: FetchError::Network {
+            url: url.to_string(),
+            message,
+            attempts: n,
+        },
     }
 }
 
