@@ -585,3 +585,49 @@ async fn an_unparseable_body_names_the_url() {
         format!("error: {b}/organizations/users/users_groups_report:1:18: user record 0, field `id`: invalid type: integer `7`, expected a string\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standard_proxy_variables_are_honoured() {
+    // The proxy is the test server; the API host does not exist, so only the proxy can answer.
+    let proxy = MockServer::start().await;
+    let body = example("no-active-owner.json");
+    Mock::given(method("GET"))
+        .and(path(REPORT_PATH))
+        .respond_with(ok(body.clone(), "application/json"))
+        .mount(&proxy)
+        .await;
+    let r = orgaudit(
+        &[
+            "fetch",
+            "--base-url",
+            "http://api.telnyx.invalid/v2",
+            "--retries",
+            "0",
+        ],
+        &[("TELNYX_API_KEY", KEY), ("HTTP_PROXY", &proxy.uri())],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, body);
+    let reqs = requests(&proxy).await;
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].headers.get("host").unwrap(), "api.telnyx.invalid");
+    // NO_PROXY turns it off for that host: then the host must be reached directly, and fails.
+    let r = orgaudit(
+        &[
+            "fetch",
+            "--base-url",
+            "http://api.telnyx.invalid/v2",
+            "--retries",
+            "0",
+        ],
+        &[
+            ("TELNYX_API_KEY", KEY),
+            ("HTTP_PROXY", &proxy.uri()),
+            ("NO_PROXY", "api.telnyx.invalid"),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(requests(&proxy).await.len(), 1);
+}

@@ -62,14 +62,39 @@ pub enum Pred {
 pub enum StrTest {
     Eq(Box<str>),
     Ne(Box<str>),
-    In(HashSet<Box<str>>),
-    NotIn(HashSet<Box<str>>),
+    In(StrSet),
+    NotIn(StrSet),
     Matches(Regex),
     Contains(Box<str>),
     StartsWith(Box<str>),
     EndsWith(Box<str>),
     /// Another user record has the same (non-empty) value.
     Shared,
+}
+
+/// A set of strings for `in`, `not_in` and `contains_any`: a short list is scanned (faster than
+/// hashing for the handful of values rules name), a long one hashed.
+#[derive(Debug, Clone)]
+pub enum StrSet {
+    Few(Vec<Box<str>>),
+    Many(HashSet<Box<str>>),
+}
+
+impl StrSet {
+    pub fn new(values: Vec<Box<str>>) -> Self {
+        if values.len() <= 8 {
+            StrSet::Few(values)
+        } else {
+            StrSet::Many(values.into_iter().collect())
+        }
+    }
+
+    pub fn contains(&self, v: &str) -> bool {
+        match self {
+            StrSet::Few(list) => list.iter().any(|x| **x == *v),
+            StrSet::Many(set) => set.contains(v),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +133,7 @@ pub enum TimeTest {
 #[derive(Debug, Clone)]
 pub enum ListTest {
     Contains(Box<str>),
-    ContainsAny(HashSet<Box<str>>),
+    ContainsAny(StrSet),
     Matches(Regex),
     Present(bool),
 }
@@ -233,9 +258,13 @@ impl Compiler<'_> {
         Some(if lowercase { s.to_lowercase() } else { s }.into())
     }
 
-    fn texts(v: &J, lowercase: bool) -> Option<HashSet<Box<str>>> {
+    fn texts(v: &J, lowercase: bool) -> Option<StrSet> {
         match v {
-            J::Array(items) => items.iter().map(|i| Self::text(i, lowercase)).collect(),
+            J::Array(items) => items
+                .iter()
+                .map(|i| Self::text(i, lowercase))
+                .collect::<Option<Vec<_>>>()
+                .map(StrSet::new),
             _ => None,
         }
     }

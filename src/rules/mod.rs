@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use compile::{Cmp, CompiledRule, EvidenceItem, ListTest, Pred, StrTest, TimeTest};
+pub use compile::{Cmp, CompiledRule, EvidenceItem, ListTest, Pred, StrSet, StrTest, TimeTest};
 pub use error::{RuleError, RuleErrors};
 pub use parse::{Cond, Operand, Quantifier};
 
