@@ -466,8 +466,8 @@ impl<'a> Ctx<'a> {
                 match test {
                     StrTest::Eq(x) => *v == **x,
                     StrTest::Ne(x) => *v != **x,
-                    StrTest::In(set) => set.contains(&*v),
-                    StrTest::NotIn(set) => !set.contains(&*v),
+                    StrTest::In(set) => set.contains(&v),
+                    StrTest::NotIn(set) => !set.contains(&v),
                     StrTest::Matches(re) => re.is_match(&v),
                     StrTest::Contains(x) => v.contains(&**x),
                     StrTest::StartsWith(x) => v.starts_with(&**x),
