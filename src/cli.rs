@@ -162,7 +162,8 @@ impl From<FetchFormat> for ReportFormat {
 /// `api_key_env` in the configuration), never from the command line.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// The configuration file (`organizations`, `telnyx` settings).
+    /// The configuration file (orgaudit.yaml): source, organizations, rules, outputs, gates,
+    /// waivers, email. Command-line flags override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Read the API key from this file (its first line) instead of TELNYX_API_KEY.
@@ -306,12 +307,12 @@ pub struct AuditArgs {
     /// Write the output to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Also write FORMAT to PATH (text, json, html, markdown, csv, junit); repeatable. The audit
-    /// runs once and every output shows the same findings.
+    /// Also write FORMAT to PATH (text, json, html, markdown, csv, junit, github); repeatable. The
+    /// audit runs once and every output shows the same findings.
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
     pub reports: Vec<(render::Format, PathBuf)>,
-    /// Use the templates in this folder (report.html, report.md, junit.xml) instead of the
-    /// built-in ones; a name it lacks falls back to the built-in template.
+    /// Use the templates in this folder (report.html, report.md, junit.xml, email.txt,
+    /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// Exit with status 1 when an unwaived finding is at or above this severity [default: none].
