@@ -336,6 +336,62 @@ struct Messages {
     /// Per rule: its template's name and what the template uses.
     names: Vec<String>,
     needs: Vec<Needs>,
+    /// Per rule: the template as text and `{{ a.b }}` lookups, when it is no more than that.
+    plans: Vec<Option<Vec<Seg>>>,
+}
+
+/// A piece of a simple message template.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Text(String),
+    /// `{{ head.attr }}`.
+    Var(String, String),
+}
+
+/// Splits a template made only of text and `{{ name.attr }}` lookups; `None` for anything more
+/// (filters, tags, comments, whitespace control), which minijinja renders.
+fn plan(template: &str) -> Option<Vec<Seg>> {
+    if template.contains("{%") || template.contains("{#") {
+        return None;
+    }
+    let mut segs = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            segs.push(Seg::Text(rest[..start].to_string()));
+        }
+        let end = rest[start..].find("}}")? + start;
+        let expr = &rest[start + 2..end];
+        if expr.starts_with('-') || expr.ends_with('-') {
+            return None;
+        }
+        let (head, attr) = expr.trim().split_once('.')?;
+        let ident =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident(head) || !ident(attr) {
+            return None;
+        }
+        segs.push(Seg::Var(head.to_string(), attr.to_string()));
+        rest = &rest[end + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        segs.push(Seg::Text(rest.to_string()));
+    }
+    Some(segs)
+}
+
+/// A value printed as minijinja prints it, for the values where that is certain.
+fn print_plain(v: &J, out: &mut String) -> Option<()> {
+    match v {
+        J::String(s) => out.push_str(s),
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
+        _ => return None,
+    }
+    Some(())
 }
 
 /// What a message template reads, so that only that is built for each finding.
@@ -408,7 +464,13 @@ impl Messages {
                     .unwrap_or_default()
             })
             .collect();
-        Messages { env, names, needs }
+        let plans = rules.iter().map(|r| plan(&r.rule.message)).collect();
+        Messages {
+            env,
+            names,
+            needs,
+            plans,
+        }
     }
 }
 
@@ -638,6 +700,90 @@ impl<'a> Ctx<'a> {
         let r = &rule.rule;
         let subject = self.subject(r.scope, s);
         let evidence = self.evidence(rule, s);
+        let fast = messages.plans[self.rule]
+            .as_ref()
+            .and_then(|segs| self.render_plain(segs, rule, s, &subject, &evidence));
+        let message = match fast {
+            Some(m) => m,
+            None => self.render_message(rule, s, &subject, &evidence, messages, warnings),
+        };
+        Finding {
+            organization: None,
+            fingerprint: fingerprint(&r.id, r.scope, &subject.id),
+            rule_id: r.id.clone(),
+            severity: r.severity,
+            title: r.title.clone(),
+            subject,
+            message,
+            evidence,
+            waived: false,
+            baseline_status: None,
+            waiver: None,
+        }
+    }
+
+    /// A simple template rendered by direct lookups; `None` when a value is not a plain string,
+    /// number or boolean (minijinja then renders it, so the text is always minijinja's).
+    fn render_plain(
+        &self,
+        segs: &[Seg],
+        rule: &CompiledRule,
+        s: Subj<'a>,
+        subject: &Subject,
+        evidence: &Map<String, J>,
+    ) -> Option<String> {
+        let r = &rule.rule;
+        let var = Self::subject_var(s);
+        let mut out = String::with_capacity(64);
+        for seg in segs {
+            match seg {
+                Seg::Text(t) => out.push_str(t),
+                Seg::Var(head, attr) => {
+                    let v = match head.as_str() {
+                        "evidence" => evidence.get(attr)?.clone(),
+                        "params" => rule.params.get(attr)?.clone(),
+                        "rule" => match attr.as_str() {
+                            "id" => J::String(r.id.clone()),
+                            "title" => J::String(r.title.clone()),
+                            "severity" => J::String(r.severity.as_str().into()),
+                            _ => return None,
+                        },
+                        "subject" => match attr.as_str() {
+                            "kind" => J::String(subject.kind.as_str().into()),
+                            "id" => J::String(subject.id.clone()),
+                            "email" => J::String(subject.email.clone()?),
+                            "name" => J::String(subject.name.clone()?),
+                            _ => return None,
+                        },
+                        h if h == var => {
+                            let scope = match s {
+                                Subj::User(_) => Scope::User,
+                                Subj::Group(_) => Scope::Group,
+                                Subj::Org(_) => Scope::Organization,
+                            };
+                            let d = crate::rules::registry::field(scope, attr)?;
+                            field_json(self.report, s, d.id)
+                        }
+                        _ => return None,
+                    };
+                    print_plain(&v, &mut out)?;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The message rendered by minijinja, from a context holding only what the template reads.
+    fn render_message(
+        &self,
+        rule: &CompiledRule,
+        s: Subj<'a>,
+        subject: &Subject,
+        evidence: &Map<String, J>,
+        messages: &Messages,
+        warnings: &mut Vec<Warning>,
+    ) -> String {
+        let r = &rule.rule;
         let needs = &messages.needs[self.rule];
         // Only what the template reads is built: this runs once per finding.
         let mut root = Map::new();
@@ -653,7 +799,7 @@ impl<'a> Ctx<'a> {
         if needs.subject {
             root.insert(
                 "subject".into(),
-                serde_json::to_value(&subject).unwrap_or(J::Null),
+                serde_json::to_value(subject).unwrap_or(J::Null),
             );
         }
         if needs.params {
@@ -671,7 +817,7 @@ impl<'a> Ctx<'a> {
         }
         root.insert(Self::subject_var(s).into(), J::Object(obj));
         let ctx = minijinja::Value::from(minijinja::value::Serde(&root));
-        let message = match messages
+        match messages
             .env
             .get_template(&messages.names[self.rule])
             .and_then(|t| t.render(ctx))
@@ -689,19 +835,49 @@ impl<'a> Ctx<'a> {
                 });
                 r.title.clone()
             }
-        };
-        Finding {
-            organization: None,
-            fingerprint: fingerprint(&r.id, r.scope, &subject.id),
-            rule_id: r.id.clone(),
-            severity: r.severity,
-            title: r.title.clone(),
-            subject,
-            message,
-            evidence,
-            waived: false,
-            baseline_status: None,
-            waiver: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_templates_are_planned_and_others_left_to_minijinja() {
+        assert_eq!(
+            plan("{{ user.email }} is {{evidence.days}} days old"),
+            Some(vec![
+                Seg::Var("user".into(), "email".into()),
+                Seg::Text(" is ".into()),
+                Seg::Var("evidence".into(), "days".into()),
+                Seg::Text(" days old".into()),
+            ])
+        );
+        assert_eq!(plan("plain"), Some(vec![Seg::Text("plain".into())]));
+        for complex in [
+            "{{ user.groups | join(', ') }}",
+            "{% if x %}y{% endif %}",
+            "{{- user.email }}",
+            "{{ user }}",
+            "{{ a.b.c }}",
+            "{{ user.email",
+            "a }} b",
+            "{# note #}",
+        ] {
+            assert_eq!(plan(complex), None, "{complex}");
+        }
+    }
+
+    #[test]
+    fn only_certain_values_print_directly() {
+        let mut out = String::new();
+        for v in [json!("a"), json!(3), json!(true)] {
+            print_plain(&v, &mut out).unwrap();
+        }
+        assert_eq!(out, "a3true");
+        for v in [json!(null), json!(1.5), json!([1]), json!({})] {
+            assert!(print_plain(&v, &mut String::new()).is_none(), "{v}");
         }
     }
 }
