@@ -52,29 +52,19 @@ pub enum ConfigCommand {
     },
 }
 
+/// `rules list` output.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OutputFormat {
+pub enum ListFormat {
     Text,
     Json,
-    Html,
-    Markdown,
-    Csv,
-    Junit,
-    Github,
 }
 
-impl From<OutputFormat> for render::Format {
-    fn from(f: OutputFormat) -> Self {
-        match f {
-            OutputFormat::Text => render::Format::Text,
-            OutputFormat::Json => render::Format::Json,
-            OutputFormat::Html => render::Format::Html,
-            OutputFormat::Markdown => render::Format::Markdown,
-            OutputFormat::Csv => render::Format::Csv,
-            OutputFormat::Junit => render::Format::Junit,
-            OutputFormat::Github => render::Format::Github,
-        }
-    }
+/// An output format by name, from the renderers' own list.
+fn parse_format(s: &str) -> Result<render::Format, String> {
+    render::Format::parse(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = render::Format::ALL.iter().map(|f| f.as_str()).collect();
+        format!("unknown format `{s}`; expected one of {}", names.join(", "))
+    })
 }
 
 /// `FORMAT=PATH` of `--report`.
@@ -82,10 +72,7 @@ fn parse_report(s: &str) -> Result<(render::Format, PathBuf), String> {
     let (f, p) = s
         .split_once('=')
         .ok_or_else(|| "expected FORMAT=PATH, e.g. html=report.html".to_string())?;
-    let format = render::Format::parse(f.trim()).ok_or_else(|| {
-        let names: Vec<&str> = render::Format::ALL.iter().map(|f| f.as_str()).collect();
-        format!("unknown format `{f}`; expected one of {}", names.join(", "))
-    })?;
+    let format = parse_format(f)?;
     if p.trim().is_empty() {
         return Err("expected FORMAT=PATH with a path after `=`".into());
     }
@@ -99,15 +86,19 @@ pub enum ColorWhen {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FailOn {
-    Critical,
-    High,
-    Medium,
-    Low,
-    Info,
-    /// Never fail on findings (the default).
-    None,
+/// `--fail-on`: a severity, or `none` (never fail on findings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailOn(Option<Severity>);
+
+impl FailOn {
+    fn parse(s: &str) -> Result<FailOn, String> {
+        match s {
+            "none" => Ok(FailOn(None)),
+            other => Severity::parse(other).map(|v| FailOn(Some(v))).ok_or_else(|| {
+                format!("unknown severity `{other}`; expected critical, high, medium, low, info or none")
+            }),
+        }
+    }
 }
 
 /// Which rules run.
@@ -301,9 +292,9 @@ pub struct AuditArgs {
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: OutputFormat,
+    /// Output format: text, json, html, markdown, csv, junit or github.
+    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format)]
+    pub format: render::Format,
     /// Write the output to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -315,8 +306,9 @@ pub struct AuditArgs {
     /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Exit with status 1 when an unwaived finding is at or above this severity [default: none].
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    /// Exit with status 1 when an unwaived finding is at or above this severity: critical, high,
+    /// medium, low, info, or none [default: none].
+    #[arg(long, value_name = "SEVERITY", value_parser = FailOn::parse)]
     pub fail_on: Option<FailOn>,
     /// Gate only on findings that are new against --baseline (at or above --fail-on, or any
     /// severity without it).
@@ -351,7 +343,7 @@ pub enum RulesCommand {
         rules: RuleArgs,
         /// Output format.
         #[arg(long, short = 'f', value_enum, default_value = "text")]
-        format: OutputFormat,
+        format: ListFormat,
     },
     /// Everything about one rule, with its parameters' current values.
     Show {
@@ -554,17 +546,9 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
             "--fail-on-new needs a baseline: give --baseline PATH (an earlier JSON output)".into(),
         ));
     }
-    let fail_on = match args.fail_on {
-        Some(f) => f,
-        None => match file.fail_on.as_deref() {
-            Some("critical") => FailOn::Critical,
-            Some("high") => FailOn::High,
-            Some("medium") => FailOn::Medium,
-            Some("low") => FailOn::Low,
-            Some("info") => FailOn::Info,
-            _ => FailOn::None,
-        },
-    };
+    let fail_on = args
+        .fail_on
+        .unwrap_or_else(|| FailOn(file.fail_on.as_deref().and_then(Severity::parse)));
     let mut rule_opts = args.rules.options();
     rule_opts.no_builtin |= file.rules.builtin == Some(false);
     rule_opts.paths = file
@@ -663,12 +647,8 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
         ..Default::default()
     };
     // Files named by --report first, so that a broken template fails before stdout is written.
-    let outputs: Vec<(render::Format, PathBuf)> = file
-        .outputs
-        .iter()
-        .filter_map(|(f, p)| render::Format::parse(f).map(|f| (f, p.clone())))
-        .chain(args.reports.iter().cloned())
-        .collect();
+    let outputs: Vec<(render::Format, PathBuf)> =
+        file.outputs.iter().chain(&args.reports).cloned().collect();
     for (format, path) in &outputs {
         let opts = options(true);
         write_output(Some(path), |out| {
@@ -677,7 +657,7 @@ fn audit(args: AuditArgs) -> Result<Outcome, Error> {
     }
     let opts = options(args.output.is_some());
     write_output(args.output.as_ref(), |out| {
-        render::render(&report, args.format.into(), &opts, out)
+        render::render(&report, args.format, &opts, out)
     })?;
     if let Some(plan) = email {
         deliver(&report, &plan, &templates)?;
@@ -823,14 +803,10 @@ fn deliver(
 }
 
 fn gate(report: &AuditReport, fail_on: FailOn, only_new: bool) -> Outcome {
-    let threshold = match fail_on {
-        FailOn::Critical => Severity::Critical,
-        FailOn::High => Severity::High,
-        FailOn::Medium => Severity::Medium,
-        FailOn::Low => Severity::Low,
-        FailOn::Info => Severity::Info,
-        FailOn::None if only_new => Severity::Info,
-        FailOn::None => return Outcome::Ok,
+    let threshold = match fail_on.0 {
+        Some(sev) => sev,
+        None if only_new => Severity::Info,
+        None => return Outcome::Ok,
     };
     let n = report.count_reaching(threshold, only_new);
     if n == 0 {
@@ -900,7 +876,7 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
         RulesCommand::List { rules, format } => {
             let set = orgaudit::load_rules(&rules.options())?;
             write_output(None, |out| match format {
-                OutputFormat::Json => {
+                ListFormat::Json => {
                     let list: Vec<_> = set
                         .rules()
                         .iter()

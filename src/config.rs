@@ -18,6 +18,7 @@
 
 use std::path::Path;
 
+use crate::render::Format;
 use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors};
 use crate::yaml::{self, Key, Node, NodeKind, Pos, Scalar};
@@ -65,7 +66,7 @@ pub struct Config {
     pub fail_on_new: Option<bool>,
     pub rules: RuleSettings,
     /// `(format, path)` written every run, like `--report`.
-    pub outputs: Vec<(String, std::path::PathBuf)>,
+    pub outputs: Vec<(Format, std::path::PathBuf)>,
     pub templates: Option<std::path::PathBuf>,
     pub email: Option<EmailConfig>,
 }
@@ -136,7 +137,6 @@ const EMAIL_KEYS: &[&str] = &[
     "retries",
 ];
 const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "info", "none"];
-const FORMATS: &[&str] = &["text", "json", "html", "markdown", "csv", "junit", "github"];
 const TELNYX_KEYS: &[&str] = &[
     "base_url",
     "retries",
@@ -254,13 +254,7 @@ impl Reader<'_> {
 
 /// Reads and checks a configuration file. Every problem is reported, with file:line:column.
 pub fn load(path: &Path) -> Result<Config, RuleErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        RuleErrors::from(RuleError::file(
-            &name,
-            format!("cannot read the configuration: {e}"),
-        ))
-    })?;
+    let (name, text) = crate::rules::error::read_source(path, "the configuration")?;
     parse(&name, &text)
 }
 
@@ -378,9 +372,12 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                             |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
                         match (get("format"), get("path")) {
                             (Some(f), Some(p)) => {
-                                if let (Some(f), Some(p)) =
-                                    (r.one_of(f, "format", FORMATS), r.string(p, "path"))
-                                {
+                                let formats: Vec<&str> =
+                                    Format::ALL.iter().map(|f| f.as_str()).collect();
+                                let format = r
+                                    .one_of(f, "format", &formats)
+                                    .and_then(|f| Format::parse(&f));
+                                if let (Some(f), Some(p)) = (format, r.string(p, "path")) {
                                     cfg.outputs.push((f, base.join(p)));
                                 }
                             }
@@ -716,7 +713,7 @@ pub fn describe(cfg: &Config) -> String {
         );
     }
     for (f, p) in &cfg.outputs {
-        let _ = writeln!(o, "output: {f} -> {}", p.display());
+        let _ = writeln!(o, "output: {} -> {}", f.as_str(), p.display());
     }
     if let Some(t) = &cfg.templates {
         let _ = writeln!(o, "templates: {}", t.display());

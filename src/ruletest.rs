@@ -161,9 +161,7 @@ fn get<'n>(entries: &'n [(yaml::Key, Node)], key: &str) -> Option<&'n Node> {
 
 /// Reads a test file; errors (with file:line:column) are all reported together.
 pub fn load(path: &Path) -> Result<TestFile, RuleErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RuleErrors::from(RuleError::file(&name, format!("cannot read: {e}"))))?;
+    let (name, text) = crate::rules::error::read_source(path, "the rule tests")?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let docs = yaml::parse(&text).map_err(|e| {
         RuleErrors::from(RuleError::new(

@@ -128,13 +128,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Reads a waivers file. Every problem is reported with file:line:column; waivers expiring more
 /// than `max_days` after `now` are rejected.
 pub fn load(path: &Path, now: Timestamp, max_days: u32) -> Result<Vec<Waiver>, RuleErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        RuleErrors::from(RuleError::file(
-            &name,
-            format!("cannot read the waivers: {e}"),
-        ))
-    })?;
+    let (name, text) = crate::rules::error::read_source(path, "the waivers")?;
     parse(&name, &text, now, max_days)
 }
 

@@ -1,51 +1,15 @@
 //! The `orgaudit` binary driven end to end: outputs, exit codes, and error messages as users
 //! see them.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use assert_cmd::Command;
+use common::{example, run, run_with_stdin, NOW};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-29T00:00:00Z";
 const ALLOW: &str = "external-email-domain.allowed_domains=[acme.example]";
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
-fn orgaudit() -> Command {
-    let mut c = Command::cargo_bin("orgaudit").unwrap();
-    c.env_remove("NO_COLOR");
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    run_with_stdin(args, None)
-}
-
-fn run_with_stdin(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
-    let mut cmd = orgaudit();
-    cmd.args(args);
-    if let Some(input) = stdin {
-        cmd.write_stdin(input);
-    }
-    let out = cmd.output().unwrap();
-    let r = Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
-}
 
 fn audit_json(input: &Path, extra: &[&str]) -> Value {
     let input = input.to_str().unwrap();

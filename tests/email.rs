@@ -2,24 +2,21 @@
 //! received message is parsed and checked; STARTTLS with a test CA, authentication, a 4xx then
 //! success, a 5xx, TLS failures. Also snapshots of the bodies and header-injection safety.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{root, NOW};
 use mailparse::{MailHeaderMap, ParsedMail};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-29T00:00:00Z";
 const PASSWORD: &str = "s3cret-SMTP-pass";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn example() -> String {
-    root()
-        .join("examples/acme-users-groups.json")
+    common::example("acme-users-groups.json")
         .display()
         .to_string()
 }

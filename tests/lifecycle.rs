@@ -1,43 +1,17 @@
 //! The audit lifecycle: the built-in rule tests, `orgaudit rules test`, baselines, waivers and
 //! the gates on them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use common::{root, run, Run, NOW};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-29T00:00:00Z";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn example() -> String {
-    root()
-        .join("examples/acme-users-groups.json")
+    common::example("acme-users-groups.json")
         .display()
         .to_string()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = Command::cargo_bin("orgaudit")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    let r = Run {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
 }
 
 fn audit(extra: &[&str]) -> Run {

@@ -50,8 +50,9 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
     }
     let s = &report.summary;
     let mut summary = format!(
-        "{} findings: {} critical, {} high, {} medium, {} low, {} info; {} waived",
+        "{} finding{}: {} critical, {} high, {} medium, {} low, {} info; {} waived",
         s.findings,
+        if s.findings == 1 { "" } else { "s" },
         s.by_severity.critical,
         s.by_severity.high,
         s.by_severity.medium,

@@ -94,6 +94,16 @@ pub fn unknown_key(file: &str, pos: Pos, key: &str, what: &str, valid: &[&str]) 
     RuleError::new(file, pos, format!("unknown key `{key}` in {what}")).with_help(help)
 }
 
+/// Reads a text file for one of the YAML readers: `(name for messages, text)`, or an error that
+/// names the file and says what it was meant to hold.
+pub fn read_source(path: &std::path::Path, what: &str) -> Result<(String, String), RuleErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => Err(RuleError::file(&name, format!("cannot read {what}: {e}")).into()),
+    }
+}
+
 /// The closest candidate to a misspelt name, if any is close enough.
 pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -663,11 +663,7 @@ impl Reader<'_> {
         let (key, value) = match ops.as_slice() {
             [one] => (&one.0, &one.1),
             [] => {
-                let valid: Vec<&str> = OPERATORS
-                    .iter()
-                    .filter(|o| o.applies_to(field.ty))
-                    .map(|o| o.name)
-                    .collect();
+                let valid = registry::operators_for(field.ty);
                 self.err_help(
                     node.pos,
                     format!("the condition on `{name}` has no operator"),
@@ -693,11 +689,7 @@ impl Reader<'_> {
             return None;
         };
         if !op.applies_to(field.ty) {
-            let valid: Vec<&str> = OPERATORS
-                .iter()
-                .filter(|o| o.applies_to(field.ty))
-                .map(|o| o.name)
-                .collect();
+            let valid = registry::operators_for(field.ty);
             self.err_help(
                 key.pos,
                 format!(

@@ -353,6 +353,15 @@ impl OpDef {
     }
 }
 
+/// The names of the operators that apply to a field type.
+pub fn operators_for(ty: FieldType) -> Vec<&'static str> {
+    OPERATORS
+        .iter()
+        .filter(|o| o.applies_to(ty))
+        .map(|o| o.name)
+        .collect()
+}
+
 pub fn operator(name: &str) -> Option<&'static OpDef> {
     OPERATORS.iter().find(|o| o.name == name)
 }

@@ -1,0 +1,47 @@
+//! What the integration tests share: where the examples are, and running the binary.
+#![allow(dead_code)] // each test crate uses its own part of this
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The `now` of every test audit.
+pub const NOW: &str = "2026-11-29T00:00:00Z";
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+/// What a run of the binary came to.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `orgaudit` with these arguments (and `NO_COLOR` unset).
+pub fn run(args: &[&str]) -> Run {
+    run_with_stdin(args, None)
+}
+
+/// Runs `orgaudit` with these arguments and standard input; it must exit, never panic.
+pub fn run_with_stdin(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
+    let mut cmd = Command::cargo_bin("orgaudit").unwrap();
+    cmd.env_remove("NO_COLOR").args(args);
+    if let Some(input) = stdin {
+        cmd.write_stdin(input);
+    }
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
