@@ -111,6 +111,13 @@ impl User {
 
 /// Trims and lower-cases an email address, without allocating when it already is normal.
 pub fn normalize_email(email: &str) -> Cow<'_, str> {
+    // The common case, checked on bytes: ASCII, no upper case, nothing to trim.
+    let b = email.as_bytes();
+    let plain = |c: &u8| c.is_ascii() && !c.is_ascii_uppercase();
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_graphic());
+    if edge(b.first()) && edge(b.last()) && b.iter().all(plain) {
+        return Cow::Borrowed(email);
+    }
     let trimmed = email.trim();
     if trimmed.chars().any(char::is_uppercase) {
         Cow::Owned(trimmed.to_lowercase())
@@ -243,6 +250,15 @@ mod tests {
     fn email_normalization_and_domain() {
         assert_eq!(normalize_email("  Alice@Example.COM "), "alice@example.com");
         assert!(matches!(normalize_email("a@b.c"), Cow::Borrowed(_)));
+        // Past the ASCII fast path: other whitespace, non-ASCII upper case, empty.
+        assert_eq!(normalize_email("\ta@b.c\u{a0}"), "a@b.c");
+        assert_eq!(normalize_email("ÉLODIE@exemple.fr"), "élodie@exemple.fr");
+        assert!(matches!(
+            normalize_email("élodie@exemple.fr"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(normalize_email(""), "");
+        assert_eq!(normalize_email("   "), "");
         let u = User {
             id: "1".into(),
             record_type: RecordType::SubUser,
