@@ -106,31 +106,42 @@ const NO_SET: u32 = u32::MAX;
 
 impl SharedIndex {
     fn build(report: &Report, field: FieldId) -> Self {
+        use std::hash::BuildHasher;
+        Self::build_with(report, field, |v| rustc_hash::FxBuildHasher.hash_one(v))
+    }
+
+    fn build_with(report: &Report, field: FieldId, hash: impl Fn(&str) -> u64) -> Self {
         let users = &report.users;
+        let value = |i: u32| user_str(report, &users[i as usize], field);
+        // Values are hashed and the (hash, user) pairs sorted: equal values end up next to each
+        // other, and only equal hashes are compared as strings. (A hash map of a million strings
+        // spent its time in cache misses.)
+        let mut keys: Vec<(u64, u32)> = (0..users.len() as u32)
+            .filter_map(|i| {
+                let v = value(i);
+                (!v.is_empty()).then(|| (hash(&v), i))
+            })
+            .collect();
+        keys.sort_unstable();
         let mut set_of = vec![NO_SET; users.len()];
         let mut sets: Vec<Vec<u32>> = Vec::new();
-        let mut first: rustc_hash::FxHashMap<std::borrow::Cow<'_, str>, u32> =
-            rustc_hash::FxHashMap::default();
-        first.reserve(users.len());
-        for (i, u) in users.iter().enumerate() {
-            let v = user_str(report, u, field);
-            if v.is_empty() {
-                continue;
-            }
-            match first.entry(v) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(i as u32);
-                }
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let j = *e.get() as usize;
-                    if set_of[j] == NO_SET {
-                        set_of[j] = sets.len() as u32;
-                        sets.push(vec![j as u32]);
+        for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            // Within a run (users in report order), split by value: almost always one value.
+            let mut left: Vec<u32> = run.iter().map(|&(_, i)| i).collect();
+            while let Some((&first, rest)) = left.split_first() {
+                let v = value(first);
+                let (same, other): (Vec<u32>, Vec<u32>) =
+                    rest.iter().partition(|&&j| value(j) == v);
+                if !same.is_empty() {
+                    let s = sets.len() as u32;
+                    let mut members = vec![first];
+                    members.extend(same);
+                    for &m in &members {
+                        set_of[m as usize] = s;
                     }
-                    let s = set_of[j];
-                    sets[s as usize].push(i as u32);
-                    set_of[i] = s;
+                    sets.push(members);
                 }
+                left = other;
             }
         }
         SharedIndex { set_of, sets }
@@ -143,6 +154,28 @@ impl SharedIndex {
             _ => None,
         }
     }
+}
+
+/// User indices ordered by user id (byte order; equal ids keep report order). Keys are the
+/// ids' first eight bytes, so most comparisons stay within the key array.
+fn id_order(users: &[User]) -> Vec<u32> {
+    let prefix = |id: &str| {
+        let mut b = [0u8; 8];
+        let n = id.len().min(8);
+        b[..n].copy_from_slice(&id.as_bytes()[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut keys: Vec<(u64, u32)> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (prefix(&u.id), i as u32))
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| users[a.1 as usize].id.cmp(&users[b.1 as usize].id))
+            .then(a.1.cmp(&b.1))
+    });
+    keys.into_iter().map(|(_, i)| i).collect()
 }
 
 /// A user's index in its report.
@@ -214,11 +247,15 @@ pub fn evaluate(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(if report.users.len() >= 20_000 { 4 } else { 1 });
-    let chunk = report.users.len().div_ceil(threads.max(1)).max(1);
-    let users_pass = |users: &[User]| -> Result<Buckets, EngineError> {
+    // Users are visited in id order, so each rule's findings come out sorted by subject id and
+    // the final per-rule sort has nothing to move.
+    let order = id_order(&report.users);
+    let chunk = order.len().div_ceil(threads.max(1)).max(1);
+    let users_pass = |ids: &[u32]| -> Result<Buckets, EngineError> {
         let mut ctx = new_ctx();
         let mut out = Buckets::new(rules.len());
-        for u in users {
+        for &i in ids {
+            let u = &report.users[i as usize];
             for &ri in &user_rules {
                 ctx.apply(ri, Subj::User(u), &messages, &mut out)?;
             }
@@ -227,8 +264,7 @@ pub fn evaluate(
     };
     let parts: Vec<Result<Buckets, EngineError>> = if threads > 1 {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = report
-                .users
+            let handles: Vec<_> = order
                 .chunks(chunk)
                 .map(|c| scope.spawn(move || users_pass(c)))
                 .collect();
@@ -238,7 +274,7 @@ pub fn evaluate(
                 .collect()
         })
     } else {
-        vec![users_pass(&report.users)]
+        vec![users_pass(&order)]
     };
     let mut out = Buckets::new(rules.len());
     for part in parts {
@@ -842,6 +878,44 @@ impl<'a> Ctx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_values_are_grouped_even_when_hashes_collide() {
+        let emails = [
+            "x@a.io", "Y@a.io", "X@A.io", "z@a.io", "", "y@a.io", "", "x@a.io",
+        ];
+        let records: Vec<J> = emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                json!({"id": i.to_string(), "record_type": "organization_sub_user", "email": e,
+                    "user_status": "enabled", "organization_user_bypasses_sso": false,
+                    "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": null, "groups": []})
+            })
+            .collect();
+        let json = serde_json::to_vec(&records).unwrap();
+        let report = crate::source::from_bytes(&json, "t.json").unwrap().report;
+        let real = SharedIndex::build(&report, FieldId::EmailNormalized);
+        let collide = SharedIndex::build_with(&report, FieldId::EmailNormalized, |_| 7);
+        for index in [real, collide] {
+            let sets: Vec<Option<&[u32]>> = (0..8).map(|i| index.of(i)).collect();
+            let xs: &[u32] = &[0, 2, 7];
+            let ys: &[u32] = &[1, 5];
+            assert_eq!(
+                sets,
+                [
+                    Some(xs),
+                    Some(ys),
+                    Some(xs),
+                    None,
+                    None,
+                    Some(ys),
+                    None,
+                    Some(xs)
+                ]
+            );
+        }
+    }
 
     #[test]
     fn simple_templates_are_planned_and_others_left_to_minijinja() {
