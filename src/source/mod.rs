@@ -123,7 +123,13 @@ fn loaded(
     kind: &'static str,
     path: Option<String>,
 ) -> Result<Loaded, SourceError> {
-    let parsed = parse(bytes, origin)?;
+    // The digest is computed on another core while the report is parsed.
+    let (parsed, sha256) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| sha256_hex(bytes));
+        let parsed = parse(bytes, origin);
+        (parsed, digest.join().expect("hashing does not panic"))
+    });
+    let parsed = parsed?;
     Ok(Loaded {
         source: SourceInfo {
             kind,
@@ -132,7 +138,7 @@ fn loaded(
             base_url: None,
             fetched_at: None,
             format: parsed.format.as_str(),
-            sha256: sha256_hex(bytes),
+            sha256,
             records: parsed.records,
             organizations: Vec::new(),
         },
