@@ -3,9 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use minijinja::Value;
 use serde::Serialize;
 
-use crate::findings::{AuditReport, BaselineStatus, Finding, RuleOutcome};
+use crate::findings::{
+    AuditReport, BaselineInfo, BaselineStatus, Finding, RuleOutcome, Summary, Tool,
+};
+use crate::model::{SourceInfo, Warning};
 use crate::rules::Severity;
 
 /// Frameworks in the order the compliance view shows them; others follow by name.
@@ -28,7 +32,8 @@ pub struct SeverityCount {
 #[derive(Serialize)]
 pub struct RuleGroup<'a> {
     pub rule: &'a RuleOutcome,
-    pub findings: &'a [Finding],
+    /// The rule's findings: the same template values as in `report.findings`.
+    pub findings: Value,
     /// Findings not covered by a waiver: what makes the rule fail.
     pub unwaived: usize,
     /// Findings new against the baseline.
@@ -56,9 +61,57 @@ pub struct Framework {
     pub failing: usize,
 }
 
+/// The audit document as templates see it: every field of [`AuditReport`], with the findings
+/// converted to template values once (`groups` shares them).
+#[derive(Serialize)]
+pub struct ReportValue<'a> {
+    pub schema_version: u32,
+    pub tool: &'a Tool,
+    pub audited_at: &'a str,
+    pub source: &'a SourceInfo,
+    pub summary: &'a Summary,
+    pub rules: &'a [RuleOutcome],
+    pub findings: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<&'a [Finding]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<&'a BaselineInfo>,
+    pub warnings: &'a [Warning],
+}
+
+/// Findings as template values, converted on both cores when there are many: converting is
+/// most of the cost of a large HTML report.
+fn template_values(findings: &[Finding]) -> Vec<Value> {
+    let convert = |part: &[Finding]| -> Vec<Value> {
+        part.iter()
+            .map(|f| Value::from(minijinja::value::Serde(f)))
+            .collect()
+    };
+    let threads = if findings.len() < 20_000 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    if threads == 1 {
+        return convert(findings);
+    }
+    let chunk = findings.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = findings
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || convert(part)))
+            .collect();
+        let mut all = Vec::with_capacity(findings.len());
+        for p in parts {
+            all.extend(p.join().expect("converting findings does not panic"));
+        }
+        all
+    })
+}
+
 #[derive(Serialize)]
 pub struct View<'a> {
-    pub report: &'a AuditReport,
+    pub report: ReportValue<'a>,
     pub severities: Vec<SeverityCount>,
     /// Rules with findings, in the findings' order (severity, then rule id).
     pub groups: Vec<RuleGroup<'a>>,
@@ -94,12 +147,15 @@ impl<'a> View<'a> {
                 }
             })
             .collect();
+        let values = template_values(&report.findings);
         let mut groups = Vec::new();
+        let mut start = 0;
         for same in crate::findings::by_rule(&report.findings) {
+            let end = start + same.len();
             if let Some(rule) = report.rules.iter().find(|r| r.id == same[0].rule_id) {
                 groups.push(RuleGroup {
                     rule,
-                    findings: same,
+                    findings: Value::from(&values[start..end]),
                     unwaived: same.iter().filter(|f| !f.waived).count(),
                     new: same
                         .iter()
@@ -107,6 +163,7 @@ impl<'a> View<'a> {
                         .count(),
                 });
             }
+            start = end;
         }
         let clean_rules = report.rules.iter().filter(|r| r.findings == 0).collect();
         let mut resolved_by_rule: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
@@ -127,7 +184,18 @@ impl<'a> View<'a> {
             resolved_elsewhere,
             resolved_by_rule,
             failing_rules,
-            report,
+            report: ReportValue {
+                schema_version: report.schema_version,
+                tool: &report.tool,
+                audited_at: &report.audited_at,
+                source: &report.source,
+                summary: &report.summary,
+                rules: &report.rules,
+                findings: Value::from_iter(values),
+                resolved: report.resolved.as_deref(),
+                baseline: report.baseline.as_ref(),
+                warnings: &report.warnings,
+            },
             severities,
             groups,
             clean_rules,
@@ -178,4 +246,55 @@ fn compliance(rules: &[RuleOutcome]) -> Vec<Framework> {
     };
     out.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then(a.name.cmp(&b.name)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> AuditReport {
+        let bytes = include_bytes!("../../examples/acme-users-groups.json");
+        let loaded = crate::source::from_bytes(bytes, "acme.json").unwrap();
+        let now = "2026-11-29T00:00:00Z".parse().unwrap();
+        crate::audit(&loaded, &crate::rules::RuleSet::builtin(), now).unwrap()
+    }
+
+    /// Templates see the document as the JSON output writes it, whatever fields it grows.
+    #[test]
+    fn the_report_templates_see_is_the_json_document() {
+        let mut report = example();
+        for baseline in [false, true] {
+            if baseline {
+                report.resolved = Some(vec![report.findings[0].clone()]);
+                report.baseline = Some(BaselineInfo {
+                    path: "old.json".into(),
+                    audited_at: "2026-11-01T00:00:00Z".into(),
+                    findings: 3,
+                });
+            }
+            let view = View::new(&report, 20);
+            let seen = Value::from(minijinja::value::Serde(&view.report));
+            assert_eq!(
+                serde_json::to_value(&seen).unwrap(),
+                serde_json::to_value(&report).unwrap(),
+                "baseline: {baseline}"
+            );
+            let grouped: usize = view.groups.iter().map(|g| g.findings.len().unwrap()).sum();
+            assert_eq!(grouped, report.findings.len());
+        }
+    }
+
+    #[test]
+    fn many_findings_are_converted_in_order() {
+        let one = example().findings;
+        let many: Vec<Finding> = one.iter().cycle().take(25_000).cloned().collect();
+        let values = template_values(&many);
+        assert_eq!(values.len(), many.len());
+        for (i, v) in values.iter().enumerate().step_by(997) {
+            assert_eq!(
+                v.get_attr("fingerprint").unwrap().as_str(),
+                Some(many[i].fingerprint.as_str())
+            );
+        }
+    }
 }
