@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value as J};
 
 use crate::findings::{fingerprint, Finding, Subject};
 use crate::model::{Report, Timestamp, User, Warning};
-use crate::rules::registry::FieldId;
+use crate::rules::registry::{FieldId, FieldType};
 use crate::rules::{
     CompiledRule, EvidenceItem, ListTest, Pred, Quantifier, Scope, StrTest, TimeTest,
 };
@@ -380,12 +380,22 @@ struct Messages {
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
     Text(String),
-    /// `{{ head.attr }}`.
-    Var(String, String),
+    /// `{{ head.attr }}`, optionally through one filter.
+    Var(String, String, Option<Filter>),
 }
 
-/// Splits a template made only of text and `{{ name.attr }}` lookups; `None` for anything more
-/// (filters, tags, comments, whitespace control), which minijinja renders.
+/// The filters a simple template may use.
+#[derive(Debug, Clone, PartialEq)]
+enum Filter {
+    /// `| join('sep')`, over a list of strings.
+    Join(String),
+    /// `| length`, of a list or a map.
+    Length,
+}
+
+/// Splits a template made only of text and `{{ name.attr }}` lookups (optionally through
+/// `| join('sep')` or `| length`); `None` for anything more (other filters, tags, comments,
+/// whitespace control), which minijinja renders.
 fn plan(template: &str) -> Option<Vec<Seg>> {
     if template.contains("{%") || template.contains("{#") {
         return None;
@@ -401,13 +411,17 @@ fn plan(template: &str) -> Option<Vec<Seg>> {
         if expr.starts_with('-') || expr.ends_with('-') {
             return None;
         }
-        let (head, attr) = expr.trim().split_once('.')?;
+        let (lookup, filter) = match expr.split_once('|') {
+            None => (expr, None),
+            Some((lookup, filter)) => (lookup, Some(plan_filter(filter.trim())?)),
+        };
+        let (head, attr) = lookup.trim().split_once('.')?;
         let ident =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ident(head) || !ident(attr) {
             return None;
         }
-        segs.push(Seg::Var(head.to_string(), attr.to_string()));
+        segs.push(Seg::Var(head.to_string(), attr.to_string(), filter));
         rest = &rest[end + 2..];
     }
     if rest.contains("}}") {
@@ -419,12 +433,43 @@ fn plan(template: &str) -> Option<Vec<Seg>> {
     Some(segs)
 }
 
+fn plan_filter(filter: &str) -> Option<Filter> {
+    if filter == "length" {
+        return Some(Filter::Length);
+    }
+    let arg = filter.strip_prefix("join(")?.strip_suffix(')')?.trim();
+    let quote = arg.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+    let sep = arg.strip_prefix(quote)?.strip_suffix(quote)?;
+    if sep.contains(['\'', '"', '\\']) {
+        return None;
+    }
+    Some(Filter::Join(sep.to_string()))
+}
+
 /// A value printed as minijinja prints it, for the values where that is certain.
 fn print_plain(v: &J, out: &mut String) -> Option<()> {
     match v {
         J::String(s) => out.push_str(s),
         J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         J::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// A value through a filter, printed as minijinja prints it; `None` where that is not certain.
+fn print_filtered(v: &J, filter: &Filter, out: &mut String) -> Option<()> {
+    match (filter, v) {
+        (Filter::Length, J::Array(items)) => out.push_str(&items.len().to_string()),
+        (Filter::Length, J::Object(map)) => out.push_str(&map.len().to_string()),
+        (Filter::Join(sep), J::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                out.push_str(item.as_str()?);
+            }
+        }
         _ => return None,
     }
     Some(())
@@ -759,7 +804,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// A simple template rendered by direct lookups; `None` when a value is not a plain string,
-    /// number or boolean (minijinja then renders it, so the text is always minijinja's).
+    /// number or boolean, or does not suit its filter (minijinja then renders it, so the text is
+    /// always minijinja's).
     fn render_plain(
         &self,
         segs: &[Seg],
@@ -768,42 +814,54 @@ impl<'a> Ctx<'a> {
         subject: &Subject,
         evidence: &Map<String, J>,
     ) -> Option<String> {
+        use std::borrow::Cow;
         let r = &rule.rule;
         let var = Self::subject_var(s);
-        let mut out = String::with_capacity(64);
+        let text = |t: &str| Cow::Owned(J::String(t.to_string()));
+        let mut out = String::with_capacity(96);
         for seg in segs {
-            match seg {
-                Seg::Text(t) => out.push_str(t),
-                Seg::Var(head, attr) => {
-                    let v = match head.as_str() {
-                        "evidence" => evidence.get(attr)?.clone(),
-                        "params" => rule.params.get(attr)?.clone(),
-                        "rule" => match attr.as_str() {
-                            "id" => J::String(r.id.clone()),
-                            "title" => J::String(r.title.clone()),
-                            "severity" => J::String(r.severity.as_str().into()),
-                            _ => return None,
-                        },
-                        "subject" => match attr.as_str() {
-                            "kind" => J::String(subject.kind.as_str().into()),
-                            "id" => J::String(subject.id.clone()),
-                            "email" => J::String(subject.email.clone()?),
-                            "name" => J::String(subject.name.clone()?),
-                            _ => return None,
-                        },
-                        h if h == var => {
-                            let scope = match s {
-                                Subj::User(_) => Scope::User,
-                                Subj::Group(_) => Scope::Group,
-                                Subj::Org(_) => Scope::Organization,
-                            };
-                            let d = crate::rules::registry::field(scope, attr)?;
-                            field_json(self.report, s, d.id)
-                        }
-                        _ => return None,
-                    };
-                    print_plain(&v, &mut out)?;
+            let (head, attr, filter) = match seg {
+                Seg::Text(t) => {
+                    out.push_str(t);
+                    continue;
                 }
+                Seg::Var(head, attr, filter) => (head.as_str(), attr.as_str(), filter),
+            };
+            let v: Cow<'_, J> = match head {
+                "evidence" => Cow::Borrowed(evidence.get(attr)?),
+                "params" => Cow::Borrowed(rule.params.get(attr)?),
+                "rule" => match attr {
+                    "id" => text(&r.id),
+                    "title" => text(&r.title),
+                    "severity" => text(r.severity.as_str()),
+                    _ => return None,
+                },
+                "subject" => match attr {
+                    "kind" => text(subject.kind.as_str()),
+                    "id" => text(&subject.id),
+                    "email" => text(subject.email.as_deref()?),
+                    "name" => text(subject.name.as_deref()?),
+                    _ => return None,
+                },
+                h if h == var => {
+                    let scope = match s {
+                        Subj::User(_) => Scope::User,
+                        Subj::Group(_) => Scope::Group,
+                        Subj::Org(_) => Scope::Organization,
+                    };
+                    let d = crate::rules::registry::field(scope, attr)?;
+                    if filter.is_none() && matches!(d.ty, FieldType::Str | FieldType::Enum(_)) {
+                        // Printed straight from the model: the common case, no value built.
+                        out.push_str(&str_field(self.report, s, d.id));
+                        continue;
+                    }
+                    Cow::Owned(field_json(self.report, s, d.id))
+                }
+                _ => return None,
+            };
+            match filter {
+                None => print_plain(&v, &mut out)?,
+                Some(f) => print_filtered(&v, f, &mut out)?,
             }
         }
         Some(out)
@@ -922,15 +980,40 @@ mod tests {
         assert_eq!(
             plan("{{ user.email }} is {{evidence.days}} days old"),
             Some(vec![
-                Seg::Var("user".into(), "email".into()),
+                Seg::Var("user".into(), "email".into(), None),
                 Seg::Text(" is ".into()),
-                Seg::Var("evidence".into(), "days".into()),
+                Seg::Var("evidence".into(), "days".into(), None),
                 Seg::Text(" days old".into()),
             ])
         );
         assert_eq!(plan("plain"), Some(vec![Seg::Text("plain".into())]));
+        assert_eq!(
+            plan("{{ user.groups | join(', ') }}: {{ evidence.x|length }}"),
+            Some(vec![
+                Seg::Var(
+                    "user".into(),
+                    "groups".into(),
+                    Some(Filter::Join(", ".into()))
+                ),
+                Seg::Text(": ".into()),
+                Seg::Var("evidence".into(), "x".into(), Some(Filter::Length)),
+            ])
+        );
+        assert_eq!(
+            plan(r#"{{ params.a | join("; ") }}"#),
+            Some(vec![Seg::Var(
+                "params".into(),
+                "a".into(),
+                Some(Filter::Join("; ".into()))
+            )])
+        );
         for complex in [
-            "{{ user.groups | join(', ') }}",
+            "{{ user.groups | join(', ') | upper }}",
+            "{{ user.groups | join(sep) }}",
+            "{{ user.groups | join('a\\'b') }}",
+            "{{ user.groups | join(', \") }}",
+            "{{ user.groups | sort }}",
+            "{{ user.email | length }}x{{",
             "{% if x %}y{% endif %}",
             "{{- user.email }}",
             "{{ user }}",
@@ -941,6 +1024,42 @@ mod tests {
         ] {
             assert_eq!(plan(complex), None, "{complex}");
         }
+    }
+
+    /// The fast path prints what minijinja prints, or declines.
+    #[test]
+    fn filtered_values_print_as_minijinja_prints_them() {
+        let env = minijinja::Environment::new();
+        let cases = [
+            (json!(["a", "b c", "d"]), "{{ v.x | join(', ') }}"),
+            (json!([]), "{{ v.x | join(', ') }}"),
+            (json!(["é"]), r#"{{ v.x | join("; ") }}"#),
+            (json!(["a", "b"]), "{{ v.x | length }}"),
+            (json!({"a": 1, "b": 2, "c": 3}), "{{ v.x | length }}"),
+            (json!([]), "{{ v.x|length }}"),
+        ];
+        for (value, template) in cases {
+            let expected = env
+                .render_str(
+                    template,
+                    minijinja::Value::from(minijinja::value::Serde(json!({ "v": { "x": value } }))),
+                )
+                .unwrap();
+            let Some(segs) = plan(template) else {
+                panic!("{template} is simple")
+            };
+            let [Seg::Var(_, _, Some(filter))] = &segs[..] else {
+                panic!("{segs:?}")
+            };
+            let mut out = String::new();
+            print_filtered(&value, filter, &mut out).unwrap();
+            assert_eq!(out, expected, "{template} over {value}");
+        }
+        let join = Filter::Join(",".into());
+        for declined in [json!([1, 2]), json!(["a", null]), json!("ab"), json!(null)] {
+            assert!(print_filtered(&declined, &join, &mut String::new()).is_none());
+        }
+        assert!(print_filtered(&json!("ab"), &Filter::Length, &mut String::new()).is_none());
     }
 
     #[test]
