@@ -232,8 +232,43 @@ pub struct BaselineInfo {
     pub findings: usize,
 }
 
+/// The audit document with its findings list replaced by `findings`, borrowed: serializes
+/// exactly as [`AuditReport`] does otherwise (a test holds the two together).
+#[derive(Debug, Serialize)]
+pub struct WithFindings<'a, F> {
+    pub schema_version: u32,
+    pub tool: &'a Tool,
+    pub audited_at: &'a str,
+    pub source: &'a SourceInfo,
+    pub summary: &'a Summary,
+    pub rules: &'a [RuleOutcome],
+    pub findings: F,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<&'a [Finding]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<&'a BaselineInfo>,
+    pub warnings: &'a [Warning],
+}
+
 impl AuditReport {
     pub const SCHEMA_VERSION: u32 = 1;
+
+    /// This document with `findings` in place of its findings (templates get them converted
+    /// once; the JSON writer writes them in parallel chunks).
+    pub fn with_findings<F>(&self, findings: F) -> WithFindings<'_, F> {
+        WithFindings {
+            schema_version: self.schema_version,
+            tool: &self.tool,
+            audited_at: &self.audited_at,
+            source: &self.source,
+            summary: &self.summary,
+            rules: &self.rules,
+            findings,
+            resolved: self.resolved.as_deref(),
+            baseline: self.baseline.as_ref(),
+            warnings: &self.warnings,
+        }
+    }
 
     /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on);
     /// with `only_new`, only those new against the baseline.

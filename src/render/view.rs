@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use serde::Serialize;
 
-use crate::findings::{
-    AuditReport, BaselineInfo, BaselineStatus, Finding, RuleOutcome, Summary, Tool,
-};
-use crate::model::{SourceInfo, Warning};
+use crate::findings::{AuditReport, BaselineStatus, Finding, RuleOutcome, WithFindings};
 use crate::rules::Severity;
 
 /// Frameworks in the order the compliance view shows them; others follow by name.
@@ -61,24 +58,6 @@ pub struct Framework {
     pub failing: usize,
 }
 
-/// The audit document as templates see it: every field of [`AuditReport`], with the findings
-/// converted to template values once (`groups` shares them).
-#[derive(Serialize)]
-pub struct ReportValue<'a> {
-    pub schema_version: u32,
-    pub tool: &'a Tool,
-    pub audited_at: &'a str,
-    pub source: &'a SourceInfo,
-    pub summary: &'a Summary,
-    pub rules: &'a [RuleOutcome],
-    pub findings: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<&'a [Finding]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<&'a BaselineInfo>,
-    pub warnings: &'a [Warning],
-}
-
 /// Findings as template values, converted on both cores when there are many: converting is
 /// most of the cost of a large HTML report.
 fn template_values(findings: &[Finding]) -> Vec<Value> {
@@ -111,7 +90,9 @@ fn template_values(findings: &[Finding]) -> Vec<Value> {
 
 #[derive(Serialize)]
 pub struct View<'a> {
-    pub report: ReportValue<'a>,
+    /// The audit document, its findings converted to template values once (`groups` shares
+    /// them).
+    pub report: WithFindings<'a, Value>,
     pub severities: Vec<SeverityCount>,
     /// Rules with findings, in the findings' order (severity, then rule id).
     pub groups: Vec<RuleGroup<'a>>,
@@ -184,18 +165,7 @@ impl<'a> View<'a> {
             resolved_elsewhere,
             resolved_by_rule,
             failing_rules,
-            report: ReportValue {
-                schema_version: report.schema_version,
-                tool: &report.tool,
-                audited_at: &report.audited_at,
-                source: &report.source,
-                summary: &report.summary,
-                rules: &report.rules,
-                findings: Value::from_iter(values),
-                resolved: report.resolved.as_deref(),
-                baseline: report.baseline.as_ref(),
-                warnings: &report.warnings,
-            },
+            report: report.with_findings(Value::from_iter(values)),
             severities,
             groups,
             clean_rules,
@@ -251,6 +221,8 @@ fn compliance(rules: &[RuleOutcome]) -> Vec<Framework> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::findings::BaselineInfo;
 
     fn example() -> AuditReport {
         let bytes = include_bytes!("../../examples/acme-users-groups.json");
