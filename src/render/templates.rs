@@ -124,9 +124,16 @@ impl Templates {
         let tmpl = env
             .get_template(name)
             .map_err(|e| TemplateError::from_minijinja(name, &e))?;
-        tmpl.render_captured_to(ctx, out)
-            .map(|_| ())
-            .map_err(|e| TemplateError::from_minijinja(name, &e))
+        // Templates write many small pieces; a buffer of a concrete type takes them without a
+        // dynamic call each.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        tmpl.render_captured_to(ctx, &mut out)
+            .map_err(|e| TemplateError::from_minijinja(name, &e))?;
+        std::io::Write::flush(&mut out).map_err(|e| TemplateError {
+            name: name.to_string(),
+            line: None,
+            message: format!("cannot write the output: {e}"),
+        })
     }
 }
 
