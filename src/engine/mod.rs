@@ -62,17 +62,10 @@ impl Buckets {
         }
     }
 
-    fn absorb(&mut self, other: Buckets) {
-        for (a, b) in self.by_rule.iter_mut().zip(other.by_rule) {
-            a.extend(b);
-        }
-        for (a, b) in self.counts.iter_mut().zip(other.counts) {
-            *a += b;
-        }
-        self.warnings.extend(other.warnings);
-    }
-
-    fn into_evaluation(mut self, rules: &[CompiledRule]) -> Evaluation {
+    /// Joins the buckets of consecutive parts (each part's subjects after the previous
+    /// part's) in report order: rules by severity then id, each rule's findings by subject id.
+    /// Each finding is moved once, and each bucket freed as soon as it is emptied.
+    fn join(mut parts: Vec<Buckets>, rules: &[CompiledRule]) -> Evaluation {
         let mut order: Vec<usize> = (0..rules.len()).collect();
         order.sort_by(|&a, &b| {
             let (ra, rb) = (&rules[a].rule, &rules[b].rule);
@@ -80,16 +73,28 @@ impl Buckets {
                 .cmp(&ra.severity)
                 .then_with(|| ra.id.cmp(&rb.id))
         });
-        let mut findings = Vec::with_capacity(self.by_rule.iter().map(Vec::len).sum());
+        let total = parts.iter().flat_map(|p| &p.by_rule).map(Vec::len).sum();
+        let mut findings = Vec::with_capacity(total);
         for i in order {
-            let mut bucket = std::mem::take(&mut self.by_rule[i]);
-            bucket.sort_by(|a, b| a.subject.id.cmp(&b.subject.id));
-            findings.extend(bucket);
+            let start = findings.len();
+            for part in &mut parts {
+                findings.append(&mut std::mem::take(&mut part.by_rule[i]));
+            }
+            // Users come in id order already (this finds one run); groups need the sort.
+            findings[start..].sort_by(|a: &Finding, b| a.subject.id.cmp(&b.subject.id));
+        }
+        let mut counts = vec![0; rules.len()];
+        let mut warnings = Vec::new();
+        for part in parts {
+            for (a, b) in counts.iter_mut().zip(part.counts) {
+                *a += b;
+            }
+            warnings.extend(part.warnings);
         }
         Evaluation {
             findings,
-            counts: self.counts,
-            warnings: self.warnings,
+            counts,
+            warnings,
         }
     }
 }
@@ -276,10 +281,8 @@ pub fn evaluate(
     } else {
         vec![users_pass(&order)]
     };
+    let mut parts = parts.into_iter().collect::<Result<Vec<Buckets>, _>>()?;
     let mut out = Buckets::new(rules.len());
-    for part in parts {
-        out.absorb(part?);
-    }
     let mut ctx = new_ctx();
     let group_rules = of_scope(Scope::Group);
     for g in &groups {
@@ -290,7 +293,8 @@ pub fn evaluate(
     for ri in of_scope(Scope::Organization) {
         ctx.apply(ri, Subj::Org(&org), &messages, &mut out)?;
     }
-    Ok(out.into_evaluation(rules))
+    parts.push(out);
+    Ok(Buckets::join(parts, rules))
 }
 
 /// The user rules' conditions, prepared over a report (shared values indexed), to evaluate
