@@ -3,7 +3,10 @@
 //! [`AuditReport`] serializes to the JSON output format (schema version 1) as it is; the other
 //! formats are views of the same data.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::{SourceInfo, Warning};
@@ -59,7 +62,7 @@ pub struct Finding {
     pub title: String,
     pub subject: Subject,
     pub message: String,
-    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub evidence: Evidence,
     pub fingerprint: String,
     pub waived: bool,
     /// Set when the audit ran against a baseline.
@@ -68,6 +71,101 @@ pub struct Finding {
     /// The waiver that covers this finding, when `waived`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub waiver: Option<Box<WaiverInfo>>,
+}
+
+/// What made a finding fire: named values in the order the rule records them. Serializes as a
+/// JSON object. A plain list rather than a map: a finding holds a handful of entries, and a
+/// million findings each building a hash index showed up in profiles. Keys are usually static
+/// names, so recording them allocates nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence(Vec<(Cow<'static, str>, Value)>);
+
+impl Evidence {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Evidence(Vec::with_capacity(n))
+    }
+
+    /// Records `value` under `key`; a key recorded before keeps its place and takes the value.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: Value) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The evidence as a JSON object (for templates and `expr`).
+    pub fn to_map(&self) -> serde_json::Map<String, Value> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+}
+
+/// `evidence["key"]`: the value, or null when the key is not recorded (as JSON values index).
+impl std::ops::Index<&str> for Evidence {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl<'a> IntoIterator for &'a Evidence {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a Value)> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Evidence {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Evidence;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of evidence values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Evidence, A::Error> {
+                let mut ev = Evidence::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    ev.insert(k, v);
+                }
+                Ok(ev)
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
 /// A stable identity of a finding across runs: rule id, subject kind and subject id hashed
@@ -304,6 +402,25 @@ mod tests {
             baseline_status: None,
             waiver: None,
         }
+    }
+
+    #[test]
+    fn evidence_keeps_its_order_and_reads_like_a_json_object() {
+        let mut ev = Evidence::new();
+        ev.insert("b", serde_json::json!(1));
+        ev.insert(String::from("a"), serde_json::json!("x"));
+        ev.insert("b", serde_json::json!(2));
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev["b"], 2);
+        assert_eq!(ev["missing"], Value::Null);
+        let text = serde_json::to_string(&ev).unwrap();
+        assert_eq!(text, r#"{"b":2,"a":"x"}"#);
+        let back: Evidence = serde_json::from_str(r#"{"z": [1], "a": null, "z": true}"#).unwrap();
+        let keys: Vec<&str> = back.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["z", "a"]);
+        assert_eq!(back["z"], true);
+        assert_eq!(serde_json::from_str::<Evidence>(&text).unwrap(), ev);
+        assert!(serde_json::from_str::<Evidence>("[1]").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value as J};
 
-use crate::findings::{fingerprint, Finding, Subject};
+use crate::findings::{fingerprint, Evidence, Finding, Subject};
 use crate::model::{Report, Timestamp, User, Warning};
 use crate::rules::registry::{FieldId, FieldType};
 use crate::rules::{
@@ -732,9 +732,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn evidence(&self, rule: &CompiledRule, s: Subj<'a>) -> Map<String, J> {
+    fn evidence(&self, rule: &CompiledRule, s: Subj<'a>) -> Evidence {
         let report = self.report;
-        let mut ev = Map::new();
+        let mut ev = Evidence::with_capacity(rule.evidence.len() + 2);
         for item in &rule.evidence {
             let value = match *item {
                 EvidenceItem::Field(f) => field_json(report, s, f),
@@ -760,15 +760,15 @@ impl<'a> Ctx<'a> {
         }
         match s {
             Subj::Group(g) => {
-                ev.insert("member_count".into(), json!(g.members.len()));
-                ev.insert("members".into(), self.users_brief(&g.members));
+                ev.insert("member_count", json!(g.members.len()));
+                ev.insert("members", self.users_brief(&g.members));
             }
             Subj::Org(o) => {
-                ev.insert("user_count".into(), json!(o.user_count));
+                ev.insert("user_count", json!(o.user_count));
                 let owners: Vec<u32> = (0..report.users.len() as u32)
                     .filter(|&i| report.users[i as usize].is_owner())
                     .collect();
-                ev.insert("owners".into(), self.users_brief(&owners));
+                ev.insert("owners", self.users_brief(&owners));
             }
             Subj::User(_) => {}
         }
@@ -816,7 +816,7 @@ impl<'a> Ctx<'a> {
         rule: &CompiledRule,
         s: Subj<'a>,
         subject: &Subject,
-        evidence: &Map<String, J>,
+        evidence: &Evidence,
     ) -> Option<String> {
         use std::borrow::Cow;
         let r = &rule.rule;
@@ -877,7 +877,7 @@ impl<'a> Ctx<'a> {
         rule: &CompiledRule,
         s: Subj<'a>,
         subject: &Subject,
-        evidence: &Map<String, J>,
+        evidence: &Evidence,
         messages: &Messages,
         warnings: &mut Vec<Warning>,
     ) -> String {
@@ -886,7 +886,7 @@ impl<'a> Ctx<'a> {
         // Only what the template reads is built: this runs once per finding.
         let mut root = Map::new();
         if needs.evidence {
-            root.insert("evidence".into(), J::Object(evidence.clone()));
+            root.insert("evidence".into(), J::Object(evidence.to_map()));
         }
         if needs.rule {
             root.insert(

@@ -1,6 +1,7 @@
 //! Compiling a validated rule: parameters bound, values typed, regexes compiled, and the list of
 //! evidence each finding will carry worked out. The engine gets [`Pred`]s that cannot fail.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use regex::Regex;
@@ -150,11 +151,19 @@ pub enum EvidenceItem {
 }
 
 impl EvidenceItem {
-    pub fn key(&self) -> String {
-        match self {
-            EvidenceItem::Field(f) => f.name().to_string(),
-            EvidenceItem::DaysSince(f) => format!("days_since_{}", f.name()),
-            EvidenceItem::SharedWith(f) => format!("{}_shared_with", f.name()),
+    /// The key the item is recorded under; static for the fields of the registry that have one.
+    pub fn key(&self) -> Cow<'static, str> {
+        match *self {
+            EvidenceItem::Field(f) => Cow::Borrowed(f.name()),
+            EvidenceItem::DaysSince(FieldId::CreatedAt) => Cow::Borrowed("days_since_created_at"),
+            EvidenceItem::DaysSince(FieldId::LastSignInAt) => {
+                Cow::Borrowed("days_since_last_sign_in_at")
+            }
+            EvidenceItem::SharedWith(FieldId::EmailNormalized) => {
+                Cow::Borrowed("email_normalized_shared_with")
+            }
+            EvidenceItem::DaysSince(f) => Cow::Owned(format!("days_since_{}", f.name())),
+            EvidenceItem::SharedWith(f) => Cow::Owned(format!("{}_shared_with", f.name())),
         }
     }
 }
@@ -575,7 +584,7 @@ impl Compiler<'_> {
                 ];
                 if evidence {
                     let mut keys: Vec<String> =
-                        self.evidence.iter().map(EvidenceItem::key).collect();
+                        self.evidence.iter().map(|e| e.key().into_owned()).collect();
                     keys.extend(
                         CompiledRule::subject_evidence_keys(self.rule.scope)
                             .iter()
@@ -630,6 +639,7 @@ impl Compiler<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::RuleSet;
+    use super::{registry, EvidenceItem, Scope};
 
     fn load(text: &str) -> Result<RuleSet, String> {
         let mut set = RuleSet::new();
@@ -694,10 +704,22 @@ mod tests {
     }
 
     #[test]
+    fn static_evidence_keys_are_the_formatted_ones() {
+        for scope in [Scope::User, Scope::Group, Scope::Organization] {
+            for d in registry::fields_of(scope) {
+                let days = EvidenceItem::DaysSince(d.id).key();
+                assert_eq!(days, format!("days_since_{}", d.name));
+                let shared = EvidenceItem::SharedWith(d.id).key();
+                assert_eq!(shared, format!("{}_shared_with", d.name));
+            }
+        }
+    }
+
+    #[test]
     fn evidence_lists_the_fields_of_the_condition() {
         let set = load(&format!("{HEAD}when:\n  all:\n    - {{field: active, equals: true}}\n    - {{field: last_sign_in_at, older_than_days: 90}}\n    - {{field: email_normalized, shared: true}}\n")).unwrap();
         let c = set.compile().unwrap();
-        let keys: Vec<String> = c[0].evidence.iter().map(|e| e.key()).collect();
+        let keys: Vec<String> = c[0].evidence.iter().map(|e| e.key().into_owned()).collect();
         assert_eq!(
             keys,
             [
