@@ -4,7 +4,6 @@
 //! indices and a million users with a few hundred groups stay compact in memory.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -131,7 +130,7 @@ pub fn normalize_email(email: &str) -> Cow<'_, str> {
 pub struct GroupTable {
     ids: Vec<Box<str>>,
     names: Vec<Box<str>>,
-    by_id: HashMap<Box<str>, GroupIx>,
+    by_id: rustc_hash::FxHashMap<Box<str>, GroupIx>,
 }
 
 /// What [`GroupTable::intern`] found.
