@@ -6,6 +6,7 @@
 mod csv;
 mod error;
 mod json;
+mod scan;
 pub mod telnyx;
 mod time;
 
@@ -172,8 +173,8 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Parsed, SourceError> {
 
 /// Checks that span records (duplicate ids) and caps repeated warnings.
 fn finish(parsed: &mut Parsed, origin: &str) {
-    let mut seen: std::collections::HashMap<&str, usize> =
-        std::collections::HashMap::with_capacity(parsed.report.users.len());
+    let mut seen: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+    seen.reserve(parsed.report.users.len());
     let mut dups = Vec::new();
     for (i, u) in parsed.report.users.iter().enumerate() {
         if let Some(first) = seen.insert(&u.id, i) {
