@@ -24,7 +24,21 @@ struct Ctx<'o> {
     records: usize,
 }
 
+/// Reports at least this large are parsed on several cores when they have them.
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
 pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads > 1 && body.len() >= PARALLEL_MIN_BYTES {
+        if let Some(parsed) = parse_parallel(body, origin, threads) {
+            return Ok(parsed);
+        }
+    }
+    parse_sequential(body, origin)
+}
+
+/// One pass over the whole document: the reference behaviour, and the one that reports errors.
+fn parse_sequential(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
     let mut ctx = Ctx {
         origin,
         report: Report::default(),
@@ -44,6 +58,87 @@ pub(super) fn parse(body: &[u8], origin: &str) -> Result<Parsed, SourceError> {
         format: Format::Json,
         records: ctx.records,
         warnings: ctx.warnings,
+    })
+}
+
+/// The records located by a structural scan, then parsed in contiguous parts on `threads`
+/// cores and joined in order: the same report and warnings as [`parse_sequential`]. `None`
+/// whenever anything is off (a syntax error, a record that does not parse, a group named
+/// differently in two parts); the sequential parser then runs and says what and where.
+fn parse_parallel(body: &[u8], origin: &str, threads: usize) -> Option<Parsed> {
+    let layout = super::scan::layout(body)?;
+    for other in &layout.others {
+        serde_json::from_slice::<IgnoredAny>(&body[other.clone()]).ok()?;
+    }
+    let elements = &layout.elements;
+    let per = elements.len().div_ceil(threads).max(1);
+    let parts: Vec<Option<Ctx<'_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = elements
+            .chunks(per)
+            .enumerate()
+            .map(|(k, part)| {
+                scope.spawn(move || {
+                    let mut ctx = Ctx {
+                        origin,
+                        report: Report::default(),
+                        warnings: Vec::new(),
+                        cursor: Cursor::default(),
+                        records: k * per,
+                    };
+                    ctx.report.users.reserve(part.len());
+                    for range in part {
+                        let mut de = serde_json::Deserializer::from_slice(&body[range.clone()]);
+                        let user = UserSeed(&mut ctx).deserialize(&mut de).ok()?;
+                        de.end().ok()?;
+                        ctx.report.users.push(user);
+                        ctx.records += 1;
+                    }
+                    Some(ctx)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a parsing thread does not panic"))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        // No records at all.
+        return Some(Parsed {
+            report: Report::default(),
+            format: Format::Json,
+            records: 0,
+            warnings: Vec::new(),
+        });
+    };
+    let mut joined = first?;
+    for part in parts {
+        let mut part = part?;
+        // Group indices are per part: intern the part's groups in its order of first
+        // appearance (the order one pass would have met them) and renumber its users.
+        let table = &part.report.groups;
+        let mut renumber = Vec::with_capacity(table.len());
+        for ix in table.iter() {
+            match joined.report.groups.intern(table.id(ix), table.name(ix)) {
+                Interned::New(g) | Interned::Known(g) => renumber.push(g),
+                Interned::NameDiffers { .. } => return None,
+            }
+        }
+        for u in &mut part.report.users {
+            for g in u.groups.iter_mut() {
+                *g = renumber[g.0 as usize];
+            }
+        }
+        joined.report.users.append(&mut part.report.users);
+        joined.warnings.append(&mut part.warnings);
+        joined.records = part.records;
+    }
+    Some(Parsed {
+        report: joined.report,
+        format: Format::Json,
+        records: joined.records,
+        warnings: joined.warnings,
     })
 }
 
@@ -346,6 +441,108 @@ impl<'de> Visitor<'de> for GroupsSeed<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::super::parse as parse_any;
+    use super::{parse_parallel, parse_sequential};
+
+    /// `n` records with groups from a pool, some odd values (warnings), escapes and nulls.
+    fn records(n: usize, rename_at: Option<usize>) -> String {
+        let mut out = String::from("{\"meta\": {\"total\": 1, \"x\": [true, null]}, \"data\": [\n");
+        for i in 0..n {
+            let status = ["enabled", "disabled", "retired"][i % 3];
+            let g = |k: usize| {
+                let name = if Some(i) == rename_at { "renamed" } else { "G" };
+                format!(
+                    "{{\"id\": \"g{}\", \"name\": \"{name} {}\"}}",
+                    (i * 7 + k) % 13,
+                    (i * 7 + k) % 13
+                )
+            };
+            let groups: Vec<String> = (0..i % 4).map(g).collect();
+            let last = if i % 5 == 0 {
+                "null".to_string()
+            } else {
+                "\"2024-02-03T04:05:06.789Z\"".into()
+            };
+            out.push_str(&format!(
+                "  {{\"id\": \"u{i}\", \"record_type\": \"organization_sub_user\", \"email\": \"a\\\"{i}@x.io\", \"user_status\": \"{status}\", \"created_at\": \"2023-01-01T00:00:00Z\", \"last_sign_in_at\": {last}, \"groups\": [{}]}}{}\n",
+                groups.join(", "),
+                if i + 1 < n { "," } else { "" }
+            ));
+        }
+        out.push_str("], \"page\": 1}");
+        out
+    }
+
+    #[test]
+    fn parallel_parsing_is_one_pass_joined() {
+        for (n, threads) in [(1, 2), (2, 4), (1000, 2), (1001, 3)] {
+            let body = records(n, None);
+            let one = parse_sequential(body.as_bytes(), "r.json").unwrap();
+            let many = parse_parallel(body.as_bytes(), "r.json", threads).unwrap();
+            assert_eq!(many.report, one.report, "{n} records on {threads}");
+            assert_eq!(many.records, one.records);
+            assert_eq!(many.warnings, one.warnings);
+        }
+        // A rename inside the first part warns the same way; across parts, one pass decides.
+        let body = records(1000, Some(501));
+        let one = parse_sequential(body.as_bytes(), "r.json").unwrap();
+        assert!(one.warnings.iter().any(|w| w.code == "group-name-differs"));
+        assert!(parse_parallel(body.as_bytes(), "r.json", 2).is_none());
+        let many = parse_parallel(body.as_bytes(), "r.json", 1).unwrap();
+        assert_eq!(many.warnings, one.warnings);
+    }
+
+    /// Whatever the bytes, the parallel parser gives one pass's report or steps aside.
+    #[test]
+    fn parallel_parsing_never_differs_from_one_pass() {
+        let good = records(40, None).into_bytes();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"{}[],:\"\\ 0a\n";
+        for _ in 0..3000 {
+            let mut doc = good.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % doc.len() as u64) as usize;
+                match next() % 3 {
+                    0 => doc[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+                    1 => {
+                        doc.remove(at);
+                    }
+                    _ => doc.insert(at, alphabet[(next() % alphabet.len() as u64) as usize]),
+                }
+            }
+            let Some(many) = parse_parallel(&doc, "r.json", 3) else {
+                continue;
+            };
+            let one = parse_sequential(&doc, "r.json")
+                .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&doc)));
+            assert_eq!(many.report, one.report);
+            assert_eq!(many.warnings, one.warnings);
+            assert_eq!(many.records, one.records);
+        }
+    }
+
+    #[test]
+    fn parallel_parsing_leaves_every_error_to_one_pass() {
+        let good = records(10, None);
+        for bad in [
+            good.replace("\"page\": 1", "\"page\": tru"),
+            good.replace("\"u3\"", "3"),
+            good.replace("2023-01-01T00:00:00Z", "2023-13-01T00:00:00Z"),
+            good.replacen("}, \"data\"", "}, \"data\": [], \"data\"", 1),
+            good.replace("\"email\"", "\"id\""),
+        ] {
+            assert!(
+                parse_parallel(bad.as_bytes(), "r.json", 2).is_none(),
+                "{bad}"
+            );
+            assert!(parse_sequential(bad.as_bytes(), "r.json").is_err());
+        }
+    }
 
     #[test]
     fn envelope_and_bare_array_are_the_same() {
