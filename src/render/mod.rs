@@ -118,6 +118,7 @@ pub fn render(
             let ctx = minijinja::Value::from(minijinja::value::Serde(&view));
             let name = format.template().expect("template formats have one");
             opts.templates.render_to(name, ctx, out)?;
+            view.drop_in_background();
         }
     }
     Ok(())

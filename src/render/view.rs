@@ -109,6 +109,23 @@ pub struct View<'a> {
     pub failing_rules: usize,
 }
 
+impl View<'_> {
+    /// Lets the template values go on another thread: freeing a million findings' values is a
+    /// long walk, and nothing waits for it.
+    pub fn drop_in_background(self) {
+        let mut values = vec![self.report.findings];
+        values.extend(self.groups.into_iter().map(|g| g.findings));
+        if values.iter().map(|v| v.len().unwrap_or(0)).sum::<usize>() < 20_000 {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("drop-template-values".into())
+            .spawn(move || drop(values));
+        // Without a thread, they are freed here: slower, never wrong.
+        drop(spawned);
+    }
+}
+
 impl<'a> View<'a> {
     pub fn new(report: &'a AuditReport, limit: usize) -> Self {
         let max = Severity::ALL
