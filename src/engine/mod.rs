@@ -43,13 +43,10 @@ pub struct Evaluation {
     pub warnings: Vec<Warning>,
 }
 
-/// Findings collected per rule while evaluating, joined in report order at the end: each rule's
-/// findings sorted by subject id, rules by severity then id. (Sorting one big list compared rule
-/// ids a million times over.)
+/// Findings of group and organization rules, collected per rule while evaluating.
 #[derive(Default)]
 struct Buckets {
     by_rule: Vec<Vec<Finding>>,
-    counts: Vec<usize>,
     warnings: Vec<Warning>,
 }
 
@@ -57,44 +54,7 @@ impl Buckets {
     fn new(rules: usize) -> Self {
         Buckets {
             by_rule: (0..rules).map(|_| Vec::new()).collect(),
-            counts: vec![0; rules],
             warnings: Vec::new(),
-        }
-    }
-
-    /// Joins the buckets of consecutive parts (each part's subjects after the previous
-    /// part's) in report order: rules by severity then id, each rule's findings by subject id.
-    /// Each finding is moved once, and each bucket freed as soon as it is emptied.
-    fn join(mut parts: Vec<Buckets>, rules: &[CompiledRule]) -> Evaluation {
-        let mut order: Vec<usize> = (0..rules.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (ra, rb) = (&rules[a].rule, &rules[b].rule);
-            rb.severity
-                .cmp(&ra.severity)
-                .then_with(|| ra.id.cmp(&rb.id))
-        });
-        let total = parts.iter().flat_map(|p| &p.by_rule).map(Vec::len).sum();
-        let mut findings = Vec::with_capacity(total);
-        for i in order {
-            let start = findings.len();
-            for part in &mut parts {
-                findings.append(&mut std::mem::take(&mut part.by_rule[i]));
-            }
-            // Users come in id order already (this finds one run); groups need the sort.
-            findings[start..].sort_by(|a: &Finding, b| a.subject.id.cmp(&b.subject.id));
-        }
-        let mut counts = vec![0; rules.len()];
-        let mut warnings = Vec::new();
-        for part in parts {
-            for (a, b) in counts.iter_mut().zip(part.counts) {
-                *a += b;
-            }
-            warnings.extend(part.warnings);
-        }
-        Evaluation {
-            findings,
-            counts,
-            warnings,
         }
     }
 }
@@ -205,6 +165,21 @@ pub fn evaluate(
     rules: &[CompiledRule],
     now: Timestamp,
 ) -> Result<Evaluation, EngineError> {
+    // Users are independent: with more than one core, contiguous parts are evaluated at once
+    // and joined in order, so the result is the same as one pass.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(if report.users.len() >= 20_000 { 4 } else { 1 });
+    evaluate_on(report, rules, now, threads)
+}
+
+/// [`evaluate`] with the users split into `threads` parts.
+fn evaluate_on(
+    report: &Report,
+    rules: &[CompiledRule],
+    now: Timestamp,
+    threads: usize,
+) -> Result<Evaluation, EngineError> {
     // Cross-record state, computed before the per-subject contexts that borrow it.
     let has_scope = |scope| rules.iter().any(|r| r.rule.scope == scope);
     let groups = if has_scope(Scope::Group) {
@@ -247,54 +222,125 @@ pub fn evaluate(
             .collect()
     };
     let user_rules = of_scope(Scope::User);
-    // Users are independent: with more than one core, halves are evaluated at once and their
-    // findings joined in user order, so the result is the same as one pass.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(if report.users.len() >= 20_000 { 4 } else { 1 });
-    // Users are visited in id order, so each rule's findings come out sorted by subject id and
-    // the final per-rule sort has nothing to move.
+    // Users are visited in id order, so each rule's findings come out sorted by subject id.
     let order = id_order(&report.users);
     let chunk = order.len().div_ceil(threads.max(1)).max(1);
-    let users_pass = |ids: &[u32]| -> Result<Buckets, EngineError> {
+    let parts: Vec<&[u32]> = order.chunks(chunk).collect();
+
+    // First, which users each rule fires for (per part, per rule, in id order): cheap, and it
+    // tells where every finding goes, so that findings are built straight into their place.
+    let match_part = |ids: &[u32]| -> Result<Vec<Vec<u32>>, EngineError> {
         let mut ctx = new_ctx();
-        let mut out = Buckets::new(rules.len());
+        let mut fired = vec![Vec::new(); rules.len()];
         for &i in ids {
             let u = &report.users[i as usize];
             for &ri in &user_rules {
-                ctx.apply(ri, Subj::User(u), &messages, &mut out)?;
+                if ctx.fires(ri, Subj::User(u))? {
+                    fired[ri].push(i);
+                }
             }
         }
-        Ok(out)
+        Ok(fired)
     };
-    let parts: Vec<Result<Buckets, EngineError>> = if threads > 1 {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = order
-                .chunks(chunk)
-                .map(|c| scope.spawn(move || users_pass(c)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an evaluation thread does not panic"))
-                .collect()
-        })
-    } else {
-        vec![users_pass(&order)]
-    };
-    let mut parts = parts.into_iter().collect::<Result<Vec<Buckets>, _>>()?;
-    let mut out = Buckets::new(rules.len());
+    let fired = on_parts(parts.clone(), match_part)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Group and organization rules: few subjects, one core.
+    let mut other = Buckets::new(rules.len());
     let mut ctx = new_ctx();
     let group_rules = of_scope(Scope::Group);
     for g in &groups {
         for &ri in &group_rules {
-            ctx.apply(ri, Subj::Group(g), &messages, &mut out)?;
+            ctx.apply(ri, Subj::Group(g), &messages, &mut other)?;
         }
     }
     for ri in of_scope(Scope::Organization) {
-        ctx.apply(ri, Subj::Org(&org), &messages, &mut out)?;
+        ctx.apply(ri, Subj::Org(&org), &messages, &mut other)?;
     }
-    parts.push(out);
-    Ok(Buckets::join(parts, rules))
+
+    // The result's layout: rules by severity then id; within a rule, the parts' users in
+    // order, or the rule's group findings sorted by subject id.
+    let mut rule_order: Vec<usize> = (0..rules.len()).collect();
+    rule_order.sort_by(|&a, &b| {
+        let (ra, rb) = (&rules[a].rule, &rules[b].rule);
+        rb.severity
+            .cmp(&ra.severity)
+            .then_with(|| ra.id.cmp(&rb.id))
+    });
+    let counts: Vec<usize> = (0..rules.len())
+        .map(|r| fired.iter().map(|f| f[r].len()).sum::<usize>() + other.by_rule[r].len())
+        .collect();
+    let mut slots: Vec<Option<Finding>> = Vec::new();
+    slots.resize_with(counts.iter().sum(), || None);
+    type Job<'s> = (usize, &'s [u32], &'s mut [Option<Finding>]);
+    let mut jobs: Vec<Vec<Job<'_>>> = parts.iter().map(|_| Vec::new()).collect();
+    let mut rest = &mut slots[..];
+    for &r in &rule_order {
+        for (p, f) in fired.iter().enumerate() {
+            let (here, tail) = std::mem::take(&mut rest).split_at_mut(f[r].len());
+            jobs[p].push((r, &f[r], here));
+            rest = tail;
+        }
+        let mut found = std::mem::take(&mut other.by_rule[r]);
+        found.sort_by(|a, b| a.subject.id.cmp(&b.subject.id));
+        let (here, tail) = std::mem::take(&mut rest).split_at_mut(found.len());
+        for (slot, f) in here.iter_mut().zip(found) {
+            *slot = Some(f);
+        }
+        rest = tail;
+    }
+
+    // Then the findings, built on every core into their places.
+    let build_warnings = on_parts(jobs, |jobs| {
+        let mut ctx = new_ctx();
+        let mut warnings = Vec::new();
+        for (r, users, slots) in jobs {
+            ctx.rule = r;
+            for (slot, &i) in slots.iter_mut().zip(users) {
+                let s = Subj::User(&report.users[i as usize]);
+                *slot = Some(ctx.finding(&rules[r], s, &messages, &mut warnings));
+            }
+        }
+        warnings
+    });
+    let mut warnings = Vec::new();
+    for w in build_warnings {
+        warnings.extend(w);
+    }
+    warnings.extend(other.warnings);
+    // In place: an `Option<Finding>` is the size of a `Finding`.
+    let findings = slots
+        .into_iter()
+        .map(|f| f.expect("every slot is filled"))
+        .collect();
+    Ok(Evaluation {
+        findings,
+        counts,
+        warnings,
+    })
+}
+
+// A finding's `None` is a niche: a list of optional findings can become a list of findings in
+// place, without a second allocation.
+const _: () = assert!(std::mem::size_of::<Option<Finding>>() == std::mem::size_of::<Finding>());
+
+/// Runs `f` over each item, on a thread each when there are several; results in item order.
+fn on_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|t| scope.spawn(move || f(t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an evaluation thread does not panic"))
+            .collect()
+    })
 }
 
 /// The user rules' conditions, prepared over a report (shared values indexed), to evaluate
@@ -568,15 +614,21 @@ impl<'a> Ctx<'a> {
         messages: &Messages,
         out: &mut Buckets,
     ) -> Result<(), EngineError> {
-        self.rule = ri;
-        let rule = &self.rules[ri];
-        if self.eval(&rule.pred, s) {
-            out.counts[ri] += 1;
+        if self.fires(ri, s)? {
+            let rule = &self.rules[ri];
             let f = self.finding(rule, s, messages, &mut out.warnings);
             out.by_rule[ri].push(f);
         }
+        Ok(())
+    }
+
+    /// Whether rule `ri` fires for the subject; an `expr` that fails is an error.
+    fn fires(&mut self, ri: usize, s: Subj<'a>) -> Result<bool, EngineError> {
+        self.rule = ri;
+        let rule = &self.rules[ri];
+        let fired = self.eval(&rule.pred, s);
         match self.expr_error.borrow_mut().take() {
-            None => Ok(()),
+            None => Ok(fired),
             Some(message) => Err(EngineError {
                 rule: rule.rule.id.clone(),
                 origin: rule.rule.origin.to_string(),
@@ -734,7 +786,9 @@ impl<'a> Ctx<'a> {
 
     fn evidence(&self, rule: &CompiledRule, s: Subj<'a>) -> Evidence {
         let report = self.report;
-        let mut ev = Evidence::with_capacity(rule.evidence.len() + 2);
+        // Exactly what is recorded: a million findings' spare entries add up.
+        let extra = if matches!(s, Subj::User(_)) { 0 } else { 2 };
+        let mut ev = Evidence::with_capacity(rule.evidence.len() + extra);
         for item in &rule.evidence {
             let value = match *item {
                 EvidenceItem::Field(f) => field_json(report, s, f),
@@ -868,6 +922,7 @@ impl<'a> Ctx<'a> {
                 Some(f) => print_filtered(&v, f, &mut out)?,
             }
         }
+        out.shrink_to_fit();
         Some(out)
     }
 
@@ -940,6 +995,56 @@ impl<'a> Ctx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report of `n` users with every kind of finding, ids not in report order.
+    fn varied_report(n: usize) -> Report {
+        let records: Vec<J> = (0..n)
+            .map(|i| {
+                let k = (i * 7919) % n;
+                let status = ["enabled", "enabled", "disabled", "blocked"][i % 4];
+                let domain = ["acme.example", "gmail.com"][i % 2];
+                json!({
+                    "id": format!("{:08x}-{k}", k.wrapping_mul(2654435761) as u32),
+                    "record_type": if i == 0 { "organization_owner" } else { "organization_sub_user" },
+                    "email": if i % 97 == 0 { "Same@Corp.io".to_string() } else { format!("u{i}@{domain}") },
+                    "user_status": status,
+                    "organization_user_bypasses_sso": i % 5 == 0,
+                    "created_at": "2024-01-01T00:00:00Z",
+                    "last_sign_in_at": if i % 3 == 0 { J::Null } else { json!(format!("2025-{:02}-01T00:00:00Z", 1 + i % 12)) },
+                    "groups": (0..i % 3).map(|g| json!({"id": format!("g{}", (i + g) % 17), "name": format!("G{}", (i + g) % 17)})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&records).unwrap();
+        crate::source::from_bytes(&bytes, "varied.json")
+            .unwrap()
+            .report
+    }
+
+    #[test]
+    fn parts_on_several_cores_give_one_pass_result() {
+        let report = varied_report(3001);
+        let mut set = crate::rules::RuleSet::builtin();
+        set.apply_set("external-email-domain.allowed_domains=[acme.example]")
+            .unwrap();
+        let rules = set.compile().unwrap();
+        let now = "2026-01-01T00:00:00Z".parse().unwrap();
+        let one = evaluate_on(&report, &rules, now, 1).unwrap();
+        assert!(
+            one.counts.iter().filter(|&&n| n > 0).count() >= 8,
+            "{:?}",
+            one.counts
+        );
+        for threads in [2, 3, 7] {
+            let many = evaluate_on(&report, &rules, now, threads).unwrap();
+            assert_eq!(many.counts, one.counts, "{threads} threads");
+            assert!(many.findings == one.findings, "{threads} threads");
+        }
+        // Report order: severity, rule id, subject id.
+        let mut sorted = one.findings.clone();
+        crate::findings::sort(&mut sorted);
+        assert!(sorted == one.findings);
+    }
 
     #[test]
     fn shared_values_are_grouped_even_when_hashes_collide() {
