@@ -8,6 +8,7 @@ mod access;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::{json, Map, Value as J};
 
@@ -121,9 +122,9 @@ impl SharedIndex {
     }
 }
 
-/// User indices ordered by user id (byte order; equal ids keep report order). Keys are the
-/// ids' first eight bytes, so most comparisons stay within the key array.
-fn id_order(users: &[User]) -> Vec<u32> {
+/// Each user's position when users are ordered by id (byte order; equal ids keep report order).
+/// Sorted on the ids' first eight bytes as keys, so most comparisons stay within the key array.
+fn id_rank(users: &[User]) -> Vec<u32> {
     let prefix = |id: &str| {
         let mut b = [0u8; 8];
         let n = id.len().min(8);
@@ -140,7 +141,11 @@ fn id_order(users: &[User]) -> Vec<u32> {
             .then_with(|| users[a.1 as usize].id.cmp(&users[b.1 as usize].id))
             .then(a.1.cmp(&b.1))
     });
-    keys.into_iter().map(|(_, i)| i).collect()
+    let mut rank = vec![0u32; users.len()];
+    for (k, &(_, i)) in keys.iter().enumerate() {
+        rank[i as usize] = k as u32;
+    }
+    rank
 }
 
 /// A user's index in its report.
@@ -222,17 +227,18 @@ fn evaluate_on(
             .collect()
     };
     let user_rules = of_scope(Scope::User);
-    // Users are visited in id order, so each rule's findings come out sorted by subject id.
-    let order = id_order(&report.users);
-    let chunk = order.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<&[u32]> = order.chunks(chunk).collect();
-
-    // First, which users each rule fires for (per part, per rule, in id order): cheap, and it
-    // tells where every finding goes, so that findings are built straight into their place.
-    let match_part = |ids: &[u32]| -> Result<Vec<Vec<u32>>, EngineError> {
+    // First, which users each rule fires for: cheap, in report order (users are read in the
+    // order they lie in memory), and it tells where every finding goes, so that findings are
+    // built straight into their place.
+    let chunk = report.users.len().div_ceil(threads.max(1)).max(1);
+    let parts: Vec<Range<u32>> = (0..report.users.len())
+        .step_by(chunk)
+        .map(|start| start as u32..(start + chunk).min(report.users.len()) as u32)
+        .collect();
+    let match_part = |ids: Range<u32>| -> Result<Vec<Vec<u32>>, EngineError> {
         let mut ctx = new_ctx();
         let mut fired = vec![Vec::new(); rules.len()];
-        for &i in ids {
+        for i in ids {
             let u = &report.users[i as usize];
             for &ri in &user_rules {
                 if ctx.fires(ri, Subj::User(u))? {
@@ -242,9 +248,20 @@ fn evaluate_on(
         }
         Ok(fired)
     };
-    let fired = on_parts(parts.clone(), match_part)
+    let parts_fired = on_parts(parts, match_part)
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    // Each rule's users in id order: the order its findings are listed in.
+    let rank = id_rank(&report.users);
+    let mut fired: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
+    for part in parts_fired {
+        for (all, some) in fired.iter_mut().zip(part) {
+            all.extend(some);
+        }
+    }
+    for users in &mut fired {
+        users.sort_unstable_by_key(|&i| rank[i as usize]);
+    }
 
     // Group and organization rules: few subjects, one core.
     let mut other = Buckets::new(rules.len());
@@ -269,17 +286,19 @@ fn evaluate_on(
             .then_with(|| ra.id.cmp(&rb.id))
     });
     let counts: Vec<usize> = (0..rules.len())
-        .map(|r| fired.iter().map(|f| f[r].len()).sum::<usize>() + other.by_rule[r].len())
+        .map(|r| fired[r].len() + other.by_rule[r].len())
         .collect();
     let mut slots: Vec<Option<Finding>> = Vec::new();
     slots.resize_with(counts.iter().sum(), || None);
+    // Each rule's findings are split evenly between the threads that build them.
     type Job<'s> = (usize, &'s [u32], &'s mut [Option<Finding>]);
-    let mut jobs: Vec<Vec<Job<'_>>> = parts.iter().map(|_| Vec::new()).collect();
+    let mut jobs: Vec<Vec<Job<'_>>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
     let mut rest = &mut slots[..];
     for &r in &rule_order {
-        for (p, f) in fired.iter().enumerate() {
-            let (here, tail) = std::mem::take(&mut rest).split_at_mut(f[r].len());
-            jobs[p].push((r, &f[r], here));
+        let per = fired[r].len().div_ceil(jobs.len()).max(1);
+        for (job, users) in jobs.iter_mut().zip(fired[r].chunks(per)) {
+            let (here, tail) = std::mem::take(&mut rest).split_at_mut(users.len());
+            job.push((r, users, here));
             rest = tail;
         }
         let mut found = std::mem::take(&mut other.by_rule[r]);
