@@ -156,6 +156,8 @@ fn index_of(report: &Report, u: &User) -> usize {
 struct Ctx<'a> {
     report: &'a Report,
     now: Timestamp,
+    /// `now - d` for every duration of the rules' time tests, worked out once per run.
+    cutoffs: &'a [(chrono::Duration, Timestamp)],
     shared: &'a HashMap<FieldId, SharedIndex>,
     exprs: &'a [Vec<minijinja::Expression<'a, 'a>>],
     /// The rule being evaluated, for expression lookup.
@@ -211,9 +213,11 @@ fn evaluate_on(
         collect_shared(&r.pred, &mut shared);
     }
     build_shared(report, &mut shared);
+    let cutoffs = cutoffs(&rules.iter().collect::<Vec<_>>(), now);
     let new_ctx = || Ctx {
         report,
         now,
+        cutoffs: &cutoffs,
         shared: &shared,
         exprs: &exprs,
         rule: 0,
@@ -368,6 +372,7 @@ fn on_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
 pub struct UserEvaluator<'a> {
     report: &'a Report,
     now: Timestamp,
+    cutoffs: Vec<(chrono::Duration, Timestamp)>,
     shared: HashMap<FieldId, SharedIndex>,
     rules: &'a [CompiledRule],
     user_rules: Vec<&'a CompiledRule>,
@@ -387,6 +392,7 @@ impl<'a> UserEvaluator<'a> {
         UserEvaluator {
             report,
             now,
+            cutoffs: cutoffs(&user_rules, now),
             shared,
             rules,
             user_rules,
@@ -398,6 +404,7 @@ impl<'a> UserEvaluator<'a> {
         let ctx = Ctx {
             report: self.report,
             now: self.now,
+            cutoffs: &self.cutoffs,
             shared: &self.shared,
             exprs: &[],
             rule: 0,
@@ -419,6 +426,26 @@ fn build_shared(report: &Report, shared: &mut HashMap<FieldId, SharedIndex>) {
     for (field, index) in shared.iter_mut() {
         *index = SharedIndex::build(report, *field);
     }
+}
+
+/// `now - d` for each duration the rules' time tests use.
+fn cutoffs(rules: &[&CompiledRule], now: Timestamp) -> Vec<(chrono::Duration, Timestamp)> {
+    fn walk(p: &Pred, out: &mut Vec<chrono::Duration>) {
+        match p {
+            Pred::All(v) | Pred::Any(v) => v.iter().for_each(|p| walk(p, out)),
+            Pred::Not(p) | Pred::Quant { inner: p, .. } => walk(p, out),
+            Pred::Time {
+                test: TimeTest::OlderThan(d) | TimeTest::NewerThan(d),
+                ..
+            } if !out.contains(d) => out.push(*d),
+            _ => {}
+        }
+    }
+    let mut durations = Vec::new();
+    for r in rules {
+        walk(&r.pred, &mut durations);
+    }
+    durations.into_iter().map(|d| (d, now - d)).collect()
 }
 
 fn collect_shared(p: &Pred, out: &mut HashMap<FieldId, SharedIndex>) {
@@ -701,8 +728,8 @@ impl<'a> Ctx<'a> {
                     return false;
                 };
                 match test {
-                    TimeTest::OlderThan(d) => t < self.now - *d,
-                    TimeTest::NewerThan(d) => t > self.now - *d,
+                    TimeTest::OlderThan(d) => t < self.cutoff(*d),
+                    TimeTest::NewerThan(d) => t > self.cutoff(*d),
                     TimeTest::Before(other) => time_field(s, *other).is_some_and(|o| t < o),
                     TimeTest::After(other) => time_field(s, *other).is_some_and(|o| t > o),
                 }
@@ -740,6 +767,13 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
+        }
+    }
+
+    fn cutoff(&self, d: chrono::Duration) -> Timestamp {
+        match self.cutoffs.iter().find(|(k, _)| *k == d) {
+            Some((_, t)) => *t,
+            None => self.now - d,
         }
     }
 
