@@ -115,12 +115,7 @@ fn serialize_chunk(chunk: &[Finding], first: bool) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn example() -> AuditReport {
-        let bytes = include_bytes!("../../examples/acme-users-groups.json");
-        let loaded = crate::source::from_bytes(bytes, "acme.json").unwrap();
-        let now = "2026-11-29T00:00:00Z".parse().unwrap();
-        crate::audit(&loaded, &crate::rules::RuleSet::builtin(), now).unwrap()
-    }
+    use crate::render::example_audit as example;
 
     #[test]
     fn chunked_output_is_what_serde_json_writes() {

@@ -123,3 +123,12 @@ pub fn render(
     }
     Ok(())
 }
+
+/// The bundled example audited with the built-in pack, for the renderers' unit tests.
+#[cfg(test)]
+pub(crate) fn example_audit() -> AuditReport {
+    let bytes = include_bytes!("../../examples/acme-users-groups.json");
+    let loaded = crate::source::from_bytes(bytes, "acme.json").unwrap();
+    let now = "2026-11-29T00:00:00Z".parse().unwrap();
+    crate::audit(&loaded, &crate::rules::RuleSet::builtin(), now).unwrap()
+}

@@ -385,12 +385,7 @@ mod tests {
 
     use crate::findings::BaselineInfo;
 
-    fn example() -> AuditReport {
-        let bytes = include_bytes!("../../examples/acme-users-groups.json");
-        let loaded = crate::source::from_bytes(bytes, "acme.json").unwrap();
-        let now = "2026-11-29T00:00:00Z".parse().unwrap();
-        crate::audit(&loaded, &crate::rules::RuleSet::builtin(), now).unwrap()
-    }
+    use crate::render::example_audit as example;
 
     /// Templates see the document as the JSON output writes it, whatever fields it grows.
     #[test]
