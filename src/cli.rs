@@ -295,7 +295,8 @@ pub struct AuditArgs {
     /// Output format: text, json, html, markdown, csv, junit or github.
     #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format)]
     pub format: render::Format,
-    /// Write the output to this file instead of standard output.
+    /// Write the output to this file instead of standard output (replaced whole; a link,
+    /// device or FIFO is written where it is).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Also write FORMAT to PATH (text, json, html, markdown, csv, junit, github); repeatable. The
@@ -849,6 +850,17 @@ fn write_output(
                 Err(e) => Err(render_err(&PathBuf::from("<stdout>"), e)),
             }
         }
+        Some(p) if writes_in_place(p) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(p)
+                .map_err(|e| out_err(p, e))?;
+            let mut out = std::io::BufWriter::new(&mut file);
+            f(&mut out)
+                .and_then(|()| out.flush().map_err(Into::into))
+                .map_err(|e| render_err(p, e))
+        }
         Some(p) => {
             let dir = p
                 .parent()
@@ -869,6 +881,14 @@ fn write_output(
             Ok(())
         }
     }
+}
+
+/// Whether an output path is written where it is rather than replaced: a report replaces a
+/// regular file (or creates one) atomically, through a temporary file renamed over it; anything
+/// else (a symbolic link, `/dev/null`, `/dev/stdout`, a FIFO) is opened and written, so that the
+/// link or device stays what it is.
+fn writes_in_place(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file())
 }
 
 fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {

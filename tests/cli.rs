@@ -278,6 +278,58 @@ fn output_file_is_written_whole() {
     );
 }
 
+/// Links, devices and FIFOs are written where they are, never replaced by a regular file: an
+/// atomic replace of `-o /dev/null` once turned a machine's /dev/null into a file.
+#[cfg(unix)]
+#[test]
+fn outputs_through_links_and_fifos_keep_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.json");
+    std::fs::write(&target, "old content, longer than nothing").unwrap();
+    let link = dir.path().join("latest.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let audit_to = |out: &Path| {
+        run(&[
+            "audit",
+            "-i",
+            example("no-active-owner.json").to_str().unwrap(),
+            "--now",
+            NOW,
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let r = audit_to(&link);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(doc["findings"][0]["rule_id"], "no-active-owner");
+
+    // A FIFO: a reader takes what the audit writes; the FIFO is still one afterwards.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return; // no mkfifo here: the link case above covers the rule
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = audit_to(&fifo);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Checked before waiting on the reader, which would wait forever on a replaced FIFO.
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo());
+    let text = reader.join().unwrap();
+    assert!(text.contains("no-active-owner"), "{text}");
+}
+
 /// Writes `content` to a temporary file and audits it; returns (exit code, stderr).
 fn audit_bytes(name: &str, content: &[u8]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
