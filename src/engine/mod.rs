@@ -280,8 +280,8 @@ fn evaluate_on(
         ctx.apply(ri, Subj::Org(&org), &messages, &mut other)?;
     }
 
-    // The result's layout: rules by severity then id; within a rule, the parts' users in
-    // order, or the rule's group findings sorted by subject id.
+    // The result's layout: rules by severity then id; within a rule, its users in id order,
+    // or its group findings sorted by subject id.
     let mut rule_order: Vec<usize> = (0..rules.len()).collect();
     rule_order.sort_by(|&a, &b| {
         let (ra, rb) = (&rules[a].rule, &rules[b].rule);

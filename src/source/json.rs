@@ -535,6 +535,7 @@ mod tests {
             good.replace("2023-01-01T00:00:00Z", "2023-13-01T00:00:00Z"),
             good.replacen("}, \"data\"", "}, \"data\": [], \"data\"", 1),
             good.replace("\"email\"", "\"id\""),
+            good.replace("\"page\"", "\"pa\u{1}ge\""),
         ] {
             assert!(
                 parse_parallel(bad.as_bytes(), "r.json", 2).is_none(),

@@ -11,7 +11,7 @@ use std::ops::Range;
 /// `{"data": [...], ...}` envelope or bare array of objects (the sequential parser decides).
 pub(super) struct Layout {
     pub elements: Vec<Range<usize>>,
-    /// The envelope's other values, for serde_json to validate.
+    /// The envelope's keys and other values, for serde_json to validate.
     pub others: Vec<Range<usize>>,
 }
 
@@ -35,6 +35,7 @@ pub(super) fn layout(body: &[u8]) -> Option<Layout> {
                     if body[key.clone()].contains(&b'\\') {
                         return None; // an escaped key might spell `data`
                     }
+                    out.others.push(key.clone()); // validated like the values
                     s.ws();
                     s.expect(b':')?;
                     s.ws();
@@ -203,7 +204,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(els, [r#"{"x": "a\"},{"}"#, r#"{"y": [1,2], "z": null}"#]);
-        assert_eq!(others, [r#"{"a": [1, {"b": "}"}]}"#, "-1.5e3"]);
+        assert_eq!(
+            others,
+            [
+                r#""meta""#,
+                r#"{"a": [1, {"b": "}"}]}"#,
+                r#""data""#,
+                r#""n""#,
+                "-1.5e3"
+            ]
+        );
         let (els, others) = extents(r#"[{"a":1},{"b":"\\"}]"#).unwrap();
         assert_eq!(els, [r#"{"a":1}"#, r#"{"b":"\\"}"#]);
         assert!(others.is_empty());
