@@ -70,6 +70,10 @@ pub(super) fn layout(body: &[u8]) -> Option<Layout> {
     (s.pos == body.len()).then_some(out)
 }
 
+/// Deeper nesting is left to the sequential parser: serde_json limits recursion (128 levels) per
+/// document, and a record parsed on its own sits two levels higher than in the document.
+const MAX_DEPTH: usize = 100;
+
 struct Scanner<'a> {
     body: &'a [u8],
     pos: usize,
@@ -152,6 +156,9 @@ impl Scanner<'_> {
                 }
                 b'{' | b'[' => {
                     depth += 1;
+                    if depth > MAX_DEPTH {
+                        return None; // near serde_json's recursion limit: one pass decides
+                    }
                     self.pos += 1;
                 }
                 b'}' | b']' => {
@@ -236,6 +243,7 @@ mod tests {
             r#"[{"a": 1} {"b": 2}]"#,
             r#"{"data": [{"a": 1}], "x": }"#,
             "{\"d\\u0061ta\": []}",
+            &format!("[{{\"a\": {}1{}}}]", "[".repeat(100), "]".repeat(100)),
             r#"{"data": [], "d\u0061ta": []}"#,
         ] {
             assert!(extents(doc).is_none(), "{doc}");
