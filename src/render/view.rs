@@ -2,7 +2,6 @@
 //! a template (findings grouped per rule, the compliance view, the chart's scale).
 
 use std::collections::BTreeMap;
-
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object};
