@@ -229,11 +229,9 @@ fn exit_codes_follow_fail_on() {
     assert_eq!(code(&["--disable", "no-such-rule"]), 2);
 }
 
-#[test]
-fn output_file_is_written_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("findings.json");
-    let r = run(&[
+/// Audits the no-active-owner example to `out` as JSON.
+fn audit_json_to(out: &Path) -> common::Run {
+    run(&[
         "audit",
         "-i",
         example("no-active-owner.json").to_str().unwrap(),
@@ -243,7 +241,14 @@ fn output_file_is_written_whole() {
         "json",
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn output_file_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("findings.json");
+    let r = audit_json_to(&out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty());
     #[cfg(unix)]
@@ -289,20 +294,7 @@ fn outputs_through_links_and_fifos_keep_them() {
     std::fs::write(&target, "old content, longer than nothing").unwrap();
     let link = dir.path().join("latest.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let audit_to = |out: &Path| {
-        run(&[
-            "audit",
-            "-i",
-            example("no-active-owner.json").to_str().unwrap(),
-            "--now",
-            NOW,
-            "-f",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-    };
-    let r = audit_to(&link);
+    let r = audit_json_to(&link);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
@@ -321,7 +313,7 @@ fn outputs_through_links_and_fifos_keep_them() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
-    let r = audit_to(&fifo);
+    let r = audit_json_to(&fifo);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Checked before waiting on the reader, which would wait forever on a replaced FIFO.
     let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
