@@ -1,7 +1,7 @@
 //! Loading a users groups report: from a file or standard input, as JSON or CSV.
 //!
 //! The format is detected from the content, never from the file name. Parsing goes straight into
-//! the typed [`Report`](crate::model::Report); every error names the origin and the place.
+//! the typed [`Report`]; every error names the origin and the place.
 
 mod csv;
 mod error;
