@@ -260,13 +260,7 @@ pub fn load(path: &Path) -> Result<Config, RuleErrors> {
 
 /// Checks a configuration held in memory; `name` identifies it in errors.
 pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
-    let docs = yaml::parse(text).map_err(|e| {
-        RuleErrors::from(RuleError::new(
-            name,
-            e.pos,
-            format!("invalid YAML: {}", e.message),
-        ))
-    })?;
+    let docs = yaml::parse(text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(name, &e)))?;
     let mut r = Reader {
         file: name,
         errors: Vec::new(),

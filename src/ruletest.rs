@@ -163,13 +163,8 @@ fn get<'n>(entries: &'n [(yaml::Key, Node)], key: &str) -> Option<&'n Node> {
 pub fn load(path: &Path) -> Result<TestFile, RuleErrors> {
     let (name, text) = crate::rules::error::read_source(path, "the rule tests")?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let docs = yaml::parse(&text).map_err(|e| {
-        RuleErrors::from(RuleError::new(
-            &name,
-            e.pos,
-            format!("invalid YAML: {}", e.message),
-        ))
-    })?;
+    let docs =
+        yaml::parse(&text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(&name, &e)))?;
     let mut r = Reader {
         file: &name,
         errors: Vec::new(),

@@ -139,13 +139,7 @@ pub fn parse(
     now: Timestamp,
     max_days: u32,
 ) -> Result<Vec<Waiver>, RuleErrors> {
-    let docs = yaml::parse(text).map_err(|e| {
-        RuleErrors::from(RuleError::new(
-            name,
-            e.pos,
-            format!("invalid YAML: {}", e.message),
-        ))
-    })?;
+    let docs = yaml::parse(text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(name, &e)))?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let err = |errors: &mut Vec<RuleError>, pos: Pos, m: String| {

@@ -39,6 +39,11 @@ impl RuleError {
             help: None,
         }
     }
+    /// A file that is not valid YAML, at the place the YAML reader stopped.
+    pub fn yaml_syntax(file: &str, e: &crate::yaml::SyntaxError) -> Self {
+        RuleError::new(file, e.pos, format!("invalid YAML: {}", e.message))
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

@@ -80,11 +80,7 @@ pub(super) fn parse_file(
     let docs = match yaml::parse(text) {
         Ok(d) => d,
         Err(e) => {
-            errors.push(RuleError::new(
-                file,
-                e.pos,
-                format!("invalid YAML: {}", e.message),
-            ));
+            errors.push(RuleError::yaml_syntax(file, &e));
             return Vec::new();
         }
     };
