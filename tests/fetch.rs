@@ -67,6 +67,17 @@ async fn orgaudit(args: &[&str], env: &[(&str, &str)]) -> Run {
     .unwrap()
 }
 
+/// A report server answering every request for the report with `response`.
+async fn serving(response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(REPORT_PATH))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn base(server: &MockServer) -> String {
     format!("{}/v2", server.uri())
 }
@@ -87,13 +98,8 @@ async fn requests(server: &MockServer) -> Vec<Request> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_saves_the_body_exactly_and_sends_the_right_request() {
-    let server = MockServer::start().await;
     let body = example("acme-users-groups.json");
-    Mock::given(method("GET"))
-        .and(path(REPORT_PATH))
-        .respond_with(ok(body.clone(), "application/json"))
-        .mount(&server)
-        .await;
+    let server = serving(ok(body.clone(), "application/json")).await;
     let b = base(&server) + "/";
     let r = orgaudit(&["fetch", "--base-url", &b], &[("TELNYX_API_KEY", KEY)]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -125,13 +131,8 @@ async fn fetch_saves_the_body_exactly_and_sends_the_right_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_csv_to_a_file_with_the_base_url_from_the_environment() {
-    let server = MockServer::start().await;
     let body = example("acme-users-groups.csv");
-    Mock::given(method("GET"))
-        .and(path(REPORT_PATH))
-        .respond_with(ok(body.clone(), "text/csv"))
-        .mount(&server)
-        .await;
+    let server = serving(ok(body.clone(), "text/csv")).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.csv");
     let r = orgaudit(
@@ -153,13 +154,8 @@ async fn fetch_csv_to_a_file_with_the_base_url_from_the_environment() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_fetch_records_the_source_and_keeps_the_raw_body() {
-    let server = MockServer::start().await;
     let body = example("acme-users-groups.json");
-    Mock::given(method("GET"))
-        .and(path(REPORT_PATH))
-        .respond_with(ok(body.clone(), "application/json"))
-        .mount(&server)
-        .await;
+    let server = serving(ok(body.clone(), "application/json")).await;
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("raw.json");
     let key_file = dir.path().join("key");
@@ -275,16 +271,13 @@ async fn a_500_is_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_persistent_503_gives_up_after_the_retries() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(telnyx_error(
-            503,
-            "90001",
-            "Service unavailable",
-            "Try later",
-        ))
-        .mount(&server)
-        .await;
+    let server = serving(telnyx_error(
+        503,
+        "90001",
+        "Service unavailable",
+        "Try later",
+    ))
+    .await;
     let b = base(&server);
     let r = orgaudit(
         &["fetch", "--base-url", &b, "--retries", "1", "-v"],
@@ -349,11 +342,8 @@ async fn unauthorized_and_forbidden_say_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_never_answers_times_out() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok(b"{}".to_vec(), "application/json").set_delay(Duration::from_secs(30)))
-        .mount(&server)
-        .await;
+    let server =
+        serving(ok(b"{}".to_vec(), "application/json").set_delay(Duration::from_secs(30))).await;
     let b = base(&server);
     let r = orgaudit(
         &[
@@ -385,11 +375,7 @@ async fn a_server_that_never_answers_times_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_body_cap_is_enforced() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok(example("acme-users-groups.json"), "application/json"))
-        .mount(&server)
-        .await;
+    let server = serving(ok(example("acme-users-groups.json"), "application/json")).await;
     let b = base(&server);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
@@ -565,14 +551,11 @@ async fn several_organizations_are_fetched_and_audited_together() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unparseable_body_names_the_url() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok(
-            b"{\"data\": [{\"id\": 7}]}".to_vec(),
-            "application/json",
-        ))
-        .mount(&server)
-        .await;
+    let server = serving(ok(
+        b"{\"data\": [{\"id\": 7}]}".to_vec(),
+        "application/json",
+    ))
+    .await;
     let b = base(&server);
     let r = orgaudit(
         &["audit", "--fetch", "--base-url", &b],
