@@ -20,17 +20,17 @@ fn audit_json(input: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
+/// Runs `audit -i examples/NAME` with `extra` arguments.
+fn audit_example(name: &str, extra: &[&str]) -> common::Run {
+    let input = example(name);
+    let mut args = vec!["audit", "-i", input.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn text_audit_of_the_example() {
-    let r = run(&[
-        "audit",
-        "--input",
-        example("acme-users-groups.json").to_str().unwrap(),
-        "--now",
-        NOW,
-        "--set",
-        ALLOW,
-    ]);
+    let r = audit_example("acme-users-groups.json", &["--now", NOW, "--set", ALLOW]);
     assert_eq!(r.code, 0);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(!r.stdout.contains('\x1b'), "no colour when not a terminal");
@@ -40,13 +40,7 @@ fn text_audit_of_the_example() {
         "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 11 rules over 14 users and 5 groups"
     );
     assert!(r.stdout.contains("\nCRITICAL 1 finding\n  owner-sso-bypass  Active owner may bypass SSO (1)\n    - owner bob@acme.example is active and may sign in with a password, bypassing SSO\n      user 7c2d9e10-0000-4a6b-8c3d-000000000002  active=true  is_owner=true  organization_user_bypasses_sso=true\n"), "{}", r.stdout);
-    let colored = run(&[
-        "audit",
-        "-i",
-        example("acme-users-groups.json").to_str().unwrap(),
-        "--color",
-        "always",
-    ]);
+    let colored = audit_example("acme-users-groups.json", &["--color", "always"]);
     assert!(colored.stdout.contains("\x1b[1;97;41mCRITICAL\x1b[0m"));
 }
 
@@ -231,17 +225,10 @@ fn exit_codes_follow_fail_on() {
 
 /// Audits the no-active-owner example to `out` as JSON.
 fn audit_json_to(out: &Path) -> common::Run {
-    run(&[
-        "audit",
-        "-i",
-        example("no-active-owner.json").to_str().unwrap(),
-        "--now",
-        NOW,
-        "-f",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-    ])
+    audit_example(
+        "no-active-owner.json",
+        &["--now", NOW, "-f", "json", "-o", out.to_str().unwrap()],
+    )
 }
 
 #[test]
@@ -267,13 +254,10 @@ fn output_file_is_written_whole() {
         doc["findings"][0]["evidence"]["owners"],
         serde_json::json!([{"id": "7c2d9e10-0000-4a6b-8c3d-000000000101", "email": "founder@orphan.example", "user_status": "disabled"}])
     );
-    let r = run(&[
-        "audit",
-        "-i",
-        example("no-active-owner.json").to_str().unwrap(),
-        "-o",
-        dir.path().join("missing/dir/x.txt").to_str().unwrap(),
-    ]);
+    let r = audit_example(
+        "no-active-owner.json",
+        &["-o", dir.path().join("missing/dir/x.txt").to_str().unwrap()],
+    );
     assert_eq!(r.code, 2);
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
     assert!(
@@ -417,13 +401,7 @@ fn rule_errors_name_file_line_and_column() {
     .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
     let d = dir.path().to_str().unwrap();
-    let r = run(&[
-        "audit",
-        "-i",
-        example("acme-users-groups.json").to_str().unwrap(),
-        "--rules",
-        d,
-    ]);
+    let r = audit_example("acme-users-groups.json", &["--rules", d]);
     assert_eq!(r.code, 2);
     let stderr = r.stderr.replace(&format!("{d}/"), "");
     assert_eq!(
@@ -492,13 +470,10 @@ message: "{{ user.email }} is in {{ params.team }} and bypasses SSO"
         ],
     );
     assert_eq!(doc["findings"][0]["subject"]["email"], "bob@acme.example");
-    let r = run(&[
-        "audit",
-        "-i",
-        example("acme-users-groups.json").to_str().unwrap(),
-        "--set",
-        "stale-sign-in.stale_after_days=[1]",
-    ]);
+    let r = audit_example(
+        "acme-users-groups.json",
+        &["--set", "stale-sign-in.stale_after_days=[1]"],
+    );
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "error: builtin:stale-sign-in.yaml:22:59: `older_than_days` on `last_sign_in_at` expects a number of days (>= 0); found a list (param `stale_after_days` is [1])\n");
 }
@@ -596,16 +571,10 @@ fn expr_conditions_and_their_runtime_errors() {
             "niaj@acme.example"
         ]
     );
-    let failed = run(&[
-        "audit",
-        "-i",
-        example("acme-users-groups.json").to_str().unwrap(),
-        "--no-builtin",
-        "--rules",
-        r,
-        "--enable",
-        "broken",
-    ]);
+    let failed = audit_example(
+        "acme-users-groups.json",
+        &["--no-builtin", "--rules", r, "--enable", "broken"],
+    );
     assert_eq!(failed.code, 2);
     assert!(
         failed.stderr.starts_with("error: rule `broken` (")
@@ -636,13 +605,7 @@ fn input_and_fetch_exclude_each_other() {
     );
     let r = run(&["audit", "--input", "x.json", "--fetch"]);
     assert_eq!(r.code, 2);
-    let r = run(&[
-        "audit",
-        "-i",
-        example("no-active-owner.json").to_str().unwrap(),
-        "--save-report",
-        "x",
-    ]);
+    let r = audit_example("no-active-owner.json", &["--save-report", "x"]);
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "error: --save-report goes with --fetch\n");
 }
