@@ -78,6 +78,18 @@ async fn serving(response: ResponseTemplate) -> MockServer {
     server
 }
 
+/// A report server answering `first` once, then the no-active-owner example.
+async fn answering_once_then_ok(first: ResponseTemplate) -> MockServer {
+    let server = serving(ok(example("no-active-owner.json"), "application/json")).await;
+    Mock::given(method("GET"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn base(server: &MockServer) -> String {
     format!("{}/v2", server.uri())
 }
@@ -199,20 +211,11 @@ async fn audit_fetch_records_the_source_and_keeps_the_raw_body() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            telnyx_error(429, "10011", "Too many requests", "Slow down")
-                .insert_header("retry-after", "1"),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ok(example("no-active-owner.json"), "application/json"))
-        .mount(&server)
-        .await;
+    let server = answering_once_then_ok(
+        telnyx_error(429, "10011", "Too many requests", "Slow down")
+            .insert_header("retry-after", "1"),
+    )
+    .await;
     let b = base(&server);
     let r = orgaudit(
         &["fetch", "--base-url", &b, "-v"],
@@ -237,17 +240,7 @@ async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_500_is_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ok(example("no-active-owner.json"), "application/json"))
-        .mount(&server)
-        .await;
+    let server = answering_once_then_ok(ResponseTemplate::new(500)).await;
     let b = base(&server);
     let r = orgaudit(
         &[
