@@ -822,73 +822,22 @@ fn gate(report: &AuditReport, fail_on: FailOn, only_new: bool) -> Outcome {
     Outcome::PolicyFailed
 }
 
-/// Writes to a file (created next to its destination, then renamed into place, so a failed run
-/// never leaves half a report) or to standard output.
+/// Writes an output to a file or standard output ([`orgaudit::output`]).
 fn write_output(
     path: Option<&PathBuf>,
     f: impl FnOnce(&mut dyn Write) -> Result<(), render::RenderError>,
 ) -> Result<(), Error> {
-    let out_err = |p: &PathBuf, source| Error::Output {
-        path: p.display().to_string(),
-        source,
-    };
-    let render_err = |p: &PathBuf, e: render::RenderError| match e {
-        render::RenderError::Io(source) => out_err(p, source),
-        render::RenderError::Template(t) => Error::Template(t),
-    };
-    match path {
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            let result = f(&mut out).and_then(|()| out.flush().map_err(Into::into));
-            match result {
-                Ok(()) => Ok(()),
-                // A closed pipe (`| head`) is not an error of ours.
-                Err(render::RenderError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    Ok(())
-                }
-                Err(e) => Err(render_err(&PathBuf::from("<stdout>"), e)),
-            }
-        }
-        Some(p) if writes_in_place(p) => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(p)
-                .map_err(|e| out_err(p, e))?;
-            let mut out = std::io::BufWriter::new(&mut file);
-            f(&mut out)
-                .and_then(|()| out.flush().map_err(Into::into))
-                .map_err(|e| render_err(p, e))
-        }
-        Some(p) => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut builder = tempfile::Builder::new();
-            // A report is an ordinary file: the umask decides, as for any file the user creates.
-            #[cfg(unix)]
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-            let mut tmp = builder.tempfile_in(dir).map_err(|e| out_err(p, e))?;
-            {
-                let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-                f(&mut out)
-                    .and_then(|()| out.flush().map_err(Into::into))
-                    .map_err(|e| render_err(p, e))?;
-            }
-            tmp.persist(p).map_err(|e| out_err(p, e.error))?;
-            Ok(())
-        }
+    use orgaudit::output::{self, OutputError, Target};
+    let target = path.map_or(Target::Stdout, |p| Target::File(p));
+    match output::write(target, f) {
+        Ok(_) => Ok(()),
+        Err(OutputError::Io { path, source }) => Err(Error::Output { path, source }),
+        Err(OutputError::Produce(render::RenderError::Template(t))) => Err(Error::Template(t)),
+        Err(OutputError::Produce(render::RenderError::Io(source))) => Err(Error::Output {
+            path: target.name(),
+            source,
+        }),
     }
-}
-
-/// Whether an output path is written where it is rather than replaced: a report replaces a
-/// regular file (or creates one) atomically, through a temporary file renamed over it; anything
-/// else (a symbolic link, `/dev/null`, `/dev/stdout`, a FIFO) is opened and written, so that the
-/// link or device stays what it is.
-fn writes_in_place(path: &std::path::Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file())
 }
 
 fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {

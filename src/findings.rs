@@ -21,6 +21,19 @@ pub struct Subject {
     pub name: Option<String>,
 }
 
+impl Subject {
+    /// An attribute as messages and `expr` read it; `None` where the subject has none.
+    pub fn attr(&self, a: crate::rules::registry::SubjectAttr) -> Option<&str> {
+        use crate::rules::registry::SubjectAttr as A;
+        match a {
+            A::Kind => Some(self.kind.as_str()),
+            A::Id => Some(&self.id),
+            A::Email => self.email.as_deref(),
+            A::Name => self.name.as_deref(),
+        }
+    }
+}
+
 /// Whether a finding was in the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

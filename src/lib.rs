@@ -23,6 +23,7 @@ pub mod engine;
 pub mod findings;
 pub mod model;
 pub mod notify;
+pub mod output;
 pub mod render;
 pub mod rules;
 pub mod ruletest;

@@ -723,3 +723,105 @@ fn the_configuration_drives_an_audit_and_flags_override_it() {
         2
     );
 }
+
+/// A report of `n` users, most of whom make some built-in rule fire.
+fn many_users(n: usize) -> Vec<u8> {
+    let users: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("u{i:05}"), "record_type": "organization_sub_user",
+                "email": format!("user{i}@acme.example"),
+                "user_status": if i % 3 == 0 { "disabled" } else { "enabled" },
+                "organization_user_bypasses_sso": i % 2 == 0,
+                "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": null,
+                "groups": [{"id": "g1", "name": "Eng"}],
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "data": users })).unwrap()
+}
+
+/// `| head` closes standard output early: in every format that is not an error, the exit status
+/// stays the gate's, and the other outputs are written.
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.json");
+    std::fs::write(&input, many_users(3000)).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("orgaudit");
+    for format in ["html", "csv", "junit", "text", "json", "github", "markdown"] {
+        for (gate, want) in [(None, 0), (Some("high"), 1)] {
+            let side = dir.path().join(format!("side-{format}-{want}.json"));
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.args(["audit", "-i", input.to_str().unwrap(), "--now", common::NOW])
+                .args(["-f", format, "--report"])
+                .arg(format!("json={}", side.display()));
+            if let Some(g) = gate {
+                cmd.args(["--fail-on", g]);
+            }
+            let mut child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut head = [0u8; 10];
+            child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+            // The pipe's reading end is closed here, with most of the output unread.
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(want), "{format}: {stderr}");
+            assert!(!stderr.contains("Broken pipe"), "{format}: {stderr}");
+            assert!(!stderr.contains("error"), "{format}: {stderr}");
+            assert!(side.is_file(), "{format}: the other output is written");
+        }
+    }
+}
+
+/// A failed write is an I/O error naming the file, whatever the format.
+#[test]
+fn a_failed_write_is_an_io_error_in_every_format() {
+    for format in ["html", "csv", "junit", "text", "json", "github", "markdown"] {
+        let r = audit_example("acme-users-groups.json", &["-f", format, "-o", "/dev/full"]);
+        assert_eq!(r.code, 2, "{format}");
+        assert!(
+            r.stderr
+                .starts_with("error: /dev/full: cannot write: No space left on device"),
+            "{format}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// Messages written as YAML block scalars read as minijinja renders them (no trailing newline),
+/// and an `expr` reads `rule` and `subject` as the validator says it can.
+#[test]
+fn block_scalar_messages_and_the_expr_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.yaml");
+    std::fs::write(
+        &rule,
+        "id: sev\ntitle: T\nseverity: low\nscope: user\nwhen: {expr: \"rule.severity == 'low' and subject.kind == 'user' and subject.email == user.email and user.organization_user_bypasses_sso\"}\nmessage: |\n  {{ user.email }} bypasses SSO\n",
+    )
+    .unwrap();
+    let r = rule.to_str().unwrap();
+    let v = run(&["rules", "validate", r]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let doc = audit_json(
+        &example("acme-users-groups.json"),
+        &["--no-builtin", "--rules", r],
+    );
+    let messages: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "bob@acme.example bypasses SSO",
+            "carol@acme.example bypasses SSO"
+        ]
+    );
+}

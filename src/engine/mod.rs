@@ -5,22 +5,24 @@
 //! What spans records (shared values, group members, organization counts) is indexed once per run.
 
 mod access;
+mod message;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use serde_json::{json, Map, Value as J};
+use serde_json::{json, Value as J};
 
 use crate::findings::{fingerprint, Evidence, Finding, Subject};
 use crate::model::{Report, Timestamp, User, Warning};
-use crate::rules::registry::{FieldId, FieldType};
+use crate::rules::registry::FieldId;
 use crate::rules::{
     CompiledRule, EvidenceItem, ListTest, Pred, Quantifier, Scope, StrTest, TimeTest,
 };
 
 pub use access::{group_infos, GroupInfo, OrgStats};
 use access::{Subj, *};
+use message::{Messages, Needs};
 
 /// How many members or owners a finding's evidence lists; the count is always given in full.
 pub const EVIDENCE_LIST_LIMIT: usize = 100;
@@ -177,15 +179,17 @@ pub fn evaluate(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(if report.users.len() >= 20_000 { 4 } else { 1 });
-    evaluate_on(report, rules, now, threads)
+    evaluate_on(report, rules, now, threads, true)
 }
 
-/// [`evaluate`] with the users split into `threads` parts.
+/// [`evaluate`] with the users split into `threads` parts; `fast_messages` false renders every
+/// message with minijinja (what the fast path is tested against).
 fn evaluate_on(
     report: &Report,
     rules: &[CompiledRule],
     now: Timestamp,
     threads: usize,
+    fast_messages: bool,
 ) -> Result<Evaluation, EngineError> {
     // Cross-record state, computed before the per-subject contexts that borrow it.
     let has_scope = |scope| rules.iter().any(|r| r.rule.scope == scope);
@@ -224,7 +228,7 @@ fn evaluate_on(
         rules,
         expr_error: RefCell::new(None),
     };
-    let messages = Messages::new(rules);
+    let messages = Messages::new(rules, fast_messages);
     let of_scope = |scope: Scope| -> Vec<usize> {
         (0..rules.len())
             .filter(|&i| rules[i].rule.scope == scope)
@@ -462,195 +466,6 @@ fn collect_shared(p: &Pred, out: &mut HashMap<FieldId, SharedIndex>) {
     }
 }
 
-/// Message templates, compiled once per run.
-struct Messages {
-    env: minijinja::Environment<'static>,
-    /// Per rule: its template's name and what the template uses.
-    names: Vec<String>,
-    needs: Vec<Needs>,
-    /// Per rule: the template as text and `{{ a.b }}` lookups, when it is no more than that.
-    plans: Vec<Option<Vec<Seg>>>,
-}
-
-/// A piece of a simple message template.
-#[derive(Debug, Clone, PartialEq)]
-enum Seg {
-    Text(String),
-    /// `{{ head.attr }}`, optionally through one filter.
-    Var(String, String, Option<Filter>),
-}
-
-/// The filters a simple template may use.
-#[derive(Debug, Clone, PartialEq)]
-enum Filter {
-    /// `| join('sep')`, over a list of strings.
-    Join(String),
-    /// `| length`, of a list or a map.
-    Length,
-}
-
-/// Splits a template made only of text and `{{ name.attr }}` lookups (optionally through
-/// `| join('sep')` or `| length`); `None` for anything more (other filters, tags, comments,
-/// whitespace control), which minijinja renders.
-fn plan(template: &str) -> Option<Vec<Seg>> {
-    if template.contains("{%") || template.contains("{#") {
-        return None;
-    }
-    let mut segs = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        if start > 0 {
-            segs.push(Seg::Text(rest[..start].to_string()));
-        }
-        let end = rest[start..].find("}}")? + start;
-        let expr = &rest[start + 2..end];
-        if expr.starts_with('-') || expr.ends_with('-') {
-            return None;
-        }
-        let (lookup, filter) = match expr.split_once('|') {
-            None => (expr, None),
-            Some((lookup, filter)) => (lookup, Some(plan_filter(filter.trim())?)),
-        };
-        let (head, attr) = lookup.trim().split_once('.')?;
-        let ident =
-            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ident(head) || !ident(attr) {
-            return None;
-        }
-        segs.push(Seg::Var(head.to_string(), attr.to_string(), filter));
-        rest = &rest[end + 2..];
-    }
-    if rest.contains("}}") {
-        return None;
-    }
-    if !rest.is_empty() {
-        segs.push(Seg::Text(rest.to_string()));
-    }
-    Some(segs)
-}
-
-fn plan_filter(filter: &str) -> Option<Filter> {
-    if filter == "length" {
-        return Some(Filter::Length);
-    }
-    let arg = filter.strip_prefix("join(")?.strip_suffix(')')?.trim();
-    let quote = arg.chars().next().filter(|q| *q == '\'' || *q == '"')?;
-    let sep = arg.strip_prefix(quote)?.strip_suffix(quote)?;
-    if sep.contains(['\'', '"', '\\']) {
-        return None;
-    }
-    Some(Filter::Join(sep.to_string()))
-}
-
-/// A value printed as minijinja prints it, for the values where that is certain.
-fn print_plain(v: &J, out: &mut String) -> Option<()> {
-    match v {
-        J::String(s) => out.push_str(s),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
-        _ => return None,
-    }
-    Some(())
-}
-
-/// A value through a filter, printed as minijinja prints it; `None` where that is not certain.
-fn print_filtered(v: &J, filter: &Filter, out: &mut String) -> Option<()> {
-    match (filter, v) {
-        (Filter::Length, J::Array(items)) => out.push_str(&items.len().to_string()),
-        (Filter::Length, J::Object(map)) => out.push_str(&map.len().to_string()),
-        (Filter::Join(sep), J::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
-                }
-                out.push_str(item.as_str()?);
-            }
-        }
-        _ => return None,
-    }
-    Some(())
-}
-
-/// What a message template reads, so that only that is built for each finding.
-#[derive(Default)]
-struct Needs {
-    /// `None`: the whole subject object (used bare, or an attribute outside the registry).
-    subject_fields: Option<Vec<FieldId>>,
-    members: bool,
-    evidence: bool,
-    rule: bool,
-    subject: bool,
-    params: bool,
-}
-
-impl Needs {
-    fn of(template: &minijinja::Template<'_, '_>, scope: Scope) -> Needs {
-        let var = match scope {
-            Scope::User => "user",
-            Scope::Group => "group",
-            Scope::Organization => "organization",
-        };
-        let mut n = Needs {
-            subject_fields: Some(Vec::new()),
-            ..Default::default()
-        };
-        for name in template.undeclared_variables(true) {
-            let mut parts = name.split('.');
-            let head = parts.next().unwrap_or("");
-            let attr = parts.next();
-            match head {
-                "evidence" => n.evidence = true,
-                "rule" => n.rule = true,
-                "subject" => n.subject = true,
-                "params" => n.params = true,
-                h if h == var => match attr {
-                    Some("members") => n.members = true,
-                    Some(a) => match (
-                        crate::rules::registry::field(scope, a),
-                        n.subject_fields.as_mut(),
-                    ) {
-                        (Some(d), Some(list)) => list.push(d.id),
-                        _ => n.subject_fields = None,
-                    },
-                    None => {
-                        n.subject_fields = None;
-                        n.members = true;
-                    }
-                },
-                _ => {}
-            }
-        }
-        n
-    }
-}
-
-impl Messages {
-    fn new(rules: &[CompiledRule]) -> Self {
-        let mut env = minijinja::Environment::new();
-        let names: Vec<String> = (0..rules.len()).map(|i| i.to_string()).collect();
-        for (name, r) in names.iter().zip(rules) {
-            // Checked when the rule was compiled; a failure leaves the title as the message.
-            let _ = env.add_template_owned(name.clone(), r.rule.message.clone());
-        }
-        let needs = names
-            .iter()
-            .zip(rules)
-            .map(|(name, r)| {
-                env.get_template(name)
-                    .map(|t| Needs::of(&t, r.rule.scope))
-                    .unwrap_or_default()
-            })
-            .collect();
-        let plans = rules.iter().map(|r| plan(&r.rule.message)).collect();
-        Messages {
-            env,
-            names,
-            needs,
-            plans,
-        }
-    }
-}
-
 impl<'a> Ctx<'a> {
     /// Evaluates rule `ri` for one subject and records a finding if it fires.
     fn apply(
@@ -758,7 +573,7 @@ impl<'a> Ctx<'a> {
             }
             Pred::Expr(i) => {
                 let expr = &self.exprs[self.rule][*i];
-                let ctx = self.template_context(s, Map::new());
+                let ctx = self.expr_context(s);
                 match expr.eval(ctx) {
                     Ok(v) => v.is_true(),
                     Err(e) => {
@@ -783,26 +598,11 @@ impl<'a> Ctx<'a> {
             .and_then(|m| m.of(index_of(self.report, u)))
     }
 
-    fn subject_var(s: Subj<'_>) -> &'static str {
-        match s {
-            Subj::User(_) => "user",
-            Subj::Group(_) => "group",
-            Subj::Org(_) => "organization",
-        }
-    }
-
-    fn template_context(&self, s: Subj<'a>, extra: Map<String, J>) -> minijinja::Value {
-        let mut obj = subject_json(self.report, s);
-        if let Subj::Group(g) = s {
-            obj.insert("members".into(), self.users_brief(&g.members));
-        }
-        let mut root = extra;
-        root.insert(Self::subject_var(s).into(), J::Object(obj));
-        root.insert(
-            "params".into(),
-            J::Object(self.rules[self.rule].params.clone()),
-        );
-        minijinja::Value::from(minijinja::value::Serde(&root))
+    /// The context of an `expr`: every variable of the schema an `expr` can read.
+    fn expr_context(&self, s: Subj<'a>) -> minijinja::Value {
+        let rule = &self.rules[self.rule];
+        let subject = self.subject(rule.rule.scope, s);
+        self.context(&Needs::all(true), rule, s, &subject, None)
     }
 
     fn users_brief(&self, ids: &[u32]) -> J {
@@ -892,13 +692,7 @@ impl<'a> Ctx<'a> {
         let r = &rule.rule;
         let subject = self.subject(r.scope, s);
         let evidence = self.evidence(rule, s);
-        let fast = messages.plans[self.rule]
-            .as_ref()
-            .and_then(|segs| self.render_plain(segs, rule, s, &subject, &evidence));
-        let message = match fast {
-            Some(m) => m,
-            None => self.render_message(rule, s, &subject, &evidence, messages, warnings),
-        };
+        let message = self.message(rule, s, &subject, &evidence, messages, warnings);
         Finding {
             organization: None,
             fingerprint: fingerprint(&r.id, r.scope, &subject.id),
@@ -913,166 +707,12 @@ impl<'a> Ctx<'a> {
             waiver: None,
         }
     }
-
-    /// A simple template rendered by direct lookups; `None` when a value is not a plain string,
-    /// number or boolean, or does not suit its filter (minijinja then renders it, so the text is
-    /// always minijinja's).
-    fn render_plain(
-        &self,
-        segs: &[Seg],
-        rule: &CompiledRule,
-        s: Subj<'a>,
-        subject: &Subject,
-        evidence: &Evidence,
-    ) -> Option<String> {
-        use std::borrow::Cow;
-        let r = &rule.rule;
-        let var = Self::subject_var(s);
-        let text = |t: &str| Cow::Owned(J::String(t.to_string()));
-        let mut out = String::with_capacity(96);
-        for seg in segs {
-            let (head, attr, filter) = match seg {
-                Seg::Text(t) => {
-                    out.push_str(t);
-                    continue;
-                }
-                Seg::Var(head, attr, filter) => (head.as_str(), attr.as_str(), filter),
-            };
-            let v: Cow<'_, J> = match head {
-                "evidence" => Cow::Borrowed(evidence.get(attr)?),
-                "params" => Cow::Borrowed(rule.params.get(attr)?),
-                "rule" => match attr {
-                    "id" => text(&r.id),
-                    "title" => text(&r.title),
-                    "severity" => text(r.severity.as_str()),
-                    _ => return None,
-                },
-                "subject" => match attr {
-                    "kind" => text(subject.kind.as_str()),
-                    "id" => text(&subject.id),
-                    "email" => text(subject.email.as_deref()?),
-                    "name" => text(subject.name.as_deref()?),
-                    _ => return None,
-                },
-                h if h == var => {
-                    let scope = match s {
-                        Subj::User(_) => Scope::User,
-                        Subj::Group(_) => Scope::Group,
-                        Subj::Org(_) => Scope::Organization,
-                    };
-                    let d = crate::rules::registry::field(scope, attr)?;
-                    if filter.is_none() && matches!(d.ty, FieldType::Str | FieldType::Enum(_)) {
-                        // Printed straight from the model: the common case, no value built.
-                        out.push_str(&str_field(self.report, s, d.id));
-                        continue;
-                    }
-                    Cow::Owned(field_json(self.report, s, d.id))
-                }
-                _ => return None,
-            };
-            match filter {
-                None => print_plain(&v, &mut out)?,
-                Some(f) => print_filtered(&v, f, &mut out)?,
-            }
-        }
-        out.shrink_to_fit();
-        Some(out)
-    }
-
-    /// The message rendered by minijinja, from a context holding only what the template reads.
-    fn render_message(
-        &self,
-        rule: &CompiledRule,
-        s: Subj<'a>,
-        subject: &Subject,
-        evidence: &Evidence,
-        messages: &Messages,
-        warnings: &mut Vec<Warning>,
-    ) -> String {
-        let r = &rule.rule;
-        let needs = &messages.needs[self.rule];
-        // Only what the template reads is built: this runs once per finding.
-        let mut root = Map::new();
-        if needs.evidence {
-            root.insert("evidence".into(), J::Object(evidence.to_map()));
-        }
-        if needs.rule {
-            root.insert(
-                "rule".into(),
-                json!({ "id": r.id, "title": r.title, "severity": r.severity }),
-            );
-        }
-        if needs.subject {
-            root.insert(
-                "subject".into(),
-                serde_json::to_value(subject).unwrap_or(J::Null),
-            );
-        }
-        if needs.params {
-            root.insert("params".into(), J::Object(rule.params.clone()));
-        }
-        let mut obj = match &needs.subject_fields {
-            None => subject_json(self.report, s),
-            Some(fields) => fields
-                .iter()
-                .map(|f| (f.name().to_string(), field_json(self.report, s, *f)))
-                .collect(),
-        };
-        if let (true, Subj::Group(g)) = (needs.members, s) {
-            obj.insert("members".into(), self.users_brief(&g.members));
-        }
-        root.insert(Self::subject_var(s).into(), J::Object(obj));
-        let ctx = minijinja::Value::from(minijinja::value::Serde(&root));
-        match messages
-            .env
-            .get_template(&messages.names[self.rule])
-            .and_then(|t| t.render(ctx))
-        {
-            Ok(m) => m,
-            Err(e) => {
-                warnings.push(Warning {
-                    code: "message-template",
-                    message: format!(
-                        "rule `{}`: the message could not be rendered for {} {}: {e}; the title is used",
-                        r.id,
-                        r.scope.as_str(),
-                        subject.id
-                    ),
-                });
-                r.title.clone()
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::tests_support::varied_report;
     use super::*;
-
-    /// A report of `n` users with every kind of finding, ids not in report order.
-    fn varied_report(n: usize) -> Report {
-        let records: Vec<J> = (0..n)
-            .map(|i| {
-                let k = (i * 7919) % n;
-                let status = ["enabled", "enabled", "disabled", "blocked"][i % 4];
-                let domain = ["acme.example", "gmail.com"][i % 2];
-                json!({
-                    "id": format!("{:08x}-{k}", k.wrapping_mul(2654435761) as u32),
-                    "record_type": if i == 0 { "organization_owner" } else { "organization_sub_user" },
-                    "email": if i % 97 == 0 { "Same@Corp.io".to_string() } else { format!("u{i}@{domain}") },
-                    "user_status": status,
-                    "organization_user_bypasses_sso": i % 5 == 0,
-                    "created_at": "2024-01-01T00:00:00Z",
-                    "last_sign_in_at": if i % 3 == 0 { J::Null } else { json!(format!("2025-{:02}-01T00:00:00Z", 1 + i % 12)) },
-                    "groups": (0..i % 3).map(|g| json!({"id": format!("g{}", (i + g) % 17), "name": format!("G{}", (i + g) % 17)})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let bytes = serde_json::to_vec(&records).unwrap();
-        crate::source::from_bytes(&bytes, "varied.json")
-            .unwrap()
-            .report
-    }
 
     #[test]
     fn parts_on_several_cores_give_one_pass_result() {
@@ -1082,14 +722,14 @@ mod tests {
             .unwrap();
         let rules = set.compile().unwrap();
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
-        let one = evaluate_on(&report, &rules, now, 1).unwrap();
+        let one = evaluate_on(&report, &rules, now, 1, true).unwrap();
         assert!(
             one.counts.iter().filter(|&&n| n > 0).count() >= 8,
             "{:?}",
             one.counts
         );
         for threads in [2, 3, 7] {
-            let many = evaluate_on(&report, &rules, now, threads).unwrap();
+            let many = evaluate_on(&report, &rules, now, threads, true).unwrap();
             assert_eq!(many.counts, one.counts, "{threads} threads");
             assert!(many.findings == one.findings, "{threads} threads");
         }
@@ -1136,103 +776,174 @@ mod tests {
             );
         }
     }
+}
 
-    #[test]
-    fn simple_templates_are_planned_and_others_left_to_minijinja() {
-        assert_eq!(
-            plan("{{ user.email }} is {{evidence.days}} days old"),
-            Some(vec![
-                Seg::Var("user".into(), "email".into(), None),
-                Seg::Text(" is ".into()),
-                Seg::Var("evidence".into(), "days".into(), None),
-                Seg::Text(" days old".into()),
-            ])
-        );
-        assert_eq!(plan("plain"), Some(vec![Seg::Text("plain".into())]));
-        assert_eq!(
-            plan("{{ user.groups | join(', ') }}: {{ evidence.x|length }}"),
-            Some(vec![
-                Seg::Var(
-                    "user".into(),
-                    "groups".into(),
-                    Some(Filter::Join(", ".into()))
-                ),
-                Seg::Text(": ".into()),
-                Seg::Var("evidence".into(), "x".into(), Some(Filter::Length)),
-            ])
-        );
-        assert_eq!(
-            plan(r#"{{ params.a | join("; ") }}"#),
-            Some(vec![Seg::Var(
-                "params".into(),
-                "a".into(),
-                Some(Filter::Join("; ".into()))
-            )])
-        );
-        for complex in [
-            "{{ user.groups | join(', ') | upper }}",
-            "{{ user.groups | join(sep) }}",
-            "{{ user.groups | join('a\\'b') }}",
-            "{{ user.groups | join(', \") }}",
-            "{{ user.groups | sort }}",
-            "{{ user.email | length }}x{{",
-            "{% if x %}y{% endif %}",
-            "{{- user.email }}",
-            "{{ user }}",
-            "{{ a.b.c }}",
-            "{{ user.email",
-            "a }} b",
-            "{# note #}",
-        ] {
-            assert_eq!(plan(complex), None, "{complex}");
+/// The message fast path against minijinja: every message of every finding, rendered both ways.
+#[cfg(test)]
+mod differential {
+    use super::tests_support::varied_report;
+    use super::*;
+
+    fn both_ways(report: &Report, rules: &[CompiledRule]) -> usize {
+        let now = "2026-01-01T00:00:00Z".parse().unwrap();
+        let fast = evaluate_on(report, rules, now, 1, true).unwrap();
+        let slow = evaluate_on(report, rules, now, 1, false).unwrap();
+        assert_eq!(fast.findings.len(), slow.findings.len());
+        for (f, s) in fast.findings.iter().zip(&slow.findings) {
+            assert_eq!(
+                f.message,
+                s.message,
+                "rule {} ({:?}) on {}",
+                f.rule_id,
+                rules
+                    .iter()
+                    .find(|r| r.rule.id == f.rule_id)
+                    .unwrap()
+                    .rule
+                    .message,
+                f.subject.id
+            );
         }
+        assert_eq!(fast.warnings, slow.warnings);
+        Messages::new(rules, true).planned()
     }
 
-    /// The fast path prints what minijinja prints, or declines.
     #[test]
-    fn filtered_values_print_as_minijinja_prints_them() {
-        let env = minijinja::Environment::new();
-        let cases = [
-            (json!(["a", "b c", "d"]), "{{ v.x | join(', ') }}"),
-            (json!([]), "{{ v.x | join(', ') }}"),
-            (json!(["é"]), r#"{{ v.x | join("; ") }}"#),
-            (json!(["a", "b"]), "{{ v.x | length }}"),
-            (json!({"a": 1, "b": 2, "c": 3}), "{{ v.x | length }}"),
-            (json!([]), "{{ v.x|length }}"),
+    fn every_builtin_message_reads_the_same_both_ways() {
+        let report = varied_report(600);
+        let mut set = crate::rules::RuleSet::builtin();
+        set.apply_set("external-email-domain.allowed_domains=[acme.example]")
+            .unwrap();
+        let rules = set.compile().unwrap();
+        let planned = both_ways(&report, &rules);
+        assert_eq!(
+            planned,
+            rules.len(),
+            "every built-in message takes the fast path"
+        );
+    }
+
+    /// Generated templates: text (unicode, braces, line breaks, a block scalar's trailing
+    /// newline), lookups of every variable, filters, values that are null or missing.
+    #[test]
+    fn generated_templates_read_the_same_both_ways() {
+        const TEXTS: &[&str] = &[
+            "",
+            "plain ",
+            "é ü 日本 ",
+            "a}b ",
+            "{ ",
+            "\n",
+            "line\nbreak ",
+            "tab\t",
+            "\r\n",
+            "  ",
         ];
-        for (value, template) in cases {
-            let expected = env
-                .render_str(
-                    template,
-                    minijinja::Value::from(minijinja::value::Serde(json!({ "v": { "x": value } }))),
+        const LOOKUPS: &[&str] = &[
+            "{{ user.email }}",
+            "{{user.email}}",
+            "{{ user.groups | join(', ') }}",
+            "{{ user.groups|join(\"; \") }}",
+            "{{ user.group_ids | join('') }}",
+            "{{ user.group_count }}",
+            "{{ user.last_sign_in_at }}",
+            "{{ user.active }}",
+            "{{ user.organization_user_bypasses_sso }}",
+            "{{ user.created_at }}",
+            "{{ user.user_status }}",
+            "{{ user.email_domain }}",
+            "{{ evidence.days_since_created_at }}",
+            "{{ evidence.created_at }}",
+            "{{ evidence.email_normalized_shared_with | length }}",
+            "{{ evidence.email_normalized_shared_with }}",
+            "{{ params.n }}",
+            "{{ params.list | join(', ') }}",
+            "{{ params.list | length }}",
+            "{{ params.f }}",
+            "{{ params.s }}",
+            "{{ params.empty | join(',') }}",
+            "{{ rule.id }}",
+            "{{ rule.severity }}",
+            "{{ rule.title }}",
+            "{{ subject.email }}",
+            "{{ subject.name }}",
+            "{{ subject.kind }}",
+            "{{ user.email | upper }}",
+            "{{ user.groups | length }}",
+            "{{ user.email | length }}",
+            "{{ user.groups }}",
+            "{{ params.list }}",
+        ];
+        const ENDS: &[&str] = &["", "\n", "\n\n", "\r\n", " \n"];
+        let mut state = 0x2545_f491_u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n
+        };
+        let mut yaml = String::new();
+        for i in 0..160 {
+            let mut t = String::new();
+            for _ in 0..1 + next(4) {
+                t.push_str(TEXTS[next(TEXTS.len())]);
+                t.push_str(LOOKUPS[next(LOOKUPS.len())]);
+            }
+            t.push_str(TEXTS[next(TEXTS.len())]);
+            t.push_str(ENDS[next(ENDS.len())]);
+            let message = if i % 10 == 0 {
+                // A block scalar, as people write multi-line messages.
+                format!(
+                    "|\n    {}\n",
+                    t.trim_end().replace('\n', " ").replace('\r', "")
                 )
-                .unwrap();
-            let Some(segs) = plan(template) else {
-                panic!("{template} is simple")
+            } else {
+                serde_json::to_string(&t).unwrap()
             };
-            let [Seg::Var(_, _, Some(filter))] = &segs[..] else {
-                panic!("{segs:?}")
-            };
-            let mut out = String::new();
-            print_filtered(&value, filter, &mut out).unwrap();
-            assert_eq!(out, expected, "{template} over {value}");
+            yaml.push_str(&format!(
+                "- id: t-{i}\n  title: T {i}\n  severity: low\n  scope: user\n  params: {{n: 3, list: [a, b], f: 1.5, s: x, empty: []}}\n  when:\n    any:\n      - {{field: created_at, older_than_days: 1}}\n      - {{field: email_normalized, shared: true}}\n  message: {message}\n"
+            ));
         }
-        let join = Filter::Join(",".into());
-        for declined in [json!([1, 2]), json!(["a", null]), json!("ab"), json!(null)] {
-            assert!(print_filtered(&declined, &join, &mut String::new()).is_none());
-        }
-        assert!(print_filtered(&json!("ab"), &Filter::Length, &mut String::new()).is_none());
+        yaml.push_str("- id: g-1\n  title: G\n  severity: low\n  scope: group\n  when: {field: member_count, gte: 0}\n  message: |\n    {{ group.name }} has {{ group.member_count }} ({{ evidence.members | length }}) {{ subject.name }} {{ subject.email }}\n");
+        let mut set = crate::rules::RuleSet::new();
+        set.add_source("gen.yaml", &yaml).unwrap();
+        let rules = set.compile().unwrap();
+        let report = varied_report(150);
+        let planned = both_ways(&report, &rules);
+        assert!(
+            planned > rules.len() / 2,
+            "{planned} of {} planned",
+            rules.len()
+        );
     }
+}
 
-    #[test]
-    fn only_certain_values_print_directly() {
-        let mut out = String::new();
-        for v in [json!("a"), json!(3), json!(true)] {
-            print_plain(&v, &mut out).unwrap();
-        }
-        assert_eq!(out, "a3true");
-        for v in [json!(null), json!(1.5), json!([1]), json!({})] {
-            assert!(print_plain(&v, &mut String::new()).is_none(), "{v}");
-        }
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    /// A report of `n` users with every kind of finding, ids not in report order.
+    pub(super) fn varied_report(n: usize) -> Report {
+        let records: Vec<J> = (0..n)
+            .map(|i| {
+                let k = (i * 7919) % n;
+                let status = ["enabled", "enabled", "disabled", "blocked"][i % 4];
+                let domain = ["acme.example", "gmail.com"][i % 2];
+                json!({
+                    "id": format!("{:08x}-{k}", k.wrapping_mul(2654435761) as u32),
+                    "record_type": if i == 0 { "organization_owner" } else { "organization_sub_user" },
+                    "email": if i % 97 == 0 { "Same@Corp.io".to_string() } else { format!("u{i}@{domain}") },
+                    "user_status": status,
+                    "organization_user_bypasses_sso": i % 5 == 0,
+                    "created_at": "2024-01-01T00:00:00Z",
+                    "last_sign_in_at": if i % 3 == 0 { J::Null } else { json!(format!("2025-{:02}-01T00:00:00Z", 1 + i % 12)) },
+                    "groups": (0..i % 3).map(|g| json!({"id": format!("g{}", (i + g) % 17), "name": format!("G{}", (i + g) % 17)})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&records).unwrap();
+        crate::source::from_bytes(&bytes, "varied.json")
+            .unwrap()
+            .report
     }
 }

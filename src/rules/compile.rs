@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use regex::Regex;
 use serde_json::Value as J;
 
-use super::error::{RuleError, RuleErrors};
+use super::error::{did_you_mean, RuleError, RuleErrors};
 use super::parse::{Cond, Operand, Quantifier};
-use super::registry::{self, FieldId, FieldType, OpKind};
-use super::{Rule, Scope};
+use super::registry::{self, FieldId, FieldType, OpKind, Var, VARS};
+use super::Rule;
 use crate::yaml::Pos;
 
 /// A compiled condition over typed fields.
@@ -177,17 +177,6 @@ pub struct CompiledRule {
     /// Sources of the rule's `expr` conditions.
     pub exprs: Vec<String>,
     pub params: serde_json::Map<String, J>,
-}
-
-impl CompiledRule {
-    /// Evidence keys every finding of this scope carries besides the condition's fields.
-    pub fn subject_evidence_keys(scope: Scope) -> &'static [&'static str] {
-        match scope {
-            Scope::User => &[],
-            Scope::Group => &["member_count", "members"],
-            Scope::Organization => &["user_count", "owners"],
-        }
-    }
 }
 
 struct Compiler<'r> {
@@ -536,70 +525,92 @@ impl Compiler<'_> {
         Some(pred)
     }
 
-    fn subject_var(&self) -> &'static str {
-        match self.rule.scope {
-            Scope::User => "user",
-            Scope::Group => "group",
-            Scope::Organization => "organization",
+    /// Evidence keys a finding of this rule carries, in order.
+    fn evidence_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.evidence.iter().map(|e| e.key().into_owned()).collect();
+        keys.extend(
+            registry::scope_evidence(self.rule.scope)
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        keys
+    }
+
+    /// The names an attribute of `var` may take.
+    fn attrs_of(&self, var: Var) -> Vec<String> {
+        let scope = self.rule.scope;
+        match var {
+            Var::Subject => registry::fields_of(scope)
+                .map(|d| d.name)
+                .chain(registry::subject_extras(scope).iter().copied())
+                .map(str::to_string)
+                .collect(),
+            Var::Params => self.rule.params.iter().map(|p| p.name.clone()).collect(),
+            Var::Rule => registry::RuleAttr::ALL
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect(),
+            Var::About => registry::SubjectAttr::ALL
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect(),
+            Var::Evidence => self.evidence_keys(),
         }
     }
 
-    /// Checks that names used by a template or expression exist: `params.X` must be declared,
-    /// the subject's attributes must be fields of its scope, `evidence.X` must be recorded.
-    fn check_names(&mut self, names: HashSet<String>, pos: Pos, what: &str, evidence: bool) {
-        let subject = self.subject_var();
+    /// Checks that names used by a template or expression exist in the context schema
+    /// ([`registry::VARS`]): the variable, and its attribute when one is read. Unknown names get
+    /// a did-you-mean and the list of what is there.
+    fn check_names(&mut self, names: HashSet<String>, pos: Pos, what: &str, in_expr: bool) {
+        let scope = self.rule.scope;
         let mut sorted: Vec<String> = names.into_iter().collect();
         sorted.sort();
         for name in sorted {
             let mut parts = name.splitn(2, '.');
             let head = parts.next().unwrap_or("");
             let attr = parts.next().map(|a| a.split('.').next().unwrap_or(a));
-            let known = match (head, attr) {
-                ("params", Some(a)) => self.rule.param(a).is_some(),
-                (h, Some(a)) if h == subject => {
-                    registry::field(self.rule.scope, a).is_some()
-                        || (self.rule.scope == Scope::Group && a == "members")
+            let help = match (registry::var(scope, head, in_expr), attr) {
+                (Some(_), None) => continue,
+                (Some(var), Some(a)) => {
+                    let valid = self.attrs_of(var);
+                    if valid.iter().any(|v| v == a) {
+                        continue;
+                    }
+                    let list = if valid.is_empty() {
+                        format!("`{head}` has nothing in this rule")
+                    } else {
+                        format!("`{head}` has: {}", valid.join(", "))
+                    };
+                    match did_you_mean(a, valid.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{head}.{s}`? {list}"),
+                        None => list,
+                    }
                 }
-                ("evidence", Some(a)) if evidence => {
-                    self.evidence.iter().any(|e| e.key() == a)
-                        || CompiledRule::subject_evidence_keys(self.rule.scope).contains(&a)
+                (None, _) => {
+                    let vars: Vec<&str> = VARS
+                        .iter()
+                        .filter(|d| d.in_expr || !in_expr)
+                        .map(|d| d.var.name(scope))
+                        .collect();
+                    let list = format!("available: {}", vars.join(", "));
+                    let hint = if in_expr && head == Var::Evidence.name(scope) {
+                        " (`evidence` is for messages: an `expr` runs before there is a finding)"
+                    } else {
+                        ""
+                    };
+                    match did_you_mean(head, vars.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? {list}{hint}"),
+                        None => format!("{list}{hint}"),
+                    }
                 }
-                ("rule", Some(a)) => ["id", "title", "severity"].contains(&a),
-                ("subject", Some(a)) => ["kind", "id", "email", "name"].contains(&a),
-                (h, None) => {
-                    h == subject
-                        || h == "params"
-                        || h == "rule"
-                        || h == "subject"
-                        || (evidence && h == "evidence")
-                }
-                _ => false,
             };
-            if !known {
-                let mut avail = vec![
-                    subject.to_string(),
-                    "params".into(),
-                    "rule".into(),
-                    "subject".into(),
-                ];
-                if evidence {
-                    let mut keys: Vec<String> =
-                        self.evidence.iter().map(|e| e.key().into_owned()).collect();
-                    keys.extend(
-                        CompiledRule::subject_evidence_keys(self.rule.scope)
-                            .iter()
-                            .map(|s| s.to_string()),
-                    );
-                    avail.push(format!("evidence ({})", keys.join(", ")));
-                }
-                let e = RuleError::new(
-                    &self.rule.origin.file,
-                    pos,
-                    format!("{what} uses `{name}`, which this rule does not define"),
-                )
-                .with_help(format!("available: {}", avail.join(", ")));
-                self.errors.push(e);
-            }
+            let e = RuleError::new(
+                &self.rule.origin.file,
+                pos,
+                format!("{what} uses `{name}`, which this rule does not define"),
+            )
+            .with_help(help);
+            self.errors.push(e);
         }
     }
 
@@ -609,7 +620,7 @@ impl Compiler<'_> {
         match env.template_from_str(&self.rule.message) {
             Ok(t) => {
                 let names = t.undeclared_variables(true);
-                self.check_names(names, pos, "the message template", true);
+                self.check_names(names, pos, "the message template", false);
             }
             Err(e) => self.err(
                 pos,
@@ -626,7 +637,7 @@ impl Compiler<'_> {
         match env.compile_expression(source) {
             Ok(e) => {
                 let names = e.undeclared_variables(true);
-                self.check_names(names, pos, "`expr`", false);
+                self.check_names(names, pos, "`expr`", true);
             }
             Err(e) => self.err(
                 pos,
@@ -639,7 +650,8 @@ impl Compiler<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::RuleSet;
-    use super::{registry, EvidenceItem, Scope};
+    use super::{registry, EvidenceItem};
+    use crate::rules::Scope;
 
     fn load(text: &str) -> Result<RuleSet, String> {
         let mut set = RuleSet::new();
@@ -691,8 +703,19 @@ mod tests {
     #[test]
     fn message_names_are_checked() {
         let e = load(&format!("{HEAD}when: {{field: created_at, older_than_days: 1}}\nmessage: '{{{{ evidence.days }}}} {{{{ user.emial }}}}'\n")).unwrap_err();
-        assert!(e.contains("r.yaml:6:10: the message template uses `evidence.days`, which this rule does not define\n  help: available: user, params, rule, subject, evidence (created_at, days_since_created_at)"), "{e}");
-        assert!(e.contains("uses `user.emial`"), "{e}");
+        assert_eq!(e, "r.yaml:6:10: the message template uses `evidence.days`, which this rule does not define\n  help: did you mean `evidence.days_since_created_at`? `evidence` has: created_at, days_since_created_at\n\
+            r.yaml:6:10: the message template uses `user.emial`, which this rule does not define\n  help: did you mean `user.email`? `user` has: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count");
+        // An `expr` reads what its context holds: no evidence before there is a finding.
+        let e = load(&format!(
+            "{HEAD}when: {{expr: \"evidence.x or rule.severty\"}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e, "r.yaml:5:14: `expr` uses `evidence.x`, which this rule does not define\n  help: available: user, params, rule, subject (`evidence` is for messages: an `expr` runs before there is a finding)\n\
+            r.yaml:5:14: `expr` uses `rule.severty`, which this rule does not define\n  help: did you mean `rule.severity`? `rule` has: id, title, severity");
+        load(&format!(
+            "{HEAD}when: {{expr: \"rule.severity == 'low' and subject.kind == 'user'\"}}\n"
+        ))
+        .unwrap();
         let e = load(&format!(
             "{HEAD}when: {{field: active, equals: true}}\nmessage: '{{{{ user.email'\n"
         ))

@@ -142,6 +142,15 @@ impl Rule {
         self.params.iter().find(|p| p.name == name)
     }
 
+    /// An attribute of the rule as messages and `expr` read it.
+    pub fn attr(&self, a: registry::RuleAttr) -> &str {
+        match a {
+            registry::RuleAttr::Id => &self.id,
+            registry::RuleAttr::Title => &self.title,
+            registry::RuleAttr::Severity => self.severity.as_str(),
+        }
+    }
+
     /// The current parameter values as a JSON object.
     pub fn params_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.params

@@ -389,6 +389,137 @@ pub static FORMS: &[FormDef] = &[
     FormDef { key: "expr", scopes: &[U, G, O], syntax: "expr: MINIJINJA-EXPRESSION", doc: "a minijinja expression over the subject (`user`, `group` or `organization`) and `params`; truthy means it holds. The slow path: it builds a value per subject, so prefer the structured forms" },
 ];
 
+/// A variable that a message template or an `expr` can read. The validator, the message fast
+/// path, the minijinja contexts of messages and expressions, and the reference are all made from
+/// [`VARS`]: a variable added here is checked, provided and documented everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Var {
+    /// The subject's fields, named after the rule's scope: `user`, `group` or `organization`.
+    Subject,
+    /// The rule's parameters, by name.
+    Params,
+    /// The rule itself: [`RuleAttr`].
+    Rule,
+    /// What the finding is about, in every scope's terms: [`SubjectAttr`].
+    About,
+    /// The finding's evidence: only in messages, since an `expr` decides whether there is a
+    /// finding at all.
+    Evidence,
+}
+
+/// One variable of the context schema.
+#[derive(Debug)]
+pub struct VarDef {
+    pub var: Var,
+    /// Whether an `expr` can read it (a message template always can).
+    pub in_expr: bool,
+    pub doc: &'static str,
+}
+
+/// Every variable of a message template or an `expr`, in the order the reference lists them.
+pub static VARS: &[VarDef] = &[
+    VarDef { var: Var::Subject, in_expr: true, doc: "the subject's fields (the tables above), named after the rule's scope: `user`, `group` (which also has `members`: at most 100 of `{id, email, user_status}`) or `organization`" },
+    VarDef { var: Var::Params, in_expr: true, doc: "the rule's parameters, by name, with their current values" },
+    VarDef { var: Var::Rule, in_expr: true, doc: "the rule: `id`, `title`, `severity` (the effective one, after overrides)" },
+    VarDef { var: Var::About, in_expr: true, doc: "what the finding is about: `kind` (user, group, organization), `id`, `email` (users), `name` (groups)" },
+    VarDef { var: Var::Evidence, in_expr: false, doc: "the finding's evidence: the fields its condition tests, `days_since_<field>` for time tests, `<field>_shared_with` for `shared`, and the scope's own (`member_count`, `members` for groups; `user_count`, `owners` for the organization). Messages only" },
+];
+
+/// An attribute of `rule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAttr {
+    Id,
+    Title,
+    Severity,
+}
+
+impl RuleAttr {
+    pub const ALL: [RuleAttr; 3] = [RuleAttr::Id, RuleAttr::Title, RuleAttr::Severity];
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleAttr::Id => "id",
+            RuleAttr::Title => "title",
+            RuleAttr::Severity => "severity",
+        }
+    }
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// An attribute of `subject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectAttr {
+    Kind,
+    Id,
+    Email,
+    Name,
+}
+
+impl SubjectAttr {
+    pub const ALL: [SubjectAttr; 4] = [
+        SubjectAttr::Kind,
+        SubjectAttr::Id,
+        SubjectAttr::Email,
+        SubjectAttr::Name,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectAttr::Kind => "kind",
+            SubjectAttr::Id => "id",
+            SubjectAttr::Email => "email",
+            SubjectAttr::Name => "name",
+        }
+    }
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl Var {
+    /// The variable's name in a rule of `scope`.
+    pub fn name(self, scope: Scope) -> &'static str {
+        match self {
+            Var::Subject => scope.as_str(),
+            Var::Params => "params",
+            Var::Rule => "rule",
+            Var::About => "subject",
+            Var::Evidence => "evidence",
+        }
+    }
+
+    pub fn def(self) -> &'static VarDef {
+        VARS.iter()
+            .find(|d| d.var == self)
+            .expect("every variable is registered")
+    }
+}
+
+/// The variable `name` in a rule of `scope`; `in_expr` leaves out those an `expr` cannot read.
+pub fn var(scope: Scope, name: &str, in_expr: bool) -> Option<Var> {
+    VARS.iter()
+        .filter(|d| d.in_expr || !in_expr)
+        .map(|d| d.var)
+        .find(|v| v.name(scope) == name)
+}
+
+/// What the subject variable holds besides the scope's fields.
+pub fn subject_extras(scope: Scope) -> &'static [&'static str] {
+    match scope {
+        Scope::Group => &["members"],
+        Scope::User | Scope::Organization => &[],
+    }
+}
+
+/// Evidence every finding of a scope carries besides its condition's fields.
+pub fn scope_evidence(scope: Scope) -> &'static [&'static str] {
+    match scope {
+        Scope::User => &[],
+        Scope::Group => &["member_count", "members"],
+        Scope::Organization => &["user_count", "owners"],
+    }
+}
+
 /// Renders the rule syntax reference (Markdown) from the registry.
 pub fn reference_markdown() -> String {
     let mut out = String::new();
@@ -414,6 +545,20 @@ pub fn reference_markdown() -> String {
             }
             out.push_str(&format!("| `{}` | {} | {} |\n", d.name, ty, d.doc));
         }
+    }
+    out.push_str(
+        "\n### Variables of messages and `expr`\n\n| variable | in `expr` | meaning |\n|---|---|---|\n",
+    );
+    for d in VARS {
+        let name = match d.var {
+            Var::Subject => "`user` / `group` / `organization`".to_string(),
+            other => format!("`{}`", other.name(U)),
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {} |\n",
+            if d.in_expr { "yes" } else { "no" },
+            d.doc
+        ));
     }
     out.push_str(
         "\n### Operators\n\n| operator | applies to | value | meaning |\n|---|---|---|---|\n",
