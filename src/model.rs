@@ -200,6 +200,66 @@ impl Report {
     }
 }
 
+/// Counts over a whole report: what organization rules test.
+#[derive(Debug, Default, Clone)]
+pub struct OrgStats {
+    pub user_count: usize,
+    pub active_user_count: usize,
+    pub owner_count: usize,
+    pub active_owner_count: usize,
+    pub group_count: usize,
+}
+
+impl OrgStats {
+    pub fn of(report: &Report) -> Self {
+        let mut s = OrgStats {
+            user_count: report.users.len(),
+            group_count: report.groups.len(),
+            ..Default::default()
+        };
+        for u in &report.users {
+            let active = u.is_active();
+            s.active_user_count += active as usize;
+            s.owner_count += u.is_owner() as usize;
+            s.active_owner_count += (active && u.is_owner()) as usize;
+        }
+        s
+    }
+}
+
+/// A group with its members (user indices in report order, each once): what group rules test.
+#[derive(Debug, Clone)]
+pub struct GroupInfo {
+    pub ix: GroupIx,
+    pub members: Vec<u32>,
+    pub active_members: usize,
+}
+
+impl GroupInfo {
+    /// Every group of a report with its members, indexed by group.
+    pub fn all(report: &Report) -> Vec<GroupInfo> {
+        let mut out: Vec<GroupInfo> = report
+            .groups
+            .iter()
+            .map(|ix| GroupInfo {
+                ix,
+                members: Vec::new(),
+                active_members: 0,
+            })
+            .collect();
+        for (i, u) in report.users.iter().enumerate() {
+            for g in u.groups.iter() {
+                let info = &mut out[g.0 as usize];
+                if info.members.last() != Some(&(i as u32)) {
+                    info.members.push(i as u32);
+                    info.active_members += u.is_active() as usize;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A problem in the input that does not stop the audit: reported on stderr and in the output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {

@@ -1,180 +1,126 @@
-//! Typed access to the fields of a subject, and their JSON form for evidence and templates.
+//! Reading the fields of a subject through the registry's accessors, and their JSON form for
+//! evidence, messages and `expr`. Every read goes through a field's [`Get`]: there is no table
+//! of fields here to fall out of step with the registry.
 
 use std::borrow::Cow;
 
 use chrono::SecondsFormat;
 use serde_json::{json, Map, Value as J};
 
-use crate::model::{GroupIx, Report, Timestamp, User};
-use crate::rules::registry::{fields_of, FieldId, FieldType};
+use crate::model::{GroupInfo, OrgStats, Report, Timestamp, User};
+use crate::rules::registry::{fields_of, CountGet, FieldId, Get, GroupKey, TextGet};
 use crate::rules::Scope;
 
-/// Counts over the whole report, for organization rules.
-#[derive(Debug, Default, Clone)]
-pub struct OrgStats {
-    pub user_count: usize,
-    pub active_user_count: usize,
-    pub owner_count: usize,
-    pub active_owner_count: usize,
-    pub group_count: usize,
-}
-
-impl OrgStats {
-    pub fn of(report: &Report) -> Self {
-        let mut s = OrgStats {
-            user_count: report.users.len(),
-            group_count: report.groups.len(),
-            ..Default::default()
-        };
-        for u in &report.users {
-            let active = u.is_active();
-            s.active_user_count += active as usize;
-            s.owner_count += u.is_owner() as usize;
-            s.active_owner_count += (active && u.is_owner()) as usize;
-        }
-        s
-    }
-}
-
-/// A group with its members (user indices in report order).
-#[derive(Debug, Clone)]
-pub struct GroupInfo {
-    pub ix: GroupIx,
-    pub members: Vec<u32>,
-    pub active_members: usize,
-}
-
-/// Members of every group, indexed by group.
-pub fn group_infos(report: &Report) -> Vec<GroupInfo> {
-    let mut out: Vec<GroupInfo> = report
-        .groups
-        .iter()
-        .map(|ix| GroupInfo {
-            ix,
-            members: Vec::new(),
-            active_members: 0,
-        })
-        .collect();
-    for (i, u) in report.users.iter().enumerate() {
-        for g in u.groups.iter() {
-            let info = &mut out[g.0 as usize];
-            if info.members.last() != Some(&(i as u32)) {
-                info.members.push(i as u32);
-                info.active_members += u.is_active() as usize;
-            }
-        }
-    }
-    out
-}
-
 /// What a predicate is evaluated against.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub enum Subj<'a> {
     User(&'a User),
     Group(&'a GroupInfo),
     Org(&'a OrgStats),
 }
 
+impl<'a> Subj<'a> {
+    pub fn scope(self) -> Scope {
+        match self {
+            Subj::User(_) => Scope::User,
+            Subj::Group(_) => Scope::Group,
+            Subj::Org(_) => Scope::Organization,
+        }
+    }
+
+    // The validator keeps every field to its rule's scope (and quantifiers switch to users), so a
+    // field of one scope is never read on a subject of another: these are assertions of that.
+
+    pub(super) fn user(self) -> &'a User {
+        match self {
+            Subj::User(u) => u,
+            Subj::Group(_) | Subj::Org(_) => unreachable!("a user field read on a {:?}", self),
+        }
+    }
+
+    fn group(self) -> &'a GroupInfo {
+        match self {
+            Subj::Group(g) => g,
+            Subj::User(_) | Subj::Org(_) => unreachable!("a group field read on a {:?}", self),
+        }
+    }
+
+    fn org(self) -> &'a OrgStats {
+        match self {
+            Subj::Org(o) => o,
+            Subj::User(_) | Subj::Group(_) => {
+                unreachable!("an organization field read on a {:?}", self)
+            }
+        }
+    }
+}
+
 pub fn time_json(t: Timestamp) -> J {
     J::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
-pub fn user_str<'a>(report: &'a Report, u: &'a User, f: FieldId) -> Cow<'a, str> {
-    let _ = report;
-    match f {
-        FieldId::UserId => Cow::Borrowed(&u.id),
-        FieldId::Email => Cow::Borrowed(&u.email),
-        FieldId::EmailNormalized => u.email_normalized(),
-        FieldId::EmailDomain => u.email_domain(),
-        FieldId::RecordType => Cow::Borrowed(u.record_type.as_str()),
-        FieldId::UserStatus => Cow::Borrowed(u.user_status.as_str()),
-        _ => Cow::Borrowed(""),
+pub fn text<'a>(report: &'a Report, s: Subj<'a>, get: TextGet) -> Cow<'a, str> {
+    match get {
+        TextGet::User(g) => g(s.user()),
+        TextGet::Group(key) => Cow::Borrowed(key.of(&report.groups, s.group().ix)),
     }
 }
 
-pub fn str_field<'a>(report: &'a Report, s: Subj<'a>, f: FieldId) -> Cow<'a, str> {
-    match (s, f) {
-        (Subj::User(u), _) => user_str(report, u, f),
-        (Subj::Group(g), FieldId::GroupId) => Cow::Borrowed(report.groups.id(g.ix)),
-        (Subj::Group(g), FieldId::GroupName) => Cow::Borrowed(report.groups.name(g.ix)),
-        _ => Cow::Borrowed(""),
+pub fn count(s: Subj<'_>, get: CountGet) -> usize {
+    match get {
+        CountGet::User(g) => g(s.user()),
+        CountGet::Group(g) => g(s.group()),
+        CountGet::Org(g) => g(s.org()),
     }
 }
 
-pub fn bool_field(s: Subj<'_>, f: FieldId) -> bool {
-    match (s, f) {
-        (Subj::User(u), FieldId::Active) => u.is_active(),
-        (Subj::User(u), FieldId::IsOwner) => u.is_owner(),
-        (Subj::User(u), FieldId::BypassesSso) => u.bypasses_sso,
-        _ => false,
-    }
+pub fn time(s: Subj<'_>, get: fn(&User) -> Option<Timestamp>) -> Option<Timestamp> {
+    get(s.user())
 }
 
-pub fn num_field(s: Subj<'_>, f: FieldId) -> f64 {
-    let n = match (s, f) {
-        (Subj::User(u), FieldId::GroupCount) => u.groups.len(),
-        (Subj::Group(g), FieldId::MemberCount) => g.members.len(),
-        (Subj::Group(g), FieldId::ActiveMemberCount) => g.active_members,
-        (Subj::Org(o), FieldId::UserCount) => o.user_count,
-        (Subj::Org(o), FieldId::ActiveUserCount) => o.active_user_count,
-        (Subj::Org(o), FieldId::OwnerCount) => o.owner_count,
-        (Subj::Org(o), FieldId::ActiveOwnerCount) => o.active_owner_count,
-        (Subj::Org(o), FieldId::OrgGroupCount) => o.group_count,
-        _ => 0,
-    };
-    n as f64
+pub fn bool_of(s: Subj<'_>, get: fn(&User) -> bool) -> bool {
+    get(s.user())
 }
 
-pub fn time_field(s: Subj<'_>, f: FieldId) -> Option<Timestamp> {
-    match (s, f) {
-        (Subj::User(u), FieldId::CreatedAt) => Some(u.created_at),
-        (Subj::User(u), FieldId::LastSignInAt) => u.last_sign_in_at,
-        _ => None,
-    }
-}
-
-/// The elements of a list field, without collecting them.
-pub fn list_field<'a>(
+/// The user's groups by `key`, without collecting them.
+pub fn groups<'a>(
     report: &'a Report,
     s: Subj<'a>,
-    f: FieldId,
+    key: GroupKey,
 ) -> impl Iterator<Item = &'a str> + 'a {
-    let groups: &[GroupIx] = match s {
-        Subj::User(u) => &u.groups,
-        _ => &[],
-    };
-    let ids = f == FieldId::GroupIds;
-    groups.iter().map(move |&g| {
-        if ids {
-            report.groups.id(g)
-        } else {
-            report.groups.name(g)
-        }
-    })
+    s.user()
+        .groups
+        .iter()
+        .map(move |&g| key.of(&report.groups, g))
+}
+
+/// A time field's value, for `days_since_<field>`: `None` when null, or when `f` is not a time.
+pub fn time_of(s: Subj<'_>, f: FieldId) -> Option<Timestamp> {
+    match f.def().get {
+        Get::Time(g) => g(s.user()),
+        Get::Text(..) | Get::Bool(_) | Get::Count(_) | Get::Groups(_) => None,
+    }
 }
 
 /// Whether a field has a value: not null, not an empty string or list.
-pub fn present(report: &Report, s: Subj<'_>, f: FieldId) -> bool {
-    match f.def().ty {
-        FieldType::Timestamp => time_field(s, f).is_some(),
-        FieldType::Str | FieldType::Enum(_) => !str_field(report, s, f).is_empty(),
-        FieldType::List => match s {
-            Subj::User(u) => !u.groups.is_empty(),
-            _ => false,
-        },
-        FieldType::Bool | FieldType::Number => true,
+pub fn present(report: &Report, s: Subj<'_>, get: Get) -> bool {
+    match get {
+        Get::Text(t, _) => !text(report, s, t).is_empty(),
+        Get::Bool(_) | Get::Count(_) => true,
+        Get::Time(g) => g(s.user()).is_some(),
+        Get::Groups(_) => !s.user().groups.is_empty(),
     }
 }
 
 /// A field's value as JSON.
 pub fn field_json(report: &Report, s: Subj<'_>, f: FieldId) -> J {
-    match f.def().ty {
-        FieldType::Str | FieldType::Enum(_) => J::String(str_field(report, s, f).into_owned()),
-        FieldType::Bool => J::Bool(bool_field(s, f)),
-        FieldType::Number => json!(num_field(s, f) as u64),
-        FieldType::Timestamp => time_field(s, f).map_or(J::Null, time_json),
-        FieldType::List => J::Array(
-            list_field(report, s, f)
+    match f.def().get {
+        Get::Text(t, _) => J::String(text(report, s, t).into_owned()),
+        Get::Bool(g) => J::Bool(g(s.user())),
+        Get::Count(c) => json!(count(s, c)),
+        Get::Time(g) => g(s.user()).map_or(J::Null, time_json),
+        Get::Groups(key) => J::Array(
+            groups(report, s, key)
                 .map(|v| J::String(v.to_owned()))
                 .collect(),
         ),
@@ -183,12 +129,7 @@ pub fn field_json(report: &Report, s: Subj<'_>, f: FieldId) -> J {
 
 /// Every field of the subject's scope, as a JSON object (templates and `expr`).
 pub fn subject_json(report: &Report, s: Subj<'_>) -> Map<String, J> {
-    let scope = match s {
-        Subj::User(_) => Scope::User,
-        Subj::Group(_) => Scope::Group,
-        Subj::Org(_) => Scope::Organization,
-    };
-    fields_of(scope)
+    fields_of(s.scope())
         .map(|d| (d.name.to_string(), field_json(report, s, d.id)))
         .collect()
 }

@@ -10,11 +10,11 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value as J};
 
-use super::access::{field_json, str_field, subject_json, Subj};
+use super::access::{field_json, subject_json, text, Subj};
 use super::Ctx;
 use crate::findings::{Evidence, Subject};
 use crate::model::Warning;
-use crate::rules::registry::{self, FieldId, FieldType, RuleAttr, SubjectAttr, Var};
+use crate::rules::registry::{self, FieldId, Get, RuleAttr, SubjectAttr, Var};
 use crate::rules::{CompiledRule, Scope};
 
 /// Message templates, compiled once per run.
@@ -263,7 +263,7 @@ impl<'a> Ctx<'a> {
         evidence: &Evidence,
     ) -> Option<String> {
         let r = &rule.rule;
-        let text = |t: &str| Cow::Owned(J::String(t.to_string()));
+        let string = |t: &str| Cow::Owned(J::String(t.to_string()));
         let mut out = String::with_capacity(96);
         for seg in segs {
             let (var, attr, filter) = match seg {
@@ -276,13 +276,13 @@ impl<'a> Ctx<'a> {
             let v: Cow<'_, J> = match var {
                 Var::Evidence => Cow::Borrowed(evidence.get(attr)?),
                 Var::Params => Cow::Borrowed(rule.params.get(attr)?),
-                Var::Rule => text(r.attr(RuleAttr::parse(attr)?)),
-                Var::About => text(subject.attr(SubjectAttr::parse(attr)?)?),
+                Var::Rule => string(r.attr(RuleAttr::parse(attr)?)),
+                Var::About => string(subject.attr(SubjectAttr::parse(attr)?)?),
                 Var::Subject => {
                     let d = registry::field(r.scope, attr)?;
-                    if filter.is_none() && matches!(d.ty, FieldType::Str | FieldType::Enum(_)) {
+                    if let (None, Get::Text(get, _)) = (filter, d.get) {
                         // Printed straight from the model: the common case, no value built.
-                        out.push_str(&str_field(self.report, s, d.id));
+                        out.push_str(&text(self.report, s, get));
                         continue;
                     }
                     Cow::Owned(field_json(self.report, s, d.id))

@@ -15,12 +15,12 @@ use serde_json::{json, Value as J};
 
 use crate::findings::{fingerprint, Evidence, Finding, Subject};
 use crate::model::{Report, Timestamp, User, Warning};
-use crate::rules::registry::FieldId;
+use crate::rules::registry::{FieldId, TextGet};
 use crate::rules::{
     CompiledRule, EvidenceItem, ListTest, Pred, Quantifier, Scope, StrTest, TimeTest,
 };
 
-pub use access::{group_infos, GroupInfo, OrgStats};
+use crate::model::{GroupInfo, OrgStats};
 use access::{Subj, *};
 use message::{Messages, Needs};
 
@@ -73,14 +73,14 @@ struct SharedIndex {
 const NO_SET: u32 = u32::MAX;
 
 impl SharedIndex {
-    fn build(report: &Report, field: FieldId) -> Self {
+    fn build(report: &Report, get: TextGet) -> Self {
         use std::hash::BuildHasher;
-        Self::build_with(report, field, |v| rustc_hash::FxBuildHasher.hash_one(v))
+        Self::build_with(report, get, |v| rustc_hash::FxBuildHasher.hash_one(v))
     }
 
-    fn build_with(report: &Report, field: FieldId, hash: impl Fn(&str) -> u64) -> Self {
+    fn build_with(report: &Report, get: TextGet, hash: impl Fn(&str) -> u64) -> Self {
         let users = &report.users;
-        let value = |i: u32| user_str(report, &users[i as usize], field);
+        let value = |i: u32| text(report, Subj::User(&users[i as usize]), get);
         // Values are hashed and the (hash, user) pairs sorted: equal values end up next to each
         // other, and only equal hashes are compared as strings. (A hash map of a million strings
         // spent its time in cache misses.)
@@ -194,7 +194,7 @@ fn evaluate_on(
     // Cross-record state, computed before the per-subject contexts that borrow it.
     let has_scope = |scope| rules.iter().any(|r| r.rule.scope == scope);
     let groups = if has_scope(Scope::Group) {
-        group_infos(report)
+        GroupInfo::all(report)
     } else {
         Vec::new()
     };
@@ -212,11 +212,11 @@ fn evaluate_on(
             .collect();
         exprs.push(compiled);
     }
-    let mut shared = HashMap::new();
+    let mut fields = SharedFields::new();
     for r in rules {
-        collect_shared(&r.pred, &mut shared);
+        collect_shared(&r.pred, &mut fields);
     }
-    build_shared(report, &mut shared);
+    let shared = build_shared(report, &fields);
     let cutoffs = cutoffs(&rules.iter().collect::<Vec<_>>(), now);
     let new_ctx = || Ctx {
         report,
@@ -388,11 +388,11 @@ impl<'a> UserEvaluator<'a> {
             .iter()
             .filter(|r| r.rule.scope == Scope::User && r.exprs.is_empty())
             .collect();
-        let mut shared = HashMap::new();
+        let mut fields = SharedFields::new();
         for r in &user_rules {
-            collect_shared(&r.pred, &mut shared);
+            collect_shared(&r.pred, &mut fields);
         }
-        build_shared(report, &mut shared);
+        let shared = build_shared(report, &fields);
         UserEvaluator {
             report,
             now,
@@ -426,10 +426,14 @@ impl<'a> UserEvaluator<'a> {
     }
 }
 
-fn build_shared(report: &Report, shared: &mut HashMap<FieldId, SharedIndex>) {
-    for (field, index) in shared.iter_mut() {
-        *index = SharedIndex::build(report, *field);
-    }
+/// The `shared` conditions' fields, with how each is read.
+type SharedFields = Vec<(FieldId, TextGet)>;
+
+fn build_shared(report: &Report, fields: &SharedFields) -> HashMap<FieldId, SharedIndex> {
+    fields
+        .iter()
+        .map(|&(field, get)| (field, SharedIndex::build(report, get)))
+        .collect()
 }
 
 /// `now - d` for each duration the rules' time tests use.
@@ -452,16 +456,14 @@ fn cutoffs(rules: &[&CompiledRule], now: Timestamp) -> Vec<(chrono::Duration, Ti
     durations.into_iter().map(|d| (d, now - d)).collect()
 }
 
-fn collect_shared(p: &Pred, out: &mut HashMap<FieldId, SharedIndex>) {
+fn collect_shared(p: &Pred, out: &mut SharedFields) {
     match p {
         Pred::All(v) | Pred::Any(v) => v.iter().for_each(|p| collect_shared(p, out)),
         Pred::Not(p) | Pred::Quant { inner: p, .. } => collect_shared(p, out),
         Pred::Str {
-            field,
-            test: StrTest::Shared,
-        } => {
-            out.entry(*field).or_default();
-        }
+            get,
+            test: StrTest::Shared(field),
+        } if !out.iter().any(|(f, _)| f == field) => out.push((*field, *get)),
         _ => {}
     }
 }
@@ -510,19 +512,19 @@ impl<'a> Ctx<'a> {
             Pred::All(items) => items.iter().all(|p| self.eval(p, s)),
             Pred::Any(items) => items.iter().any(|p| self.eval(p, s)),
             Pred::Not(p) => !self.eval(p, s),
-            Pred::Bool { field, value } => bool_field(s, *field) == *value,
-            Pred::Num { field, cmp, value } => cmp.test(num_field(s, *field), *value),
+            Pred::Bool { get, value } => bool_of(s, *get) == *value,
+            Pred::Num { get, cmp, value } => cmp.test(count(s, *get) as f64, *value),
             Pred::NumIn {
-                field,
+                get,
                 values,
                 negate,
             } => {
-                let n = num_field(s, *field);
+                let n = count(s, *get) as f64;
                 values.contains(&n) != *negate
             }
-            Pred::Present { field, want } => present(report, s, *field) == *want,
-            Pred::Str { field, test } => {
-                let v = str_field(report, s, *field);
+            Pred::Present { get, want } => present(report, s, *get) == *want,
+            Pred::Str { get, test } => {
+                let v = text(report, s, *get);
                 match test {
                     StrTest::Eq(x) => *v == **x,
                     StrTest::Ne(x) => *v != **x,
@@ -532,30 +534,26 @@ impl<'a> Ctx<'a> {
                     StrTest::Contains(x) => v.contains(&**x),
                     StrTest::StartsWith(x) => v.starts_with(&**x),
                     StrTest::EndsWith(x) => v.ends_with(&**x),
-                    StrTest::Shared => match s {
-                        Subj::User(u) => self.shared_with(*field, u).is_some(),
-                        _ => false,
-                    },
+                    StrTest::Shared(field) => self.shared_with(*field, s.user()).is_some(),
                 }
             }
-            Pred::Time { field, test } => {
-                let Some(t) = time_field(s, *field) else {
+            Pred::Time { get, test } => {
+                let Some(t) = time(s, *get) else {
                     return false;
                 };
                 match test {
                     TimeTest::OlderThan(d) => t < self.cutoff(*d),
                     TimeTest::NewerThan(d) => t > self.cutoff(*d),
-                    TimeTest::Before(other) => time_field(s, *other).is_some_and(|o| t < o),
-                    TimeTest::After(other) => time_field(s, *other).is_some_and(|o| t > o),
+                    TimeTest::Before(other) => time(s, *other).is_some_and(|o| t < o),
+                    TimeTest::After(other) => time(s, *other).is_some_and(|o| t > o),
                 }
             }
-            Pred::List { field, test } => {
-                let mut items = list_field(report, s, *field);
+            Pred::List { key, test } => {
+                let mut items = groups(report, s, *key);
                 match test {
                     ListTest::Contains(x) => items.any(|i| i == &**x),
                     ListTest::ContainsAny(set) => items.any(|i| set.contains(i)),
                     ListTest::Matches(re) => items.any(|i| re.is_match(i)),
-                    ListTest::Present(want) => items.next().is_some() == *want,
                 }
             }
             Pred::Quant { q, inner } => {
@@ -646,20 +644,18 @@ impl<'a> Ctx<'a> {
             let value = match *item {
                 EvidenceItem::Field(f) => field_json(report, s, f),
                 EvidenceItem::DaysSince(f) => {
-                    time_field(s, f).map_or(J::Null, |t| json!((self.now - t).num_days()))
+                    time_of(s, f).map_or(J::Null, |t| json!((self.now - t).num_days()))
                 }
                 EvidenceItem::SharedWith(f) => {
-                    let others: Vec<J> = match s {
-                        Subj::User(me) => self
-                            .shared_with(f, me)
-                            .unwrap_or(&[])
-                            .iter()
-                            .map(|&i| &report.users[i as usize])
-                            .filter(|u| !std::ptr::eq(*u, me))
-                            .map(|u| json!({ "id": &*u.id, "email": &*u.email }))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
+                    let me = s.user();
+                    let others: Vec<J> = self
+                        .shared_with(f, me)
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|&i| &report.users[i as usize])
+                        .filter(|u| !std::ptr::eq(*u, me))
+                        .map(|u| json!({ "id": &*u.id, "email": &*u.email }))
+                        .collect();
                     J::Array(others)
                 }
             };
@@ -741,6 +737,7 @@ mod tests {
 
     #[test]
     fn shared_values_are_grouped_even_when_hashes_collide() {
+        use crate::rules::registry::Get;
         let emails = [
             "x@a.io", "Y@a.io", "X@A.io", "z@a.io", "", "y@a.io", "", "x@a.io",
         ];
@@ -755,8 +752,11 @@ mod tests {
             .collect();
         let json = serde_json::to_vec(&records).unwrap();
         let report = crate::source::from_bytes(&json, "t.json").unwrap().report;
-        let real = SharedIndex::build(&report, FieldId::EmailNormalized);
-        let collide = SharedIndex::build_with(&report, FieldId::EmailNormalized, |_| 7);
+        let Get::Text(get, _) = FieldId::EmailNormalized.def().get else {
+            panic!("a text field")
+        };
+        let real = SharedIndex::build(&report, get);
+        let collide = SharedIndex::build_with(&report, get, |_| 7);
         for index in [real, collide] {
             let sets: Vec<Option<&[u32]>> = (0..8).map(|i| index.of(i)).collect();
             let xs: &[u32] = &[0, 2, 7];

@@ -8,12 +8,24 @@ use regex::Regex;
 use serde_json::Value as J;
 
 use super::error::{did_you_mean, RuleError, RuleErrors};
-use super::parse::{Cond, Operand, Quantifier};
-use super::registry::{self, FieldId, FieldType, OpKind, Var, VARS};
+use super::parse::{Cond, Operand};
+use super::registry::{
+    self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupKey, OpDef, OpKind, Quantifier,
+    TextGet, Var, VARS,
+};
 use super::Rule;
+use crate::model::{Timestamp, User};
 use crate::yaml::Pos;
 
-/// A compiled condition over typed fields.
+/// An operator's value, where it is written, and a note naming the param it came from.
+struct Given<'v> {
+    v: &'v J,
+    pos: Pos,
+    note: &'v str,
+}
+
+/// A compiled condition over typed fields: each test holds the accessor of its field (from the
+/// registry), so evaluating it is a call and a comparison, with no type left to check.
 #[derive(Debug, Clone)]
 pub enum Pred {
     Const(bool),
@@ -21,33 +33,33 @@ pub enum Pred {
     Any(Vec<Pred>),
     Not(Box<Pred>),
     Str {
-        field: FieldId,
+        get: TextGet,
         test: StrTest,
     },
     Bool {
-        field: FieldId,
+        get: fn(&User) -> bool,
         value: bool,
     },
     Num {
-        field: FieldId,
+        get: CountGet,
         cmp: Cmp,
         value: f64,
     },
     NumIn {
-        field: FieldId,
+        get: CountGet,
         values: Vec<f64>,
         negate: bool,
     },
     Time {
-        field: FieldId,
+        get: TimeGet,
         test: TimeTest,
     },
     List {
-        field: FieldId,
+        key: GroupKey,
         test: ListTest,
     },
     Present {
-        field: FieldId,
+        get: Get,
         want: bool,
     },
     /// Over a group's members or all users; the inner predicate is over users.
@@ -59,6 +71,9 @@ pub enum Pred {
     Expr(usize),
 }
 
+/// How a time field is read.
+pub type TimeGet = fn(&User) -> Option<Timestamp>;
+
 #[derive(Debug, Clone)]
 pub enum StrTest {
     Eq(Box<str>),
@@ -69,8 +84,8 @@ pub enum StrTest {
     Contains(Box<str>),
     StartsWith(Box<str>),
     EndsWith(Box<str>),
-    /// Another user record has the same (non-empty) value.
-    Shared,
+    /// Another user record has the same (non-empty) value of this field.
+    Shared(FieldId),
 }
 
 /// A set of strings for `in`, `not_in` and `contains_any`: a short list is scanned (faster than
@@ -98,37 +113,14 @@ impl StrSet {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    Eq,
-    Ne,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
-impl Cmp {
-    pub fn test(self, a: f64, b: f64) -> bool {
-        match self {
-            Cmp::Eq => a == b,
-            Cmp::Ne => a != b,
-            Cmp::Gt => a > b,
-            Cmp::Gte => a >= b,
-            Cmp::Lt => a < b,
-            Cmp::Lte => a <= b,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum TimeTest {
     /// `t < now - d`.
     OlderThan(chrono::Duration),
     /// `t > now - d`.
     NewerThan(chrono::Duration),
-    Before(FieldId),
-    After(FieldId),
+    Before(TimeGet),
+    After(TimeGet),
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +128,6 @@ pub enum ListTest {
     Contains(Box<str>),
     ContainsAny(StrSet),
     Matches(Regex),
-    Present(bool),
 }
 
 /// What a finding's evidence records, in order.
@@ -334,193 +325,280 @@ impl Compiler<'_> {
                     self.note(EvidenceItem::Field(field.id));
                 }
                 let (v, pos, note) = self.value(operand);
-                let pred = self.field(field, op.kind, op.name, op.operand, &v, pos, &note, top);
+                let pred = self.field(
+                    field,
+                    op,
+                    &Given {
+                        v: &v,
+                        pos,
+                        note: &note,
+                    },
+                    top,
+                );
                 pred.unwrap_or(Pred::Const(false))
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn field(
-        &mut self,
-        field: &registry::FieldDef,
-        op: OpKind,
-        op_name: &str,
-        expects: &str,
-        v: &J,
-        pos: Pos,
-        note: &str,
-        top: bool,
-    ) -> Option<Pred> {
-        let id = field.id;
+    /// An operator the field's type does not take: the parser refuses it first, with the list
+    /// of those that apply; this keeps the two from drifting apart.
+    fn inapplicable(&mut self, field: &FieldDef, op: &OpDef, pos: Pos) -> Option<Pred> {
+        self.err(
+            pos,
+            format!(
+                "operator `{}` does not apply to `{}`, a {} field",
+                op.name,
+                field.name,
+                field.ty().describe()
+            ),
+        );
+        None
+    }
+
+    /// Compiles one field condition: an exhaustive match on the operator, then on how the
+    /// field is read.
+    fn field(&mut self, field: &FieldDef, op: &OpDef, o: &Given<'_>, top: bool) -> Option<Pred> {
+        let v = o.v;
         let lc = field.lowercase;
         let mismatch = |c: &mut Self| {
             c.err(
-                pos,
+                o.pos,
                 format!(
-                    "`{op_name}` on `{}` expects {expects}; found {}{note}",
+                    "`{}` on `{}` expects {}; found {}{}",
+                    op.name,
                     field.name,
-                    describe(v)
+                    op.operand,
+                    describe(v),
+                    o.note
                 ),
             );
             None
         };
-        let pred = match (field.ty, op) {
-            (_, OpKind::Present) => match v {
-                J::Bool(b) => match field.ty {
-                    FieldType::List => Pred::List {
-                        field: id,
-                        test: ListTest::Present(*b),
-                    },
-                    _ => Pred::Present {
-                        field: id,
-                        want: *b,
-                    },
+        let pred = match op.kind {
+            OpKind::Present => match v {
+                J::Bool(b) => Pred::Present {
+                    get: field.get,
+                    want: *b,
                 },
                 _ => return mismatch(self),
             },
-            (FieldType::Bool, OpKind::Equals | OpKind::NotEquals) => match v {
-                J::Bool(b) => Pred::Bool {
-                    field: id,
-                    value: *b == (op == OpKind::Equals),
-                },
-                _ => return mismatch(self),
-            },
-            (FieldType::Number, OpKind::In | OpKind::NotIn) => {
-                let values: Option<Vec<f64>> = match v {
-                    J::Array(items) => items.iter().map(J::as_f64).collect(),
-                    _ => None,
-                };
-                match values {
-                    Some(values) => Pred::NumIn {
-                        field: id,
-                        values,
-                        negate: op == OpKind::NotIn,
+            OpKind::Equals | OpKind::NotEquals => {
+                let eq = op.kind == OpKind::Equals;
+                match field.get {
+                    Get::Bool(get) => match v {
+                        J::Bool(b) => Pred::Bool {
+                            get,
+                            value: *b == eq,
+                        },
+                        _ => return mismatch(self),
                     },
-                    None => return mismatch(self),
+                    Get::Count(get) => match v.as_f64() {
+                        Some(n) => Pred::Num {
+                            get,
+                            cmp: if eq { Cmp::Eq } else { Cmp::Ne },
+                            value: n,
+                        },
+                        None => return mismatch(self),
+                    },
+                    Get::Text(get, _) => match Self::text(v, lc) {
+                        Some(s) => Pred::Str {
+                            get,
+                            test: if eq { StrTest::Eq(s) } else { StrTest::Ne(s) },
+                        },
+                        None => return mismatch(self),
+                    },
+                    Get::Time(_) | Get::Groups(_) => return self.inapplicable(field, op, o.pos),
                 }
             }
-            (FieldType::Number, _) => {
-                let Some(n) = v.as_f64() else {
-                    return mismatch(self);
-                };
-                let cmp = match op {
-                    OpKind::Equals => Cmp::Eq,
-                    OpKind::NotEquals => Cmp::Ne,
-                    OpKind::Gt => Cmp::Gt,
-                    OpKind::Gte => Cmp::Gte,
-                    OpKind::Lt => Cmp::Lt,
-                    _ => Cmp::Lte,
-                };
-                Pred::Num {
-                    field: id,
-                    cmp,
-                    value: n,
-                }
-            }
-            (FieldType::Timestamp, OpKind::OlderThanDays | OpKind::NewerThanDays) => {
-                let days = match v.as_f64() {
-                    Some(d) if d >= 0.0 && d.is_finite() && d < 1e6 => d,
-                    _ => return mismatch(self),
-                };
-                if top {
-                    self.note(EvidenceItem::DaysSince(id));
-                }
-                let d = chrono::Duration::milliseconds((days * 86_400_000.0).round() as i64);
-                let test = if op == OpKind::OlderThanDays {
-                    TimeTest::OlderThan(d)
-                } else {
-                    TimeTest::NewerThan(d)
-                };
-                Pred::Time { field: id, test }
-            }
-            (FieldType::Timestamp, _) => {
-                let other = match v {
-                    J::String(s) => {
-                        registry::field(field.scope, s).filter(|d| d.ty == FieldType::Timestamp)
+            OpKind::In | OpKind::NotIn => {
+                let negate = op.kind == OpKind::NotIn;
+                match field.get {
+                    Get::Count(get) => {
+                        let values: Option<Vec<f64>> = match v {
+                            J::Array(items) => items.iter().map(J::as_f64).collect(),
+                            _ => None,
+                        };
+                        match values {
+                            Some(values) => Pred::NumIn {
+                                get,
+                                values,
+                                negate,
+                            },
+                            None => return mismatch(self),
+                        }
                     }
-                    _ => None,
-                };
-                let Some(other) = other else {
-                    let names: Vec<&str> = registry::fields_of(field.scope)
-                        .filter(|d| d.ty == FieldType::Timestamp && d.id != id)
-                        .map(|d| d.name)
-                        .collect();
-                    self.err(pos, format!("`{op_name}` on `{}` expects another timestamp field: {}; found {v}{note}", field.name, names.join(", ")));
-                    return None;
-                };
-                if top {
-                    self.note(EvidenceItem::Field(other.id));
+                    Get::Text(get, _) => match Self::texts(v, lc) {
+                        Some(set) => Pred::Str {
+                            get,
+                            test: if negate {
+                                StrTest::NotIn(set)
+                            } else {
+                                StrTest::In(set)
+                            },
+                        },
+                        None => return mismatch(self),
+                    },
+                    Get::Bool(_) | Get::Time(_) | Get::Groups(_) => {
+                        return self.inapplicable(field, op, o.pos)
+                    }
                 }
-                let test = if op == OpKind::Before {
-                    TimeTest::Before(other.id)
-                } else {
-                    TimeTest::After(other.id)
-                };
-                Pred::Time { field: id, test }
             }
-            (FieldType::List, OpKind::Contains) => match Self::text(v, false) {
-                Some(s) => Pred::List {
-                    field: id,
+            OpKind::Matches => match field.get {
+                Get::Text(get, _) => Pred::Str {
+                    get,
+                    test: StrTest::Matches(self.regex(v, o.pos, o.note)?),
+                },
+                Get::Groups(key) => Pred::List {
+                    key,
+                    test: ListTest::Matches(self.regex(v, o.pos, o.note)?),
+                },
+                Get::Bool(_) | Get::Count(_) | Get::Time(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
+            },
+            OpKind::Contains => match (field.get, Self::text(v, false)) {
+                (Get::Text(get, _), Some(_)) => Pred::Str {
+                    get,
+                    test: StrTest::Contains(Self::text(v, lc)?),
+                },
+                (Get::Groups(key), Some(s)) => Pred::List {
+                    key,
                     test: ListTest::Contains(s),
                 },
-                None => return mismatch(self),
+                (Get::Text(..) | Get::Groups(_), None) => return mismatch(self),
+                (Get::Bool(_) | Get::Count(_) | Get::Time(_), _) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
             },
-            (FieldType::List, OpKind::ContainsAny) => match Self::texts(v, false) {
-                Some(s) => Pred::List {
-                    field: id,
-                    test: ListTest::ContainsAny(s),
+            OpKind::ContainsAny => match field.get {
+                Get::Groups(key) => match Self::texts(v, false) {
+                    Some(s) => Pred::List {
+                        key,
+                        test: ListTest::ContainsAny(s),
+                    },
+                    None => return mismatch(self),
                 },
-                None => return mismatch(self),
+                Get::Text(..) | Get::Bool(_) | Get::Count(_) | Get::Time(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
             },
-            (FieldType::List, _) => Pred::List {
-                field: id,
-                test: ListTest::Matches(self.regex(v, pos, note)?),
+            OpKind::StartsWith | OpKind::EndsWith => match field.get {
+                Get::Text(get, _) => {
+                    let Some(s) = Self::text(v, lc) else {
+                        return mismatch(self);
+                    };
+                    let test = if op.kind == OpKind::StartsWith {
+                        StrTest::StartsWith(s)
+                    } else {
+                        StrTest::EndsWith(s)
+                    };
+                    Pred::Str { get, test }
+                }
+                Get::Bool(_) | Get::Count(_) | Get::Time(_) | Get::Groups(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
             },
-            (_, OpKind::Shared) => match v {
-                J::Bool(true) => {
+            OpKind::Compare(cmp) => match field.get {
+                Get::Count(get) => {
+                    let Some(n) = v.as_f64() else {
+                        return mismatch(self);
+                    };
+                    Pred::Num { get, cmp, value: n }
+                }
+                Get::Text(..) | Get::Bool(_) | Get::Time(_) | Get::Groups(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
+            },
+            OpKind::OlderThanDays | OpKind::NewerThanDays => match field.get {
+                Get::Time(get) => {
+                    let days = match v.as_f64() {
+                        Some(d) if d >= 0.0 && d.is_finite() && d < 1e6 => d,
+                        _ => return mismatch(self),
+                    };
                     if top {
-                        self.note(EvidenceItem::SharedWith(id));
+                        self.note(EvidenceItem::DaysSince(field.id));
                     }
-                    Pred::Str {
-                        field: id,
-                        test: StrTest::Shared,
+                    let d = chrono::Duration::milliseconds((days * 86_400_000.0).round() as i64);
+                    let test = if op.kind == OpKind::OlderThanDays {
+                        TimeTest::OlderThan(d)
+                    } else {
+                        TimeTest::NewerThan(d)
+                    };
+                    Pred::Time { get, test }
+                }
+                Get::Text(..) | Get::Bool(_) | Get::Count(_) | Get::Groups(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
+            },
+            OpKind::Before | OpKind::After => match field.get {
+                Get::Time(get) => {
+                    let other = match v {
+                        J::String(s) => {
+                            registry::field(field.scope(), s).and_then(|d| match d.get {
+                                Get::Time(g) => Some((d, g)),
+                                Get::Text(..) | Get::Bool(_) | Get::Count(_) | Get::Groups(_) => {
+                                    None
+                                }
+                            })
+                        }
+                        _ => None,
+                    };
+                    let Some((other, other_get)) = other else {
+                        let names: Vec<&str> = registry::fields_of(field.scope())
+                            .filter(|d| d.ty() == FieldType::Timestamp && d.id != field.id)
+                            .map(|d| d.name)
+                            .collect();
+                        self.err(
+                            o.pos,
+                            format!(
+                                "`{}` on `{}` expects another timestamp field: {}; found {v}{}",
+                                op.name,
+                                field.name,
+                                names.join(", "),
+                                o.note
+                            ),
+                        );
+                        return None;
+                    };
+                    if top {
+                        self.note(EvidenceItem::Field(other.id));
+                    }
+                    let test = if op.kind == OpKind::Before {
+                        TimeTest::Before(other_get)
+                    } else {
+                        TimeTest::After(other_get)
+                    };
+                    Pred::Time { get, test }
+                }
+                Get::Text(..) | Get::Bool(_) | Get::Count(_) | Get::Groups(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
+            },
+            OpKind::Shared => match field.get {
+                Get::Text(get @ TextGet::User(_), _) => {
+                    let shared = Pred::Str {
+                        get,
+                        test: StrTest::Shared(field.id),
+                    };
+                    match v {
+                        J::Bool(true) => {
+                            if top {
+                                self.note(EvidenceItem::SharedWith(field.id));
+                            }
+                            shared
+                        }
+                        J::Bool(false) => Pred::Not(Box::new(shared)),
+                        _ => return mismatch(self),
                     }
                 }
-                J::Bool(false) => Pred::Not(Box::new(Pred::Str {
-                    field: id,
-                    test: StrTest::Shared,
-                })),
-                _ => return mismatch(self),
+                Get::Text(TextGet::Group(_), _) => {
+                    self.err(o.pos, "`shared` is for user rules".into());
+                    return None;
+                }
+                Get::Bool(_) | Get::Count(_) | Get::Time(_) | Get::Groups(_) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
             },
-            (_, OpKind::Matches) => Pred::Str {
-                field: id,
-                test: StrTest::Matches(self.regex(v, pos, note)?),
-            },
-            (_, OpKind::In | OpKind::NotIn) => match Self::texts(v, lc) {
-                Some(set) if op == OpKind::In => Pred::Str {
-                    field: id,
-                    test: StrTest::In(set),
-                },
-                Some(set) => Pred::Str {
-                    field: id,
-                    test: StrTest::NotIn(set),
-                },
-                None => return mismatch(self),
-            },
-            (_, _) => {
-                let Some(s) = Self::text(v, lc) else {
-                    return mismatch(self);
-                };
-                let test = match op {
-                    OpKind::Equals => StrTest::Eq(s),
-                    OpKind::NotEquals => StrTest::Ne(s),
-                    OpKind::Contains => StrTest::Contains(s),
-                    OpKind::StartsWith => StrTest::StartsWith(s),
-                    _ => StrTest::EndsWith(s),
-                };
-                Pred::Str { field: id, test }
-            }
         };
         Some(pred)
     }
@@ -724,6 +802,59 @@ mod tests {
             e.starts_with("r.yaml:6:10: invalid message template"),
             "{e}"
         );
+    }
+
+    /// The operator table (what the validator and the reference say applies) and the compiler
+    /// (what each operator does with each kind of field) agree on every pair.
+    #[test]
+    fn every_operator_compiles_for_the_fields_it_applies_to() {
+        use super::{Compiler, Given};
+        use registry::{FieldType, OpKind, FIELDS, OPERATORS};
+        use serde_json::json;
+        let set = load(&format!("{HEAD}when: {{field: active, equals: true}}\n")).unwrap();
+        let rule = &set.rules()[0];
+        for field in FIELDS {
+            for op in OPERATORS {
+                let value = match (op.kind, field.ty()) {
+                    (OpKind::Present | OpKind::Shared, _) => json!(true),
+                    (OpKind::Equals | OpKind::NotEquals, FieldType::Bool) => json!(true),
+                    (
+                        OpKind::Equals | OpKind::NotEquals | OpKind::Compare(_),
+                        FieldType::Number,
+                    ) => json!(2),
+                    (OpKind::OlderThanDays | OpKind::NewerThanDays, _) => json!(3),
+                    (OpKind::In | OpKind::NotIn, FieldType::Number) => json!([1, 2]),
+                    (OpKind::In | OpKind::NotIn | OpKind::ContainsAny, _) => json!(["x"]),
+                    (OpKind::Before | OpKind::After, _) => {
+                        json!(if field.name == "created_at" {
+                            "last_sign_in_at"
+                        } else {
+                            "created_at"
+                        })
+                    }
+                    _ => json!("x"),
+                };
+                let mut c = Compiler {
+                    rule,
+                    errors: Vec::new(),
+                    evidence: Vec::new(),
+                    exprs: Vec::new(),
+                };
+                let given = Given {
+                    v: &value,
+                    pos: Default::default(),
+                    note: "",
+                };
+                let compiled = c.field(field, op, &given, true).is_some();
+                let applies = op.applies_to(field.ty())
+                    && !(op.kind == OpKind::Shared && field.scope() != Scope::User);
+                assert_eq!(
+                    compiled, applies,
+                    "{} {}: {:?}",
+                    field.name, op.name, c.errors
+                );
+            }
+        }
     }
 
     #[test]

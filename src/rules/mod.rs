@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use compile::{Cmp, CompiledRule, EvidenceItem, ListTest, Pred, StrSet, StrTest, TimeTest};
+pub use compile::{CompiledRule, EvidenceItem, ListTest, Pred, StrSet, StrTest, TimeTest};
 pub use error::{RuleError, RuleErrors};
-pub use parse::{Cond, Operand, Quantifier};
+pub use parse::{Cond, Operand};
+pub use registry::Quantifier;
 
 use crate::yaml::Pos;
 

@@ -2,17 +2,9 @@
 //! Names (keys, fields, operators, params) are resolved here; values are typed in `compile`.
 
 use super::error::{did_you_mean, RuleError};
-use super::registry::{self, FieldDef, OpDef, FIELDS, FORMS, OPERATORS};
+use super::registry::{self, FieldDef, FormKind, OpDef, Quantifier, FIELDS, FORMS, OPERATORS};
 use super::{Origin, Param, Reference, Rule, Scope, Severity};
 use crate::yaml::{self, Node, NodeKind, Pos, Scalar};
-
-/// How a quantifier over users combines its results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantifier {
-    Any,
-    All,
-    None,
-}
 
 /// A condition as written, with names resolved and positions kept.
 #[derive(Debug, Clone)]
@@ -535,21 +527,21 @@ impl Reader<'_> {
             }
             Some(())
         };
-        match head_key.name.as_str() {
-            "all" => {
+        match form.kind {
+            FormKind::All => {
                 only_head(self)?;
                 self.conditions(head, scope, params, "all").map(Cond::All)
             }
-            "any" => {
+            FormKind::Any => {
                 only_head(self)?;
                 self.conditions(head, scope, params, "any").map(Cond::Any)
             }
-            "not" => {
+            FormKind::Not => {
                 only_head(self)?;
                 self.condition(head, scope, params)
                     .map(|c| Cond::Not(Box::new(c)))
             }
-            "expr" => {
+            FormKind::Expr => {
                 only_head(self)?;
                 let source = self.string(head, "`expr`")?;
                 Some(Cond::Expr {
@@ -557,13 +549,8 @@ impl Reader<'_> {
                     pos: head.pos,
                 })
             }
-            "any_member" | "any_user" | "all_members" | "all_users" | "no_member" | "no_user" => {
+            FormKind::Quant(q) => {
                 only_head(self)?;
-                let q = match head_key.name.as_bytes()[0] {
-                    b'a' if head_key.name.starts_with("any") => Quantifier::Any,
-                    b'a' => Quantifier::All,
-                    _ => Quantifier::None,
-                };
                 let inner = self.condition(head, Scope::User, params)?;
                 Some(Cond::Quant {
                     q,
@@ -571,7 +558,7 @@ impl Reader<'_> {
                     pos: head_key.pos,
                 })
             }
-            "param" => {
+            FormKind::Param => {
                 let name = self.string(head, "`param`")?;
                 self.check_param(&name, head.pos, params)?;
                 let mut empty = None;
@@ -609,8 +596,7 @@ impl Reader<'_> {
                     pos: head_key.pos,
                 })
             }
-            "field" => self.field_condition(node, entries, head, scope, params),
-            other => unreachable!("form `{other}` without a reader"),
+            FormKind::Field => self.field_condition(node, entries, head, scope, params),
         }
     }
 
@@ -628,7 +614,7 @@ impl Reader<'_> {
             let elsewhere: Vec<&str> = FIELDS
                 .iter()
                 .filter(|d| d.name == name)
-                .map(|d| d.scope.as_str())
+                .map(|d| d.scope().as_str())
                 .collect();
             if !elsewhere.is_empty() {
                 self.err_help(
@@ -659,13 +645,13 @@ impl Reader<'_> {
         let (key, value) = match ops.as_slice() {
             [one] => (&one.0, &one.1),
             [] => {
-                let valid = registry::operators_for(field.ty);
+                let valid = registry::operators_for(field.ty());
                 self.err_help(
                     node.pos,
                     format!("the condition on `{name}` has no operator"),
                     format!(
                         "operators for {} fields: {}",
-                        field.ty.describe(),
+                        field.ty().describe(),
                         valid.join(", ")
                     ),
                 );
@@ -684,18 +670,18 @@ impl Reader<'_> {
             self.unknown_key(key.pos, &key.name, "a field condition", &op_names);
             return None;
         };
-        if !op.applies_to(field.ty) {
-            let valid = registry::operators_for(field.ty);
+        if !op.applies_to(field.ty()) {
+            let valid = registry::operators_for(field.ty());
             self.err_help(
                 key.pos,
                 format!(
                     "operator `{}` does not apply to `{name}`, a {} field",
                     op.name,
-                    field.ty.describe()
+                    field.ty().describe()
                 ),
                 format!(
                     "operators for {} fields: {}",
-                    field.ty.describe(),
+                    field.ty().describe(),
                     valid.join(", ")
                 ),
             );

@@ -1,7 +1,12 @@
 //! The one registry of rule fields, operators and condition forms. The validator's messages and
 //! the rule syntax reference (`orgaudit rules reference`, docs/rules.md) are both made from it.
 
+use std::borrow::Cow;
+
 use super::Scope;
+use crate::model::{
+    GroupInfo, GroupIx, GroupTable, OrgStats, RecordType, Timestamp, User, UserStatus,
+};
 
 /// Every field a condition can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,12 +71,82 @@ impl FieldType {
     }
 }
 
+/// Which string of a group a field reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKey {
+    Id,
+    Name,
+}
+
+impl GroupKey {
+    pub fn of(self, groups: &GroupTable, ix: GroupIx) -> &str {
+        match self {
+            GroupKey::Id => groups.id(ix),
+            GroupKey::Name => groups.name(ix),
+        }
+    }
+}
+
+/// How a text field is read.
+#[derive(Debug, Clone, Copy)]
+pub enum TextGet {
+    User(for<'a> fn(&'a User) -> Cow<'a, str>),
+    Group(GroupKey),
+}
+
+/// How a count is read.
+#[derive(Debug, Clone, Copy)]
+pub enum CountGet {
+    User(fn(&User) -> usize),
+    Group(fn(&GroupInfo) -> usize),
+    Org(fn(&OrgStats) -> usize),
+}
+
+/// How a field is read from its subject: the accessor every use of the field goes through
+/// (conditions, evidence, messages, `expr`). A field's type and scope follow from it, so that
+/// a field cannot be declared without a way to read it, nor read as another type.
+#[derive(Debug, Clone, Copy)]
+pub enum Get {
+    /// A string; with `known`, an enum of those values (others are kept).
+    Text(TextGet, Option<&'static [&'static str]>),
+    Bool(fn(&User) -> bool),
+    Count(CountGet),
+    /// A time, `None` when null.
+    Time(fn(&User) -> Option<Timestamp>),
+    /// The user's groups, by id or by name, in membership order.
+    Groups(GroupKey),
+}
+
+impl Get {
+    pub fn ty(self) -> FieldType {
+        match self {
+            Get::Text(_, None) => FieldType::Str,
+            Get::Text(_, Some(known)) => FieldType::Enum(known),
+            Get::Bool(_) => FieldType::Bool,
+            Get::Count(_) => FieldType::Number,
+            Get::Time(_) => FieldType::Timestamp,
+            Get::Groups(_) => FieldType::List,
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Get::Text(TextGet::User(_), _)
+            | Get::Bool(_)
+            | Get::Count(CountGet::User(_))
+            | Get::Time(_)
+            | Get::Groups(_) => Scope::User,
+            Get::Text(TextGet::Group(_), _) | Get::Count(CountGet::Group(_)) => Scope::Group,
+            Get::Count(CountGet::Org(_)) => Scope::Organization,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct FieldDef {
     pub name: &'static str,
     pub id: FieldId,
-    pub scope: Scope,
-    pub ty: FieldType,
+    pub get: Get,
     /// Can be null (only `last_sign_in_at`).
     pub nullable: bool,
     /// Values are lower-case; constants compared with it are lower-cased too.
@@ -79,18 +154,20 @@ pub struct FieldDef {
     pub doc: &'static str,
 }
 
-const fn f(
-    name: &'static str,
-    id: FieldId,
-    scope: Scope,
-    ty: FieldType,
-    doc: &'static str,
-) -> FieldDef {
+impl FieldDef {
+    pub fn ty(&self) -> FieldType {
+        self.get.ty()
+    }
+    pub fn scope(&self) -> Scope {
+        self.get.scope()
+    }
+}
+
+const fn f(name: &'static str, id: FieldId, get: Get, doc: &'static str) -> FieldDef {
     FieldDef {
         name,
         id,
-        scope,
-        ty,
+        get,
         nullable: false,
         lowercase: false,
         doc,
@@ -98,16 +175,21 @@ const fn f(
 }
 
 use FieldId as F;
-use FieldType as T;
 use Scope::{Group as G, Organization as O, User as U};
 
+/// Every field, in [`FieldId`] order (a test checks it), so that a field's definition is an
+/// index away.
 pub static FIELDS: &[FieldDef] = &[
-    f("id", F::UserId, U, T::Str, "the user's id"),
+    f(
+        "id",
+        F::UserId,
+        Get::Text(TextGet::User(|u| Cow::Borrowed(&u.id)), None),
+        "the user's id",
+    ),
     f(
         "email",
         F::Email,
-        U,
-        T::Str,
+        Get::Text(TextGet::User(|u| Cow::Borrowed(&u.email)), None),
         "the email as given in the report",
     ),
     FieldDef {
@@ -115,8 +197,7 @@ pub static FIELDS: &[FieldDef] = &[
         ..f(
             "email_normalized",
             F::EmailNormalized,
-            U,
-            T::Str,
+            Get::Text(TextGet::User(User::email_normalized), None),
             "the email trimmed and lower-cased",
         )
     },
@@ -125,51 +206,50 @@ pub static FIELDS: &[FieldDef] = &[
         ..f(
             "email_domain",
             F::EmailDomain,
-            U,
-            T::Str,
+            Get::Text(TextGet::User(User::email_domain), None),
             "what follows the last `@` of the normalized email",
         )
     },
     f(
         "record_type",
         F::RecordType,
-        U,
-        T::Enum(crate::model::RecordType::KNOWN),
+        Get::Text(
+            TextGet::User(|u| Cow::Borrowed(u.record_type.as_str())),
+            Some(RecordType::KNOWN),
+        ),
         "`organization_owner` or `organization_sub_user` (other values are kept)",
     ),
     f(
         "user_status",
         F::UserStatus,
-        U,
-        T::Enum(crate::model::UserStatus::KNOWN),
+        Get::Text(
+            TextGet::User(|u| Cow::Borrowed(u.user_status.as_str())),
+            Some(UserStatus::KNOWN),
+        ),
         "`enabled`, `disabled` or `blocked` (other values are kept)",
     ),
     f(
         "active",
         F::Active,
-        U,
-        T::Bool,
+        Get::Bool(User::is_active),
         "true when `user_status` is `enabled`",
     ),
     f(
         "is_owner",
         F::IsOwner,
-        U,
-        T::Bool,
+        Get::Bool(User::is_owner),
         "true when `record_type` is `organization_owner`",
     ),
     f(
         "organization_user_bypasses_sso",
         F::BypassesSso,
-        U,
-        T::Bool,
+        Get::Bool(|u| u.bypasses_sso),
         "may sign in with a password instead of SSO (absent means false)",
     ),
     f(
         "created_at",
         F::CreatedAt,
-        U,
-        T::Timestamp,
+        Get::Time(|u| Some(u.created_at)),
         "when the user was created (UTC)",
     ),
     FieldDef {
@@ -177,91 +257,87 @@ pub static FIELDS: &[FieldDef] = &[
         ..f(
             "last_sign_in_at",
             F::LastSignInAt,
-            U,
-            T::Timestamp,
+            Get::Time(|u| u.last_sign_in_at),
             "the last portal sign-in (UTC); null when the user never signed in",
         )
     },
     f(
         "groups",
         F::Groups,
-        U,
-        T::List,
+        Get::Groups(GroupKey::Name),
         "the names of the user's groups",
     ),
     f(
         "group_ids",
         F::GroupIds,
-        U,
-        T::List,
+        Get::Groups(GroupKey::Id),
         "the ids of the user's groups",
     ),
     f(
         "group_count",
         F::GroupCount,
-        U,
-        T::Number,
+        Get::Count(CountGet::User(|u| u.groups.len())),
         "how many groups the user is in",
     ),
-    f("id", F::GroupId, G, T::Str, "the group's id"),
-    f("name", F::GroupName, G, T::Str, "the group's name"),
+    f(
+        "id",
+        F::GroupId,
+        Get::Text(TextGet::Group(GroupKey::Id), None),
+        "the group's id",
+    ),
+    f(
+        "name",
+        F::GroupName,
+        Get::Text(TextGet::Group(GroupKey::Name), None),
+        "the group's name",
+    ),
     f(
         "member_count",
         F::MemberCount,
-        G,
-        T::Number,
+        Get::Count(CountGet::Group(|g| g.members.len())),
         "users in the group",
     ),
     f(
         "active_member_count",
         F::ActiveMemberCount,
-        G,
-        T::Number,
+        Get::Count(CountGet::Group(|g| g.active_members)),
         "active users in the group",
     ),
     f(
         "user_count",
         F::UserCount,
-        O,
-        T::Number,
+        Get::Count(CountGet::Org(|o| o.user_count)),
         "users in the report",
     ),
     f(
         "active_user_count",
         F::ActiveUserCount,
-        O,
-        T::Number,
+        Get::Count(CountGet::Org(|o| o.active_user_count)),
         "active users",
     ),
     f(
         "owner_count",
         F::OwnerCount,
-        O,
-        T::Number,
+        Get::Count(CountGet::Org(|o| o.owner_count)),
         "users whose `record_type` is `organization_owner`",
     ),
     f(
         "active_owner_count",
         F::ActiveOwnerCount,
-        O,
-        T::Number,
+        Get::Count(CountGet::Org(|o| o.active_owner_count)),
         "active owners",
     ),
     f(
         "group_count",
         F::OrgGroupCount,
-        O,
-        T::Number,
+        Get::Count(CountGet::Org(|o| o.group_count)),
         "distinct groups (by id) in the report",
     ),
 ];
 
 impl FieldId {
     pub fn def(self) -> &'static FieldDef {
-        FIELDS
-            .iter()
-            .find(|d| d.id == self)
-            .expect("every field id is registered")
+        &FIELDS[self as usize]
     }
     pub fn name(self) -> &'static str {
         self.def().name
@@ -270,11 +346,11 @@ impl FieldId {
 
 /// Looks a field up by name within a scope.
 pub fn field(scope: Scope, name: &str) -> Option<&'static FieldDef> {
-    FIELDS.iter().find(|d| d.scope == scope && d.name == name)
+    FIELDS.iter().find(|d| d.scope() == scope && d.name == name)
 }
 
 pub fn fields_of(scope: Scope) -> impl Iterator<Item = &'static FieldDef> {
-    FIELDS.iter().filter(move |d| d.scope == scope)
+    FIELDS.iter().filter(move |d| d.scope() == scope)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +361,30 @@ pub enum TypeClass {
     Timestamp,
     List,
     Any,
+}
+
+/// A comparison of two numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Cmp {
+    pub fn test(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Gt => a > b,
+            Cmp::Gte => a >= b,
+            Cmp::Lt => a < b,
+            Cmp::Lte => a <= b,
+        }
+    }
 }
 
 /// Every operator of a field condition.
@@ -300,10 +400,8 @@ pub enum OpKind {
     StartsWith,
     EndsWith,
     Present,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
+    /// `gt`, `gte`, `lt`, `lte` on numbers.
+    Compare(Cmp),
     OlderThanDays,
     NewerThanDays,
     Before,
@@ -334,10 +432,10 @@ pub static OPERATORS: &[OpDef] = &[
     OpDef { name: "starts_with", kind: OpKind::StartsWith, applies: &[C::Text], operand: "a string", doc: "the value starts with the string" },
     OpDef { name: "ends_with", kind: OpKind::EndsWith, applies: &[C::Text], operand: "a string", doc: "the value ends with the string" },
     OpDef { name: "present", kind: OpKind::Present, applies: &[C::Any], operand: "true or false", doc: "`true`: the field has a value (not null, not an empty string or list); `false`: it has none" },
-    OpDef { name: "gt", kind: OpKind::Gt, applies: &[C::Number], operand: "a number", doc: "greater than" },
-    OpDef { name: "gte", kind: OpKind::Gte, applies: &[C::Number], operand: "a number", doc: "greater than or equal" },
-    OpDef { name: "lt", kind: OpKind::Lt, applies: &[C::Number], operand: "a number", doc: "less than" },
-    OpDef { name: "lte", kind: OpKind::Lte, applies: &[C::Number], operand: "a number", doc: "less than or equal" },
+    OpDef { name: "gt", kind: OpKind::Compare(Cmp::Gt), applies: &[C::Number], operand: "a number", doc: "greater than" },
+    OpDef { name: "gte", kind: OpKind::Compare(Cmp::Gte), applies: &[C::Number], operand: "a number", doc: "greater than or equal" },
+    OpDef { name: "lt", kind: OpKind::Compare(Cmp::Lt), applies: &[C::Number], operand: "a number", doc: "less than" },
+    OpDef { name: "lte", kind: OpKind::Compare(Cmp::Lte), applies: &[C::Number], operand: "a number", doc: "less than or equal" },
     OpDef { name: "older_than_days", kind: OpKind::OlderThanDays, applies: &[C::Timestamp], operand: "a number of days (>= 0)", doc: "strictly before `now - n days` (`t < now - n*86400 s`); false when the field is null" },
     OpDef { name: "newer_than_days", kind: OpKind::NewerThanDays, applies: &[C::Timestamp], operand: "a number of days (>= 0)", doc: "strictly after `now - n days`; false when the field is null" },
     OpDef { name: "before", kind: OpKind::Before, applies: &[C::Timestamp], operand: "another timestamp field's name", doc: "strictly earlier than the other field; false when either is null" },
@@ -366,27 +464,49 @@ pub fn operator(name: &str) -> Option<&'static OpDef> {
     OPERATORS.iter().find(|o| o.name == name)
 }
 
-/// The forms of a condition other than a field test: one key each.
+/// How a quantifier over users combines its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    Any,
+    All,
+    None,
+}
+
+/// What a condition form is; the parser reads each kind with an exhaustive match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    All,
+    Any,
+    Not,
+    Field,
+    Param,
+    /// Over a group's members or the organization's users.
+    Quant(Quantifier),
+    Expr,
+}
+
+/// The forms of a condition: one key each.
 pub struct FormDef {
     pub key: &'static str,
+    pub kind: FormKind,
     pub scopes: &'static [Scope],
     pub syntax: &'static str,
     pub doc: &'static str,
 }
 
 pub static FORMS: &[FormDef] = &[
-    FormDef { key: "all", scopes: &[U, G, O], syntax: "all: [CONDITION, ...]", doc: "every condition holds (a plain list is the same as `all`)" },
-    FormDef { key: "any", scopes: &[U, G, O], syntax: "any: [CONDITION, ...]", doc: "at least one condition holds" },
-    FormDef { key: "not", scopes: &[U, G, O], syntax: "not: CONDITION", doc: "the condition does not hold" },
-    FormDef { key: "field", scopes: &[U, G, O], syntax: "field: NAME, OPERATOR: VALUE", doc: "tests one field of the subject with one operator" },
-    FormDef { key: "param", scopes: &[U, G, O], syntax: "param: NAME, empty: BOOL", doc: "tests a parameter's value: `empty: false` holds when the list or string is not empty" },
-    FormDef { key: "any_member", scopes: &[G], syntax: "any_member: USER-CONDITION", doc: "at least one member of the group satisfies the user condition" },
-    FormDef { key: "all_members", scopes: &[G], syntax: "all_members: USER-CONDITION", doc: "every member satisfies it (true for a group without members)" },
-    FormDef { key: "no_member", scopes: &[G], syntax: "no_member: USER-CONDITION", doc: "no member satisfies it" },
-    FormDef { key: "any_user", scopes: &[O], syntax: "any_user: USER-CONDITION", doc: "at least one user of the report satisfies the user condition" },
-    FormDef { key: "all_users", scopes: &[O], syntax: "all_users: USER-CONDITION", doc: "every user satisfies it" },
-    FormDef { key: "no_user", scopes: &[O], syntax: "no_user: USER-CONDITION", doc: "no user satisfies it" },
-    FormDef { key: "expr", scopes: &[U, G, O], syntax: "expr: MINIJINJA-EXPRESSION", doc: "a minijinja expression over the subject (`user`, `group` or `organization`) and `params`; truthy means it holds. The slow path: it builds a value per subject, so prefer the structured forms" },
+    FormDef { key: "all", kind: FormKind::All, scopes: &[U, G, O], syntax: "all: [CONDITION, ...]", doc: "every condition holds (a plain list is the same as `all`)" },
+    FormDef { key: "any", kind: FormKind::Any, scopes: &[U, G, O], syntax: "any: [CONDITION, ...]", doc: "at least one condition holds" },
+    FormDef { key: "not", kind: FormKind::Not, scopes: &[U, G, O], syntax: "not: CONDITION", doc: "the condition does not hold" },
+    FormDef { key: "field", kind: FormKind::Field, scopes: &[U, G, O], syntax: "field: NAME, OPERATOR: VALUE", doc: "tests one field of the subject with one operator" },
+    FormDef { key: "param", kind: FormKind::Param, scopes: &[U, G, O], syntax: "param: NAME, empty: BOOL", doc: "tests a parameter's value: `empty: false` holds when the list or string is not empty" },
+    FormDef { key: "any_member", kind: FormKind::Quant(Quantifier::Any), scopes: &[G], syntax: "any_member: USER-CONDITION", doc: "at least one member of the group satisfies the user condition" },
+    FormDef { key: "all_members", kind: FormKind::Quant(Quantifier::All), scopes: &[G], syntax: "all_members: USER-CONDITION", doc: "every member satisfies it (true for a group without members)" },
+    FormDef { key: "no_member", kind: FormKind::Quant(Quantifier::None), scopes: &[G], syntax: "no_member: USER-CONDITION", doc: "no member satisfies it" },
+    FormDef { key: "any_user", kind: FormKind::Quant(Quantifier::Any), scopes: &[O], syntax: "any_user: USER-CONDITION", doc: "at least one user of the report satisfies the user condition" },
+    FormDef { key: "all_users", kind: FormKind::Quant(Quantifier::All), scopes: &[O], syntax: "all_users: USER-CONDITION", doc: "every user satisfies it" },
+    FormDef { key: "no_user", kind: FormKind::Quant(Quantifier::None), scopes: &[O], syntax: "no_user: USER-CONDITION", doc: "no user satisfies it" },
+    FormDef { key: "expr", kind: FormKind::Expr, scopes: &[U, G, O], syntax: "expr: MINIJINJA-EXPRESSION", doc: "a minijinja expression over the subject (`user`, `group` or `organization`) and `params`; truthy means it holds. The slow path: it builds a value per subject, so prefer the structured forms" },
 ];
 
 /// A variable that a message template or an `expr` can read. The validator, the message fast
@@ -539,7 +659,7 @@ pub fn reference_markdown() -> String {
             scope.as_str()
         ));
         for d in fields_of(scope) {
-            let mut ty = d.ty.describe().to_string();
+            let mut ty = d.ty().describe().to_string();
             if d.nullable {
                 ty.push_str(", nullable");
             }
@@ -596,12 +716,20 @@ mod tests {
         for (i, a) in FIELDS.iter().enumerate() {
             for b in &FIELDS[i + 1..] {
                 assert!(
-                    !(a.scope == b.scope && a.name == b.name),
+                    !(a.scope() == b.scope() && a.name == b.name),
                     "{} twice",
                     a.name
                 );
                 assert_ne!(a.id, b.id);
             }
+        }
+    }
+
+    #[test]
+    fn fields_are_indexed_by_their_id() {
+        for (i, d) in FIELDS.iter().enumerate() {
+            assert_eq!(d.id as usize, i, "{} is out of place", d.name);
+            assert!(std::ptr::eq(d.id.def(), d));
         }
     }
 
