@@ -852,6 +852,7 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
                         .map(|r| {
                             serde_json::json!({
                                 "id": r.id, "title": r.title, "severity": r.severity,
+                                "default_severity": r.default_severity,
                                 "scope": r.scope, "enabled": r.enabled, "tags": r.tags,
                                 "references": r.references, "params": r.params_json(),
                                 "origin": r.origin.to_string(),

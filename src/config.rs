@@ -119,7 +119,9 @@ const TOP_KEYS: &[&str] = &[
     "templates",
     "email",
 ];
-const RULES_KEYS: &[&str] = &["builtin", "paths", "disable", "enable", "params"];
+const RULES_KEYS: &[&str] = &[
+    "builtin", "paths", "disable", "enable", "params", "severity",
+];
 const OUTPUT_KEYS: &[&str] = &["format", "path"];
 const EMAIL_KEYS: &[&str] = &[
     "to",
@@ -330,6 +332,22 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                                 .map(|p| base.join(p))
                                 .collect()
                         }
+                        "severity" => match &v.kind {
+                            NodeKind::Map(entries) => {
+                                for (id, sev) in entries {
+                                    if let Some(s) = r.one_of(sev, "rules.severity", &SEVERITIES[..5]) {
+                                        rs.params.push((
+                                            format!("{}.severity", id.name),
+                                            serde_json::Value::String(s),
+                                        ));
+                                    }
+                                }
+                            }
+                            _ => r.err(
+                                v.pos,
+                                "`rules.severity` must be a mapping of rule ids to severities, e.g. `sso-bypass: critical`".into(),
+                            ),
+                        },
                         "disable" => rs.disable = r.strings(v, "rules.disable"),
                         "enable" => rs.enable = r.strings(v, "rules.enable"),
                         "params" => match &v.kind {

@@ -71,7 +71,11 @@ pub struct Finding {
     #[serde(default)]
     pub organization: Option<String>,
     pub rule_id: String,
+    /// The effective severity (after any override).
     pub severity: Severity,
+    /// The rule file's severity, when an override changed it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub default_severity: Option<Severity>,
     pub title: String,
     pub subject: Subject,
     pub message: String,
@@ -293,7 +297,11 @@ pub struct Summary {
 pub struct RuleOutcome {
     pub id: String,
     pub title: String,
+    /// The effective severity (after any override).
     pub severity: Severity,
+    /// The rule file's severity, when an override changed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_severity: Option<Severity>,
     pub scope: Scope,
     pub references: Vec<Reference>,
     pub findings: usize,
@@ -401,6 +409,7 @@ mod tests {
             organization: None,
             rule_id: rule.into(),
             severity: sev,
+            default_severity: None,
             title: String::new(),
             subject: Subject {
                 kind: Scope::User,

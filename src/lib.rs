@@ -225,6 +225,7 @@ pub fn audit(
             id: c.rule.id.clone(),
             title: c.rule.title.clone(),
             severity: c.rule.severity,
+            default_severity: c.rule.overridden_severity(),
             scope: c.rule.scope,
             references: c.rule.references.clone(),
             findings: n,

@@ -660,7 +660,7 @@ fn config_errors_name_the_place() {
     assert!(!stderr.contains("hunter2"));
     assert_eq!(
         stderr,
-        "error: orgaudit.yaml:2:3: unknown key `disabel` in `rules`\n  help: did you mean `disable`? valid keys: builtin, paths, disable, enable, params\n\
+        "error: orgaudit.yaml:2:3: unknown key `disabel` in `rules`\n  help: did you mean `disable`? valid keys: builtin, paths, disable, enable, params, severity\n\
          error: orgaudit.yaml:5:13: `email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`\n\
          error: orgaudit.yaml:6:10: `fail_on` must be one of critical, high, medium, low, info, none; found \"severe\"\n"
     );
@@ -823,5 +823,87 @@ fn block_scalar_messages_and_the_expr_context() {
             "bob@acme.example bypasses SSO",
             "carol@acme.example bypasses SSO"
         ]
+    );
+}
+
+/// `--set RULE.severity=` and `rules.severity` in the configuration change a rule's severity
+/// (recorded with the original), never a fingerprint; `severity` and `enabled` are reserved.
+#[test]
+fn severity_overrides() {
+    let input = example("acme-users-groups.json");
+    let plain = audit_json(&input, &[]);
+    let raised = audit_json(&input, &["--set", "sso-bypass.severity=critical"]);
+    let pick = |doc: &Value| -> Vec<(String, String, Value)> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == "sso-bypass")
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["fingerprint"].as_str().unwrap().to_string(),
+                    f["default_severity"].clone(),
+                )
+            })
+            .collect()
+    };
+    let (before, after) = (pick(&plain), pick(&raised));
+    assert!(!before.is_empty());
+    for ((s0, fp0, d0), (s1, fp1, d1)) in before.iter().zip(&after) {
+        assert_eq!((s0.as_str(), d0), ("high", &Value::Null));
+        assert_eq!((s1.as_str(), d1.as_str()), ("critical", Some("high")));
+        assert_eq!(fp0, fp1, "fingerprints never depend on severity");
+    }
+    // Critical findings come first: the raised rule is among them.
+    assert_eq!(raised["findings"][1]["rule_id"], "sso-bypass");
+    assert_eq!(raised["summary"]["by_severity"]["critical"], 2);
+    let rule = raised["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "sso-bypass")
+        .unwrap();
+    assert_eq!(
+        (&rule["severity"], &rule["default_severity"]),
+        (&Value::from("critical"), &Value::from("high"))
+    );
+    // From the configuration, and `enabled` the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "rules:\n  severity: {sso-bypass: low}\n  params: {stale-sign-in.enabled: false}\n",
+    )
+    .unwrap();
+    let doc = audit_json(&input, &["--config", cfg.to_str().unwrap()]);
+    assert!(pick(&doc).iter().all(|(s, _, d)| s == "low" && d == "high"));
+    assert!(doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["id"] != "stale-sign-in"));
+    // Bad values and reserved names.
+    let r = audit_example(
+        "acme-users-groups.json",
+        &["--set", "sso-bypass.severity=urgent"],
+    );
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: `sso-bypass.severity` must be one of critical, high, medium, low, info; found \"urgent\"\n"
+    );
+    let rule = dir.path().join("r.yaml");
+    std::fs::write(
+        &rule,
+        "id: a\ntitle: A\nseverity: low\nscope: user\nparams: {severity: 3}\nwhen: {field: active, equals: true}\n",
+    )
+    .unwrap();
+    let v = run(&["rules", "validate", rule.to_str().unwrap()]);
+    assert_eq!(v.code, 2);
+    assert!(
+        v.stderr.contains("r.yaml:5:10: `severity` is a reserved name, not a parameter\n  help: a rule's severity is set with `severity:` in the rule, or overridden with `--set RULE_ID.severity=VALUE`"),
+        "{}",
+        v.stderr
     );
 }

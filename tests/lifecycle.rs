@@ -72,7 +72,7 @@ fn rules_test_reports_failures_with_a_diff() {
     let out = r.stdout.replace(&format!("{d}/"), "");
     assert_eq!(
         out,
-        "mine.test.yaml\n  ok    right\n  FAIL  wrong (mine.test.yaml:7:5)\n        - expected, not found   + found, not expected\n        - bypass u2\n        + bypass u1 (a@x.example)\n  ERROR broken param (mine.test.yaml:12:5)\n        rule `bypass` has no parameter `nope`\n          help: rule `bypass` has no parameters\n1 passed, 2 failed\n"
+        "mine.test.yaml\n  ok    right\n  FAIL  wrong (mine.test.yaml:7:5)\n        - expected, not found   + found, not expected\n        - bypass u2\n        + bypass u1 (a@x.example)\n  ERROR broken param (mine.test.yaml:12:5)\n        rule `bypass` has no parameter `nope`\n          help: rule `bypass` has no parameters; every rule has the settings severity, enabled\n1 passed, 2 failed\n"
     );
     // An invalid test file is exit 2 with the place.
     std::fs::write(

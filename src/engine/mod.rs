@@ -694,6 +694,7 @@ impl<'a> Ctx<'a> {
             fingerprint: fingerprint(&r.id, r.scope, &subject.id),
             rule_id: r.id.clone(),
             severity: r.severity,
+            default_severity: r.overridden_severity(),
             title: r.title.clone(),
             subject,
             message,

@@ -29,7 +29,10 @@ pub fn rules_table(rules: &[Rule], out: &mut dyn Write) -> io::Result<()> {
 /// Everything about one rule, with its parameters' current values.
 pub fn rule_details(rule: &Rule, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{}: {}", rule.id, rule.title)?;
-    writeln!(out, "  severity:    {}", rule.severity)?;
+    match rule.overridden_severity() {
+        Some(default) => writeln!(out, "  severity:    {} (default: {default})", rule.severity)?,
+        None => writeln!(out, "  severity:    {}", rule.severity)?,
+    }
     writeln!(out, "  scope:       {}", rule.scope.as_str())?;
     writeln!(
         out,

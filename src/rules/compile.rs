@@ -772,7 +772,7 @@ mod tests {
         let e = set.apply_set("a.dayz=7").unwrap_err().to_string();
         assert_eq!(
             e,
-            "rule `a` has no parameter `dayz`\n  help: rule `a` has the parameters: days"
+            "rule `a` has no parameter `dayz`\n  help: rule `a` has the parameters: days; every rule has the settings severity, enabled"
         );
         let e = set.apply_set("b.days=7").unwrap_err().to_string();
         assert!(e.starts_with("unknown rule `b`"), "{e}");

@@ -122,7 +122,10 @@ impl fmt::Display for Origin {
 pub struct Rule {
     pub id: String,
     pub title: String,
+    /// The effective severity: the rule file's, or an override's.
     pub severity: Severity,
+    /// The severity the rule file gives.
+    pub default_severity: Severity,
     pub scope: Scope,
     pub description: String,
     pub remediation: String,
@@ -152,12 +155,63 @@ impl Rule {
         }
     }
 
+    /// The severity the rule file gives, when an override changed it.
+    pub fn overridden_severity(&self) -> Option<Severity> {
+        (self.severity != self.default_severity).then_some(self.default_severity)
+    }
+
     /// The current parameter values as a JSON object.
     pub fn params_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.params
             .iter()
             .map(|p| (p.name.clone(), p.value.clone()))
             .collect()
+    }
+}
+
+/// A rule setting that `--set RULE_ID.NAME=VALUE` and the configuration override like a
+/// parameter; their names are reserved, so no rule may declare a parameter of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSetting {
+    Severity,
+    Enabled,
+}
+
+impl RuleSetting {
+    pub const ALL: [RuleSetting; 2] = [RuleSetting::Severity, RuleSetting::Enabled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleSetting::Severity => "severity",
+            RuleSetting::Enabled => "enabled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn apply(self, rule: &mut Rule, value: &serde_json::Value) -> Result<(), RuleError> {
+        let bad = |expected: &str| {
+            RuleError::plain(format!(
+                "`{}.{}` must be {expected}; found {value}",
+                rule.id,
+                self.name()
+            ))
+        };
+        match self {
+            RuleSetting::Severity => {
+                let sev = value
+                    .as_str()
+                    .and_then(Severity::parse)
+                    .ok_or_else(|| bad("one of critical, high, medium, low, info"))?;
+                rule.severity = sev;
+            }
+            RuleSetting::Enabled => {
+                rule.enabled = value.as_bool().ok_or_else(|| bad("true or false"))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -309,12 +363,23 @@ impl RuleSet {
         value: serde_json::Value,
     ) -> Result<(), RuleErrors> {
         let rule = self.get_mut(id).map_err(RuleErrors::from)?;
+        if let Some(setting) = RuleSetting::parse(param) {
+            return setting.apply(rule, &value).map_err(RuleErrors::from);
+        }
         let Some(p) = rule.params.iter_mut().find(|p| p.name == param) else {
             let names: Vec<&str> = rule.params.iter().map(|p| p.name.as_str()).collect();
+            let settings: Vec<&str> = RuleSetting::ALL.iter().map(|s| s.name()).collect();
             let help = if names.is_empty() {
-                format!("rule `{id}` has no parameters")
+                format!(
+                    "rule `{id}` has no parameters; every rule has the settings {}",
+                    settings.join(", ")
+                )
             } else {
-                format!("rule `{id}` has the parameters: {}", names.join(", "))
+                format!(
+                    "rule `{id}` has the parameters: {}; every rule has the settings {}",
+                    names.join(", "),
+                    settings.join(", ")
+                )
             };
             return Err(
                 RuleError::plain(format!("rule `{id}` has no parameter `{param}`"))

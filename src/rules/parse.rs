@@ -311,6 +311,7 @@ impl Reader<'_> {
         }
         Some(Rule {
             message: message.unwrap_or_else(|| title.clone()),
+            default_severity: severity?,
             message_pos,
             id,
             title,
@@ -386,6 +387,20 @@ impl Reader<'_> {
             );
             return Vec::new();
         };
+        for (k, _) in entries {
+            if let Some(setting) = super::RuleSetting::parse(&k.name) {
+                self.err_help(
+                    k.pos,
+                    format!("`{}` is a reserved name, not a parameter", k.name),
+                    format!(
+                        "a rule's {} is set with `{}:` in the rule, or overridden with `--set RULE_ID.{}=VALUE`",
+                        setting.name(),
+                        setting.name(),
+                        setting.name()
+                    ),
+                );
+            }
+        }
         entries
             .iter()
             .map(|(k, v)| {
