@@ -358,6 +358,9 @@ pub enum RulesCommand {
         /// Rule files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Check as an audit with --no-builtin would: the built-in rules' ids are free to use.
+        #[arg(long)]
+        no_builtin: bool,
     },
     /// Run rule tests (`*.test.yaml` next to the rules) and report like a test runner.
     Test {
@@ -876,10 +879,15 @@ fn rules(cmd: RulesCommand) -> Result<Outcome, Error> {
             })?;
             write_output(None, |out| Ok(render::rule_details(rule, out)?))?;
         }
-        RulesCommand::Validate { paths } => {
-            let mut set = RuleSet::new();
+        RulesCommand::Validate { paths, no_builtin } => {
+            // Checked against the built-in pack, as an audit would load them together.
+            let mut set = if no_builtin {
+                RuleSet::new()
+            } else {
+                RuleSet::builtin()
+            };
             set.add_paths(&paths)?;
-            let n = set.rules().len();
+            let n = set.rules().iter().filter(|r| !r.builtin).count();
             println!(
                 "{n} rule{} valid in {}",
                 if n == 1 { "" } else { "s" },

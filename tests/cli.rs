@@ -416,8 +416,9 @@ fn rule_errors_name_file_line_and_column() {
     assert_eq!(v.code, 2);
     assert!(v.stderr.contains("a.yaml:7:15: unknown field `emial`"));
     assert!(
-        !v.stderr.contains("duplicate rule id"),
-        "validate checks the files alone"
+        v.stderr
+            .contains("b.yml:2:5: duplicate rule id `sso-bypass`"),
+        "validate refuses what audit refuses"
     );
 }
 
@@ -514,9 +515,11 @@ fn rules_commands() {
         missing.stderr
     );
 
+    // The built-in pack's own files are the built-in rules: checked without them.
     let ok = run(&[
         "rules",
         "validate",
+        "--no-builtin",
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("rules")
             .to_str()
@@ -906,4 +909,54 @@ fn severity_overrides() {
         "{}",
         v.stderr
     );
+}
+
+/// `rules validate` reports every problem of every rule in one pass: message templates (unknown
+/// filters, tests and variables, with a did-you-mean) even in rules with other errors, and ids
+/// that collide with a built-in rule, as an audit would.
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.yaml");
+    std::fs::write(
+        &p,
+        "- id: a\n  title: A\n  severity: low\n  scope: user\n  when: {field: emial, equals: x}\n  message: \"{{ user.email | joinn(', ') }} {{ usr.email }} {{ 'a | b' }}\"\n\
+         - id: sso-bypass\n  title: B\n  severity: low\n  scope: user\n  when: {field: active, equals: true}\n\
+         - id: c\n  title: C\n  severity: low\n  scope: user\n  when: {field: email, matches: \"([\"}\n  message: \"{{ user.emial }} {% if user.groups is itrable %}x{% endif %}\"\n",
+    )
+    .unwrap();
+    let r = run(&["rules", "validate", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    let stderr = r.stderr.replace(&format!("{}/", dir.path().display()), "");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(
+        lines,
+        [
+            "error: r.yaml:5:17: unknown field `emial`",
+            "error: r.yaml:6:12: the message template uses the filter `joinn`, which does not exist",
+            "error: r.yaml:6:12: the message template uses `usr.email`, which this rule does not define",
+            "error: r.yaml:7:3: duplicate rule id `sso-bypass` (first defined at builtin:sso-bypass.yaml:1:1)",
+            "error: r.yaml:16:33: invalid regular expression \"([\": unclosed character class",
+            "error: r.yaml:17:12: the message template uses the test `itrable`, which does not exist",
+            "error: r.yaml:17:12: the message template uses `user.emial`, which this rule does not define",
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  help: did you mean `join`? filters: abs, attr,"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  help: did you mean `iterable`? tests: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "  help: did you mean `user`? available: user, params, rule, subject, evidence"
+        ),
+        "{stderr}"
+    );
+    // With --no-builtin, as `audit --no-builtin`, the built-in ids are free.
+    let r = run(&["rules", "validate", "--no-builtin", p.to_str().unwrap()]);
+    assert!(!r.stderr.contains("sso-bypass"), "{}", r.stderr);
 }

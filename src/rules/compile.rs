@@ -13,7 +13,7 @@ use super::registry::{
     self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupKey, OpDef, OpKind, Quantifier,
     TextGet, Var, VARS,
 };
-use super::Rule;
+use super::{template, Param, Rule, Scope};
 use crate::model::{Timestamp, User};
 use crate::yaml::Pos;
 
@@ -185,10 +185,10 @@ pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
         exprs: Vec::new(),
     };
     let pred = c.cond(&rule.when, true);
-    if c.errors.is_empty() {
-        // Only a rule whose condition compiled has the evidence the message may use.
-        c.check_message();
-    }
+    // Only a rule whose condition compiled has the evidence the message may use; the rest of
+    // the message is checked either way.
+    let compiled = c.errors.is_empty();
+    c.check_message(compiled);
     if !c.errors.is_empty() {
         return Err(RuleErrors(c.errors));
     }
@@ -603,27 +603,68 @@ impl Compiler<'_> {
         Some(pred)
     }
 
-    /// Evidence keys a finding of this rule carries, in order.
-    fn evidence_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.evidence.iter().map(|e| e.key().into_owned()).collect();
-        keys.extend(
-            registry::scope_evidence(self.rule.scope)
-                .iter()
-                .map(|s| s.to_string()),
-        );
-        keys
+    /// What this rule's templates may read; `evidence` known only once the condition compiled.
+    fn names(&self, evidence_known: bool) -> Names<'_> {
+        let evidence = evidence_known.then(|| {
+            let mut keys: Vec<String> =
+                self.evidence.iter().map(|e| e.key().into_owned()).collect();
+            keys.extend(
+                registry::scope_evidence(self.rule.scope)
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            keys
+        });
+        Names {
+            file: &self.rule.origin.file,
+            scope: self.rule.scope,
+            params: &self.rule.params,
+            evidence,
+        }
     }
 
-    /// The names an attribute of `var` may take.
-    fn attrs_of(&self, var: Var) -> Vec<String> {
-        let scope = self.rule.scope;
-        match var {
+    fn check_message(&mut self, evidence_known: bool) {
+        let names = self.names(evidence_known);
+        let mut errors = Vec::new();
+        check_template(
+            &names,
+            &self.rule.message,
+            self.rule.message_pos,
+            false,
+            &mut errors,
+        );
+        self.errors.extend(errors);
+    }
+
+    fn check_expr(&mut self, source: &str, pos: Pos) {
+        let names = self.names(false);
+        let mut errors = Vec::new();
+        check_template(&names, source, pos, true, &mut errors);
+        self.errors.extend(errors);
+    }
+}
+
+/// What the names in a rule's message or `expr` may be: the context schema for its scope, its
+/// parameters, and its evidence keys (`None` while the condition has not compiled: evidence
+/// attributes are then not checked).
+pub(super) struct Names<'a> {
+    pub file: &'a str,
+    pub scope: Scope,
+    pub params: &'a [Param],
+    pub evidence: Option<Vec<String>>,
+}
+
+impl Names<'_> {
+    /// The names an attribute of `var` may take; `None`: not known yet.
+    fn attrs_of(&self, var: Var) -> Option<Vec<String>> {
+        let scope = self.scope;
+        Some(match var {
             Var::Subject => registry::fields_of(scope)
                 .map(|d| d.name)
                 .chain(registry::subject_extras(scope).iter().copied())
                 .map(str::to_string)
                 .collect(),
-            Var::Params => self.rule.params.iter().map(|p| p.name.clone()).collect(),
+            Var::Params => self.params.iter().map(|p| p.name.clone()).collect(),
             Var::Rule => registry::RuleAttr::ALL
                 .iter()
                 .map(|a| a.name().to_string())
@@ -632,15 +673,22 @@ impl Compiler<'_> {
                 .iter()
                 .map(|a| a.name().to_string())
                 .collect(),
-            Var::Evidence => self.evidence_keys(),
-        }
+            Var::Evidence => self.evidence.clone()?,
+        })
     }
 
     /// Checks that names used by a template or expression exist in the context schema
-    /// ([`registry::VARS`]): the variable, and its attribute when one is read. Unknown names get
-    /// a did-you-mean and the list of what is there.
-    fn check_names(&mut self, names: HashSet<String>, pos: Pos, what: &str, in_expr: bool) {
-        let scope = self.rule.scope;
+    /// ([`registry::VARS`]): the variable, and its attribute when one is read. Unknown names
+    /// get a did-you-mean and the list of what is there.
+    fn check(
+        &self,
+        names: HashSet<String>,
+        pos: Pos,
+        what: &str,
+        in_expr: bool,
+        errors: &mut Vec<RuleError>,
+    ) {
+        let scope = self.scope;
         let mut sorted: Vec<String> = names.into_iter().collect();
         sorted.sort();
         for name in sorted {
@@ -650,7 +698,9 @@ impl Compiler<'_> {
             let help = match (registry::var(scope, head, in_expr), attr) {
                 (Some(_), None) => continue,
                 (Some(var), Some(a)) => {
-                    let valid = self.attrs_of(var);
+                    let Some(valid) = self.attrs_of(var) else {
+                        continue;
+                    };
                     if valid.iter().any(|v| v == a) {
                         continue;
                     }
@@ -682,47 +732,80 @@ impl Compiler<'_> {
                     }
                 }
             };
-            let e = RuleError::new(
-                &self.rule.origin.file,
-                pos,
-                format!("{what} uses `{name}`, which this rule does not define"),
-            )
-            .with_help(help);
-            self.errors.push(e);
+            errors.push(
+                RuleError::new(
+                    self.file,
+                    pos,
+                    format!("{what} uses `{name}`, which this rule does not define"),
+                )
+                .with_help(help),
+            );
         }
     }
+}
 
-    fn check_message(&mut self) {
-        let env = minijinja::Environment::new();
-        let pos = self.rule.message_pos;
-        match env.template_from_str(&self.rule.message) {
-            Ok(t) => {
-                let names = t.undeclared_variables(true);
-                self.check_names(names, pos, "the message template", false);
-            }
-            Err(e) => self.err(
+/// Checks a message template (or, with `in_expr`, an `expr`): its syntax, the filters and
+/// tests it calls, and the names it reads. Every problem is reported.
+pub(super) fn check_template(
+    names: &Names<'_>,
+    source: &str,
+    pos: Pos,
+    in_expr: bool,
+    errors: &mut Vec<RuleError>,
+) {
+    let what = if in_expr {
+        "`expr`"
+    } else {
+        "the message template"
+    };
+    let env = minijinja::Environment::new();
+    let read = if in_expr {
+        env.compile_expression(source)
+            .map(|e| e.undeclared_variables(true))
+    } else {
+        env.template_from_str(source)
+            .map(|t| t.undeclared_variables(true))
+    };
+    let vars = match read {
+        Ok(vars) => vars,
+        Err(e) => {
+            let kind = if in_expr {
+                "`expr`"
+            } else {
+                "message template"
+            };
+            errors.push(RuleError::new(
+                names.file,
+                pos,
+                format!("invalid {kind}: {}", e.detail().unwrap_or(&e.to_string())),
+            ));
+            return;
+        }
+    };
+    for call in template::calls(source, in_expr) {
+        if template::exists(&call) {
+            continue;
+        }
+        let known = template::known(&call);
+        let list = format!("{}s: {}", call.kind(), known.join(", "));
+        let help = match did_you_mean(call.name(), known.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? {list}"),
+            None => list,
+        };
+        errors.push(
+            RuleError::new(
+                names.file,
                 pos,
                 format!(
-                    "invalid message template: {}",
-                    e.detail().unwrap_or(&e.to_string())
+                    "{what} uses the {} `{}`, which does not exist",
+                    call.kind(),
+                    call.name()
                 ),
-            ),
-        }
+            )
+            .with_help(help),
+        );
     }
-
-    fn check_expr(&mut self, source: &str, pos: Pos) {
-        let env = minijinja::Environment::new();
-        match env.compile_expression(source) {
-            Ok(e) => {
-                let names = e.undeclared_variables(true);
-                self.check_names(names, pos, "`expr`", true);
-            }
-            Err(e) => self.err(
-                pos,
-                format!("invalid `expr`: {}", e.detail().unwrap_or(&e.to_string())),
-            ),
-        }
-    }
+    names.check(vars, pos, what, in_expr, errors);
 }
 
 #[cfg(test)]

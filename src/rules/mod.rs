@@ -10,6 +10,7 @@ mod compile;
 pub(crate) mod error;
 mod parse;
 pub mod registry;
+mod template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

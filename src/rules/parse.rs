@@ -1,6 +1,7 @@
 //! Reading rule files: the YAML tree to [`Rule`]s with conditions as a checked syntax tree.
 //! Names (keys, fields, operators, params) are resolved here; values are typed in `compile`.
 
+use super::compile::{check_template, Names};
 use super::error::{did_you_mean, RuleError};
 use super::registry::{self, FieldDef, FormKind, OpDef, Quantifier, FIELDS, FORMS, OPERATORS};
 use super::{Origin, Param, Reference, Rule, Scope, Severity};
@@ -307,6 +308,17 @@ impl Reader<'_> {
             _ => None,
         };
         if self.errors.len() > before {
+            // The rule will not be compiled, where its message is checked: check it now, so
+            // that every problem of the file is reported in one pass.
+            if let (Some(scope), Some(text)) = (scope, &message) {
+                let names = Names {
+                    file: self.file,
+                    scope,
+                    params: &params,
+                    evidence: None,
+                };
+                check_template(&names, text, message_pos, false, self.errors);
+            }
             return None;
         }
         Some(Rule {
