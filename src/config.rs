@@ -18,6 +18,7 @@
 
 use std::path::Path;
 
+use crate::defaults;
 use crate::render::Format;
 use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors};
@@ -588,7 +589,9 @@ pub fn fetch_targets(
         }
         o
     };
-    let concurrency = settings.concurrency.unwrap_or(4);
+    let concurrency = settings
+        .concurrency
+        .unwrap_or(crate::defaults::FETCH_CONCURRENCY);
     if orgs.is_empty() {
         let key = match &flags.api_key_file {
             Some(path) => ApiKey::from_file(path),
@@ -660,10 +663,11 @@ pub fn describe(cfg: &Config) -> String {
     let _ = writeln!(
         o,
         "telnyx: base_url {base}, retries {}, timeout {} s, max_bytes {}, concurrency {}",
-        t.retries.unwrap_or(2),
-        t.timeout_seconds.unwrap_or(60.0),
-        t.max_bytes.unwrap_or(1 << 30),
-        t.concurrency.unwrap_or(4)
+        t.retries.unwrap_or(defaults::API_RETRIES),
+        t.timeout_seconds
+            .unwrap_or(defaults::API_TIMEOUT.as_secs_f64()),
+        t.max_bytes.unwrap_or(defaults::API_MAX_BYTES),
+        t.concurrency.unwrap_or(defaults::FETCH_CONCURRENCY)
     );
     for org in &cfg.organizations {
         let _ = writeln!(
@@ -738,7 +742,7 @@ pub fn describe(cfg: &Config) -> String {
             let pw = e
                 .password_env
                 .clone()
-                .unwrap_or_else(|| "ORGAUDIT_SMTP_PASSWORD".into());
+                .unwrap_or_else(|| defaults::SMTP_PASSWORD_ENV.into());
             let _ = writeln!(
                 o,
                 "email: to {}{}, from {}",

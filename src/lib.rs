@@ -19,14 +19,17 @@
 
 pub mod baseline;
 pub mod config;
+pub mod defaults;
 pub mod engine;
 pub mod findings;
 pub mod model;
 pub mod notify;
 pub mod output;
+pub mod plan;
 pub mod render;
 pub mod rules;
 pub mod ruletest;
+pub mod run;
 pub mod source;
 pub mod waivers;
 pub mod yaml;
@@ -35,6 +38,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
+
+pub use run::run;
 
 use findings::{AuditReport, BySeverity, RuleOutcome, Summary, Tool};
 use model::Timestamp;

@@ -10,8 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(cli::Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(cli::Outcome::PolicyFailed) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One `error:` per problem; help lines stay attached to theirs.
             for line in e.to_string().lines() {

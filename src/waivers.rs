@@ -28,7 +28,7 @@ use crate::rules::{RuleError, RuleErrors, Scope};
 use crate::yaml::{self, NodeKind, Pos, Scalar};
 
 /// How far out a waiver may expire, unless configured otherwise.
-pub const DEFAULT_MAX_DAYS: u32 = 365;
+pub const DEFAULT_MAX_DAYS: u32 = crate::defaults::WAIVER_MAX_DAYS;
 
 const KEYS: &[&str] = &[
     "rule",

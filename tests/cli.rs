@@ -960,3 +960,63 @@ fn validate_reports_every_problem_at_once() {
     let r = run(&["rules", "validate", "--no-builtin", p.to_str().unwrap()]);
     assert!(!r.stderr.contains("sso-bypass"), "{}", r.stderr);
 }
+
+/// When several things fail in one run, every output is still written, each failure gets its
+/// line, and the exit status is the worst: 2 (input, output) over 3 (network, SMTP) over 1 (a
+/// gate).
+#[test]
+fn failures_are_collected_and_ranked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.json");
+    let report = format!("json={}", ok.display());
+    // A closed port: the SMTP delivery fails at once (exit 3).
+    let email = [
+        "--email-to",
+        "a@acme.example",
+        "--email-from",
+        "b@acme.example",
+        "--smtp-url",
+        "smtp://127.0.0.1:1",
+        "--smtp-retries",
+        "0",
+    ];
+    let mut args = vec!["--fail-on", "high", "-o", "/dev/null", "--report", &report];
+    args.extend(email);
+    let r = audit_example("acme-users-groups.json", &args);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(ok.is_file(), "the outputs are written");
+    assert!(
+        r.stderr
+            .contains("error: email not sent via smtp://127.0.0.1:1"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("orgaudit: 2 unwaived findings at or above high"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(&ok).unwrap();
+    args.extend(["--report", "html=/dev/full"]);
+    let r = audit_example("acme-users-groups.json", &args);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(ok.is_file(), "the outputs are written");
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", r.stderr);
+    assert!(
+        errors[0].starts_with("error: /dev/full: cannot write: "),
+        "{}",
+        r.stderr
+    );
+    // The gate alone is 1.
+    let r = audit_example(
+        "acme-users-groups.json",
+        &["--fail-on", "high", "-o", "/dev/null"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}

@@ -25,7 +25,7 @@ use access::{Subj, *};
 use message::{Messages, Needs};
 
 /// How many members or owners a finding's evidence lists; the count is always given in full.
-pub const EVIDENCE_LIST_LIMIT: usize = 100;
+pub const EVIDENCE_LIST_LIMIT: usize = crate::defaults::EVIDENCE_LIST_LIMIT;
 
 /// An error while evaluating: only `expr` conditions can fail at run time.
 #[derive(Debug, thiserror::Error)]

@@ -64,8 +64,8 @@ impl Default for EmailSettings {
             subject: None,
             attach: Vec::new(),
             report_url: None,
-            max_attachment_bytes: 5 << 20,
-            top_per_rule: 5,
+            max_attachment_bytes: crate::defaults::EMAIL_ATTACHMENT_MAX_BYTES,
+            top_per_rule: crate::defaults::EMAIL_TOP_PER_RULE,
         }
     }
 }

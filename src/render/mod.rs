@@ -88,7 +88,7 @@ impl Default for RenderOptions {
         RenderOptions {
             text: TextOptions::default(),
             templates: Templates::embedded(),
-            markdown_limit: 20,
+            markdown_limit: crate::defaults::MARKDOWN_PER_RULE,
         }
     }
 }

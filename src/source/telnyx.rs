@@ -112,9 +112,9 @@ impl FetchOptions {
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
             format: ReportFormat::Json,
-            retries: 2,
-            timeout: Duration::from_secs(60),
-            max_bytes: 1 << 30,
+            retries: crate::defaults::API_RETRIES,
+            timeout: crate::defaults::API_TIMEOUT,
+            max_bytes: crate::defaults::API_MAX_BYTES,
         }
     }
 

@@ -1,0 +1,87 @@
+//! Every default value and limit of a run, written once. The API client, the email sender, the
+//! plan that merges flags and configuration, `config check` and the README's tables all read
+//! them from here ([`TABLE`] lists them with the flag and configuration key that change each).
+
+use std::time::Duration;
+
+/// Retries of an API request after the first attempt (the Telnyx SDKs' default).
+pub const API_RETRIES: u32 = 2;
+/// Seconds for each API attempt, from the request to the body's last byte.
+pub const API_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest API response body accepted, in bytes.
+pub const API_MAX_BYTES: u64 = 1 << 30;
+/// Organizations fetched at once.
+pub const FETCH_CONCURRENCY: usize = 4;
+/// The environment variable holding the SMTP password.
+pub const SMTP_PASSWORD_ENV: &str = "ORGAUDIT_SMTP_PASSWORD";
+/// Retries of an SMTP delivery on 4xx replies and connection errors.
+pub const SMTP_RETRIES: u32 = 2;
+/// Seconds the SMTP client waits on the server.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The furthest a waiver may expire, in days from now.
+pub const WAIVER_MAX_DAYS: u32 = 365;
+/// Email attachments larger than this are sent gzip-compressed.
+pub const EMAIL_ATTACHMENT_MAX_BYTES: usize = 5 << 20;
+/// Findings listed per rule in the email body.
+pub const EMAIL_TOP_PER_RULE: usize = 5;
+/// Findings listed per rule in the Markdown report.
+pub const MARKDOWN_PER_RULE: usize = 20;
+/// Members or owners listed in a finding's evidence (the count is always complete).
+pub const EVIDENCE_LIST_LIMIT: usize = 100;
+
+/// One default as people see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    /// The flag that changes it, if any.
+    pub flag: Option<&'static str>,
+    /// The configuration key that changes it, if any.
+    pub key: Option<&'static str>,
+    pub value: fn() -> String,
+}
+
+/// The defaults that a flag or the configuration can change, as `config check` prints them.
+pub static TABLE: &[Setting] = &[
+    Setting {
+        name: "API retries",
+        flag: Some("--retries"),
+        key: Some("telnyx.retries"),
+        value: || API_RETRIES.to_string(),
+    },
+    Setting {
+        name: "API timeout (seconds)",
+        flag: Some("--timeout"),
+        key: Some("telnyx.timeout_seconds"),
+        value: || API_TIMEOUT.as_secs().to_string(),
+    },
+    Setting {
+        name: "API body cap (bytes)",
+        flag: Some("--max-bytes"),
+        key: Some("telnyx.max_bytes"),
+        value: || API_MAX_BYTES.to_string(),
+    },
+    Setting {
+        name: "organizations fetched at once",
+        flag: None,
+        key: Some("telnyx.concurrency"),
+        value: || FETCH_CONCURRENCY.to_string(),
+    },
+    Setting {
+        name: "SMTP password variable",
+        flag: None,
+        key: Some("email.password_env"),
+        value: || SMTP_PASSWORD_ENV.to_string(),
+    },
+    Setting {
+        name: "SMTP retries",
+        flag: Some("--smtp-retries"),
+        key: Some("email.retries"),
+        value: || SMTP_RETRIES.to_string(),
+    },
+    Setting {
+        name: "waiver maximum (days)",
+        flag: Some("--waiver-max-days"),
+        key: Some("waiver_max_days"),
+        value: || WAIVER_MAX_DAYS.to_string(),
+    },
+];

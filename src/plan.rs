@@ -1,0 +1,361 @@
+//! A run's plan. What the command line typed ([`Flags`], every field `None` or empty where
+//! nothing was given) and the configuration file are merged once, here, into checked settings
+//! ([`Plan`]): flags win over the file, the file over [`crate::defaults`]. The CLI only fills
+//! `Flags`; a library user can fill them too, or build a `Plan` directly, and [`crate::run`] it.
+
+use std::path::PathBuf;
+
+use crate::config::{self, Config, FetchFlags};
+use crate::model::Timestamp;
+use crate::notify;
+use crate::render::Format;
+use crate::rules::Severity;
+use crate::source::Input;
+use crate::{defaults, Error, FetchObserver, RuleOptions};
+
+/// When text output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Email settings as typed; `None` or empty where not given.
+#[derive(Debug, Clone, Default)]
+pub struct EmailFlags {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub smtp_url: Option<String>,
+    pub smtp_password_file: Option<PathBuf>,
+    pub smtp_ca_file: Option<PathBuf>,
+    pub smtp_insecure: bool,
+    pub smtp_retries: Option<u32>,
+    pub when: Option<notify::SendWhen>,
+    pub attach: Vec<notify::Attach>,
+    pub report_url: Option<String>,
+    pub dry_run: Option<PathBuf>,
+}
+
+/// What the command line of `audit` gave.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    /// A path, or `-` for standard input.
+    pub input: Option<String>,
+    pub fetch: bool,
+    /// The API and how to reach it.
+    pub api: FetchFlags,
+    pub save_report: Option<PathBuf>,
+    pub now: Option<Timestamp>,
+    pub format: Option<Format>,
+    pub output: Option<PathBuf>,
+    pub reports: Vec<(Format, PathBuf)>,
+    pub templates: Option<PathBuf>,
+    /// `Some(None)`: `--fail-on none`.
+    pub fail_on: Option<Option<Severity>>,
+    pub fail_on_new: bool,
+    pub baseline: Option<PathBuf>,
+    pub waivers: Option<PathBuf>,
+    pub waiver_max_days: Option<u32>,
+    pub email: EmailFlags,
+    pub rules: RuleOptions,
+    pub color: ColorWhen,
+}
+
+/// Where the report comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Input(Input),
+    /// From the Telnyx API: the targets are worked out (and their keys looked up) when the run
+    /// fetches, after the rules are known to be valid.
+    Fetch {
+        api: FetchFlags,
+        /// The raw bodies are kept here too (a folder with several organizations).
+        save: Option<PathBuf>,
+    },
+}
+
+/// What fails a run (exit status 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gate {
+    /// Unwaived findings at or above this severity fail; `None`: no severity gate.
+    pub fail_on: Option<Severity>,
+    /// Only findings new against the baseline count.
+    pub only_new: bool,
+}
+
+impl Gate {
+    /// The threshold findings are counted at, or `None` when there is no gate.
+    pub fn threshold(&self) -> Option<Severity> {
+        match (self.fail_on, self.only_new) {
+            (Some(s), _) => Some(s),
+            (None, true) => Some(Severity::Info),
+            (None, false) => None,
+        }
+    }
+}
+
+/// What to send, where and when, checked before the audit runs.
+#[derive(Debug, Clone)]
+pub struct EmailPlan {
+    pub settings: notify::EmailSettings,
+    /// `None` with a dry run and no server.
+    pub smtp: Option<notify::SmtpSettings>,
+    pub when: notify::SendWhen,
+    /// Write the message here instead of sending it.
+    pub dry_run: Option<PathBuf>,
+}
+
+/// A checked plan of an audit run.
+#[derive(Clone)]
+pub struct Plan {
+    pub now: Timestamp,
+    pub source: Source,
+    /// The configuration file, when one was given (fetch targets come from it).
+    pub config: Option<Config>,
+    pub rules: RuleOptions,
+    pub baseline: Option<PathBuf>,
+    /// The waivers file and the furthest a waiver may expire, in days.
+    pub waivers: Option<(PathBuf, u32)>,
+    pub gate: Gate,
+    /// The main output: its format and file (`None`: standard output).
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    /// More outputs, each written whole.
+    pub reports: Vec<(Format, PathBuf)>,
+    pub templates: Option<PathBuf>,
+    pub email: Option<EmailPlan>,
+    pub color: ColorWhen,
+    /// Hears the fetch's progress.
+    pub on_fetch: Option<FetchObserver>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("now", &self.now)
+            .field("source", &self.source)
+            .field("rules", &self.rules)
+            .field("gate", &self.gate)
+            .field("format", &self.format)
+            .field("output", &self.output)
+            .field("reports", &self.reports)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current time, whole seconds, UTC.
+pub fn now() -> Timestamp {
+    chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0)
+}
+
+impl Plan {
+    /// Merges the flags with the configuration file they name (flags win), checks the result,
+    /// and fills in the defaults. Nothing is read but the configuration file (and an SMTP
+    /// password file); nothing is sent.
+    pub fn resolve(flags: Flags) -> Result<Plan, Error> {
+        let cfg = flags
+            .config
+            .as_deref()
+            .map(|p| config::load(p).map_err(Error::Config))
+            .transpose()?;
+        let file = cfg.clone().unwrap_or_default();
+        let input = flags.input.clone().or(file.input.clone());
+        let fetching = flags.fetch
+            || (flags.input.is_none()
+                && (file.fetch == Some(true) || !file.organizations.is_empty()));
+        let source = match (input, fetching) {
+            (Some(_), true) => {
+                return Err(Error::Usage(
+                    "--input and fetching (--fetch, or `organizations` in --config) exclude each other".into(),
+                ))
+            }
+            (None, false) => {
+                return Err(Error::Usage(
+                    "nothing to audit: give --input PATH (a file, or - for standard input), or --fetch to fetch the report from the Telnyx API".into(),
+                ))
+            }
+            (Some(input), false) => {
+                if flags.save_report.is_some() {
+                    return Err(Error::Usage("--save-report goes with --fetch".into()));
+                }
+                Source::Input(Input::from_arg(&input))
+            }
+            (None, true) => Source::Fetch {
+                api: flags.api.clone(),
+                save: flags.save_report.clone(),
+            },
+        };
+        let baseline = flags.baseline.clone().or(file.baseline.clone());
+        let only_new = flags.fail_on_new || file.fail_on_new == Some(true);
+        if only_new && baseline.is_none() {
+            return Err(Error::Usage(
+                "--fail-on-new needs a baseline: give --baseline PATH (an earlier JSON output)"
+                    .into(),
+            ));
+        }
+        let fail_on = flags
+            .fail_on
+            .unwrap_or_else(|| file.fail_on.as_deref().and_then(Severity::parse));
+        let mut rules = flags.rules.clone();
+        rules.no_builtin |= file.rules.builtin == Some(false);
+        rules.paths = file
+            .rules
+            .paths
+            .iter()
+            .cloned()
+            .chain(rules.paths)
+            .collect();
+        rules.sets = file
+            .rules
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(rules.sets)
+            .collect();
+        rules.disable.extend(file.rules.disable.iter().cloned());
+        rules.enable.extend(file.rules.enable.iter().cloned());
+        let waivers = flags.waivers.clone().or(file.waivers.clone()).map(|p| {
+            let max = flags
+                .waiver_max_days
+                .or(file.waiver_max_days)
+                .unwrap_or(defaults::WAIVER_MAX_DAYS);
+            (p, max)
+        });
+        let email = email_plan(&flags.email, file.email.as_ref())?;
+        Ok(Plan {
+            now: flags.now.unwrap_or_else(now),
+            source,
+            rules,
+            baseline,
+            waivers,
+            gate: Gate { fail_on, only_new },
+            format: flags.format.unwrap_or(Format::Text),
+            output: flags.output.clone(),
+            reports: file.outputs.iter().chain(&flags.reports).cloned().collect(),
+            templates: flags.templates.clone().or(file.templates.clone()),
+            email,
+            color: flags.color,
+            on_fetch: None,
+            config: cfg,
+        })
+    }
+}
+
+fn email_plan(
+    flags: &EmailFlags,
+    file: Option<&config::EmailConfig>,
+) -> Result<Option<EmailPlan>, Error> {
+    let f = file.cloned().unwrap_or_default();
+    let pick = |cli: &Vec<String>, conf: &Vec<String>| {
+        if cli.is_empty() {
+            conf.clone()
+        } else {
+            cli.clone()
+        }
+    };
+    let to = pick(&flags.to, &f.to);
+    let other_flags = flags.from.is_some()
+        || flags.smtp_url.is_some()
+        || flags.subject.is_some()
+        || !flags.cc.is_empty()
+        || !flags.attach.is_empty();
+    if to.is_empty() {
+        if other_flags || flags.dry_run.is_some() {
+            return Err(Error::Usage(
+                "email settings without a recipient: give --email-to ADDR (or email.to in the configuration)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let from = flags.from.clone().or(f.from.clone()).ok_or_else(|| {
+        Error::Usage(
+            "--email-to needs --email-from ADDR (or email.from in the configuration)".into(),
+        )
+    })?;
+    let attach: Vec<notify::Attach> = if flags.attach.is_empty() {
+        f.attach
+            .iter()
+            .map(|a| {
+                if a == "html" {
+                    notify::Attach::Html
+                } else {
+                    notify::Attach::Json
+                }
+            })
+            .collect()
+    } else {
+        flags.attach.clone()
+    };
+    let when = match (flags.when, f.when.as_deref()) {
+        (Some(w), _) => w,
+        (None, Some("findings")) => notify::SendWhen::Findings,
+        (None, _) => notify::SendWhen::Always,
+    };
+    let settings = notify::EmailSettings {
+        to,
+        cc: pick(&flags.cc, &f.cc),
+        from,
+        subject: flags.subject.clone().or(f.subject.clone()),
+        attach,
+        report_url: flags.report_url.clone().or(f.report_url.clone()),
+        ..Default::default()
+    };
+    let smtp = match flags.smtp_url.clone().or(f.smtp_url.clone()) {
+        None if flags.dry_run.is_some() => None,
+        None => {
+            return Err(Error::Usage(
+                "--email-to needs --smtp-url URL (or email.smtp_url in the configuration), or --email-dry-run PATH".into(),
+            ))
+        }
+        Some(url) => {
+            let password = match flags.smtp_password_file.as_ref().or(f.password_file.as_ref()) {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| {
+                            Error::Usage(format!(
+                                "{}: cannot read the SMTP password: {e}",
+                                p.display()
+                            ))
+                        })?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                None => std::env::var(
+                    f.password_env
+                        .as_deref()
+                        .unwrap_or(defaults::SMTP_PASSWORD_ENV),
+                )
+                .ok()
+                .filter(|p| !p.is_empty()),
+            };
+            let smtp = notify::SmtpSettings {
+                url,
+                password,
+                insecure: flags.smtp_insecure || f.insecure == Some(true),
+                ca_file: flags.smtp_ca_file.clone().or(f.ca_file.clone()),
+                retries: flags
+                    .smtp_retries
+                    .or(f.retries)
+                    .unwrap_or(defaults::SMTP_RETRIES),
+                timeout: defaults::SMTP_TIMEOUT,
+            };
+            // Refuse bad or unsafe settings now, before the audit runs.
+            notify::transport(&smtp)?;
+            Some(smtp)
+        }
+    };
+    Ok(Some(EmailPlan {
+        settings,
+        smtp,
+        when,
+        dry_run: flags.dry_run.clone(),
+    }))
+}

@@ -1,0 +1,316 @@
+//! The audit run, in order: rules, load or fetch, evaluate, baseline, waivers, outputs, email,
+//! gate. What the CLI's `audit` does is [`run`]; a library user gets the same run with one call.
+//!
+//! Problems before the outputs (bad rules, bad input, a failed fetch) end the run with an error.
+//! After that, every output is written and the email is sent even when another one fails; such
+//! failures are collected in [`Outcome::failures`], and [`Outcome::exit_code`] ranks them.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config, FetchFlags};
+use crate::findings::AuditReport;
+use crate::output::{self, OutputError, Target, Written};
+use crate::plan::{ColorWhen, EmailPlan, Plan, Source};
+use crate::render::{self, Format, RenderOptions, Templates, TextOptions};
+use crate::rules::Severity;
+use crate::source::telnyx::{Fetched, ReportFormat};
+use crate::{source, Error, FetchObserver};
+
+/// What the gate decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No gate was asked for.
+    NoGate,
+    Pass {
+        threshold: Severity,
+        only_new: bool,
+    },
+    /// `count` unwaived findings (new ones, with `only_new`) reached the threshold.
+    Fail {
+        count: usize,
+        threshold: Severity,
+        only_new: bool,
+    },
+}
+
+/// What became of the email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Email {
+    /// No email was asked for.
+    None,
+    /// `--email-when findings` and there were none.
+    Skipped,
+    Sent,
+    /// Written to this `.eml` file (a dry run).
+    Written(PathBuf),
+}
+
+/// The result of a run that got as far as its outputs.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: AuditReport,
+    pub verdict: Verdict,
+    pub email: Email,
+    /// Outputs or the email that failed; the others were still written or sent.
+    pub failures: Vec<Error>,
+}
+
+/// The exit status of several results at once: 2 (bad input, rules, usage) over 3 (network,
+/// SMTP, storage) over 1 (a gate) over 0.
+pub fn worst_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let rank = |c: u8| match c {
+        2 => 4,
+        3 => 3,
+        1 => 2,
+        0 => 0,
+        _ => 1,
+    };
+    codes.into_iter().max_by_key(|&c| rank(c)).unwrap_or(0)
+}
+
+impl Outcome {
+    /// The run's exit status: the worst failure's, else 1 when the gate failed, else 0.
+    pub fn exit_code(&self) -> u8 {
+        let gate = match self.verdict {
+            Verdict::Fail { .. } => 1,
+            Verdict::NoGate | Verdict::Pass { .. } => 0,
+        };
+        worst_exit(self.failures.iter().map(Error::exit_code).chain([gate]))
+    }
+}
+
+/// Runs the audit the plan describes.
+///
+/// ```
+/// use orgaudit::plan::{Flags, Plan};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let out = dir.path().join("findings.json");
+/// let plan = Plan::resolve(Flags {
+///     input: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme-users-groups.json").into()),
+///     now: Some("2026-11-29T00:00:00Z".parse().unwrap()),
+///     format: Some(orgaudit::render::Format::Json),
+///     output: Some(out.clone()),
+///     fail_on: Some(Some(orgaudit::rules::Severity::Critical)),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// let outcome = orgaudit::run(&plan).unwrap();
+/// assert_eq!(outcome.report.summary.by_severity.critical, 1);
+/// assert_eq!(outcome.exit_code(), 1);
+/// assert!(out.is_file());
+/// ```
+pub fn run(plan: &Plan) -> Result<Outcome, Error> {
+    // Rules first: a broken rule file is reported before any request is sent.
+    let rules = crate::load_rules(&plan.rules)?;
+    let now = plan.now;
+    let mut report = match &plan.source {
+        Source::Input(input) => crate::audit(&source::load(input)?, &rules, now)?,
+        Source::Fetch { api, save } => {
+            let observer = plan
+                .on_fetch
+                .clone()
+                .unwrap_or_else(|| std::sync::Arc::new(|_, _| {}));
+            let fetched = fetch_reports(api, plan.config.as_ref(), observer)?;
+            if save.is_some() {
+                save_fetched(save.as_deref(), &fetched)?;
+            }
+            match fetched.as_slice() {
+                [(None, one)] => crate::audit(&source::from_fetched(one)?, &rules, now)?,
+                many => {
+                    let mut loaded = Vec::new();
+                    for (org, f) in many {
+                        loaded.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
+                    }
+                    crate::audit_organizations(&loaded, &rules, now)?
+                }
+            }
+        }
+    };
+    if let Some(path) = &plan.baseline {
+        let b = crate::baseline::load(path)?;
+        crate::baseline::apply(&mut report, &b);
+    }
+    if let Some((path, max_days)) = &plan.waivers {
+        let list = crate::waivers::load(path, now, *max_days).map_err(Error::Config)?;
+        crate::waivers::apply(&mut report, &list, now);
+    }
+    let templates = match &plan.templates {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::embedded(),
+    };
+    let color = |to_terminal: bool| match plan.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
+    };
+    // Warnings go to stderr (the CLI prints them); a text report written to a file keeps them.
+    let options = |to_file: bool| RenderOptions {
+        text: TextOptions {
+            color: color(!to_file && std::io::stdout().is_terminal()),
+            warnings: to_file,
+        },
+        templates: templates.clone(),
+        ..Default::default()
+    };
+    let mut failures = Vec::new();
+    for (format, path) in &plan.reports {
+        if let Err(e) = render_to(&report, *format, &options(true), Some(path)) {
+            failures.push(e);
+        }
+    }
+    if let Err(e) = render_to(
+        &report,
+        plan.format,
+        &options(plan.output.is_some()),
+        plan.output.as_deref(),
+    ) {
+        failures.push(e);
+    }
+    let email = match &plan.email {
+        None => Email::None,
+        Some(e) => match deliver(&report, e, &templates) {
+            Ok(done) => done,
+            Err(err) => {
+                failures.push(err);
+                Email::None
+            }
+        },
+    };
+    let verdict = gate(&report, plan);
+    Ok(Outcome {
+        report,
+        verdict,
+        email,
+        failures,
+    })
+}
+
+/// Renders `report` as `format` to a file, or to standard output (`None`).
+pub fn render_to(
+    report: &AuditReport,
+    format: Format,
+    options: &RenderOptions,
+    path: Option<&Path>,
+) -> Result<Written, Error> {
+    write(path, |out| render::render(report, format, options, out))
+}
+
+/// Writes to a file or standard output ([`crate::output`]), with the errors of a run.
+fn write(
+    path: Option<&Path>,
+    f: impl FnOnce(&mut dyn Write) -> Result<(), render::RenderError>,
+) -> Result<Written, Error> {
+    let target = path.map_or(Target::Stdout, Target::File);
+    output::write(target, f).map_err(|e| match e {
+        OutputError::Io { path, source } => Error::Output { path, source },
+        OutputError::Produce(render::RenderError::Template(t)) => Error::Template(t),
+        OutputError::Produce(render::RenderError::Io(source)) => Error::Output {
+            path: target.name(),
+            source,
+        },
+    })
+}
+
+fn gate(report: &AuditReport, plan: &Plan) -> Verdict {
+    let only_new = plan.gate.only_new;
+    let Some(threshold) = plan.gate.threshold() else {
+        return Verdict::NoGate;
+    };
+    match report.count_reaching(threshold, only_new) {
+        0 => Verdict::Pass {
+            threshold,
+            only_new,
+        },
+        count => Verdict::Fail {
+            count,
+            threshold,
+            only_new,
+        },
+    }
+}
+
+fn deliver(report: &AuditReport, plan: &EmailPlan, templates: &Templates) -> Result<Email, Error> {
+    if !crate::notify::should_send(report, plan.when) {
+        return Ok(Email::Skipped);
+    }
+    let message = crate::notify::build(report, &plan.settings, templates)?;
+    match (&plan.dry_run, &plan.smtp) {
+        (Some(path), _) => {
+            write(Some(path), |out| Ok(out.write_all(&message.formatted())?))?;
+            Ok(Email::Written(path.clone()))
+        }
+        (None, Some(smtp)) => {
+            crate::notify::send(&message, smtp)?;
+            Ok(Email::Sent)
+        }
+        (None, None) => Ok(Email::None),
+    }
+}
+
+/// Fetches every report the flags and configuration name, at most the configured number at
+/// once.
+pub fn fetch_reports(
+    api: &FetchFlags,
+    cfg: Option<&Config>,
+    on_event: FetchObserver,
+) -> Result<Vec<(Option<String>, Fetched)>, Error> {
+    let (targets, concurrency) = config::fetch_targets(api, cfg)?;
+    crate::fetch_all_blocking(&targets, concurrency, on_event)
+}
+
+/// A file name for an organization's report: its name with anything unusual replaced.
+fn org_file(dir: &Path, org: Option<&str>, format: ReportFormat) -> PathBuf {
+    let name: String = org
+        .unwrap_or("report")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}.{}", format.extension()))
+}
+
+/// Saves fetched bodies exactly as served: to `path` (standard output when `None`), or into the
+/// folder `path` when there are several organizations.
+pub fn save_fetched(
+    path: Option<&Path>,
+    fetched: &[(Option<String>, Fetched)],
+) -> Result<(), Error> {
+    match fetched {
+        [(None, one)] => write(path, |out| Ok(out.write_all(&one.body)?)).map(|_| ()),
+        many => {
+            let dir = path.ok_or_else(|| {
+                Error::Usage("with several organizations, give a folder to save the reports in (--output DIR or --save-report DIR)".into())
+            })?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+            for (org, f) in many {
+                let file = org_file(dir, org.as_deref(), f.format);
+                write(Some(&file), |out| Ok(out.write_all(&f.body)?))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worst_exit;
+
+    #[test]
+    fn exit_statuses_rank_input_over_network_over_the_gate() {
+        assert_eq!(worst_exit([]), 0);
+        assert_eq!(worst_exit([0, 1]), 1);
+        assert_eq!(worst_exit([1, 3]), 3);
+        assert_eq!(worst_exit([3, 2, 1]), 2);
+        assert_eq!(worst_exit([2, 3]), 2);
+    }
+}
