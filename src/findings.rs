@@ -292,7 +292,35 @@ pub struct Summary {
     pub resolved: Option<usize>,
 }
 
-/// A rule that was evaluated, with its finding count.
+/// What came of a rule in an audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    /// It has unwaived findings.
+    Failed,
+    /// Evaluated for every subject, no findings.
+    Passed,
+    /// Not evaluated (`outcome_reason` says why): not a pass.
+    NotEvaluated,
+    /// It has findings, every one of them waived.
+    Waived,
+    /// Its evaluation failed (`outcome_reason` has the error); its findings are unknown.
+    Error,
+}
+
+impl RuleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleStatus::Failed => "failed",
+            RuleStatus::Passed => "passed",
+            RuleStatus::NotEvaluated => "not evaluated",
+            RuleStatus::Waived => "waived",
+            RuleStatus::Error => "error",
+        }
+    }
+}
+
+/// A rule of the audit, with what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleOutcome {
     pub id: String,
@@ -305,6 +333,35 @@ pub struct RuleOutcome {
     pub scope: Scope,
     pub references: Vec<Reference>,
     pub findings: usize,
+    pub outcome: RuleStatus,
+    /// Why a rule was not evaluated, or its error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_reason: Option<String>,
+    /// Users, groups or organizations it was evaluated for.
+    pub evaluated_subjects: usize,
+    /// Where the rule is defined (`file:line:column`), for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+impl RuleOutcome {
+    /// Adds another organization's outcome of the same rule: counts summed, the first error
+    /// or reason kept, an error over findings over a pass.
+    pub fn merge(&mut self, other: &RuleOutcome) {
+        let rank = |s: RuleStatus| match s {
+            RuleStatus::Error => 4,
+            RuleStatus::Failed => 3,
+            RuleStatus::Waived => 2,
+            RuleStatus::Passed => 1,
+            RuleStatus::NotEvaluated => 0,
+        };
+        self.findings += other.findings;
+        self.evaluated_subjects += other.evaluated_subjects;
+        if rank(other.outcome) > rank(self.outcome) {
+            self.outcome = other.outcome;
+            self.outcome_reason = other.outcome_reason.clone();
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -41,7 +41,7 @@ use chrono::SecondsFormat;
 
 pub use run::run;
 
-use findings::{AuditReport, BySeverity, RuleOutcome, Summary, Tool};
+use findings::{AuditReport, BySeverity, RuleOutcome, RuleStatus, Summary, Tool};
 use model::Timestamp;
 use rules::RuleSet;
 
@@ -52,8 +52,9 @@ pub enum Error {
     Source(#[from] source::SourceError),
     #[error(transparent)]
     Rules(#[from] rules::RuleErrors),
-    #[error(transparent)]
-    Engine(#[from] engine::EngineError),
+    /// A rule whose evaluation failed (its outcome is `error`).
+    #[error("{0}")]
+    RuleFailed(String),
     /// Configuration or waiver file problems, with file:line:column.
     #[error("{0}")]
     Config(rules::RuleErrors),
@@ -215,8 +216,18 @@ pub fn audit(
     rules: &RuleSet,
     now: Timestamp,
 ) -> Result<AuditReport, Error> {
-    let compiled = rules.compile()?;
-    let eval = engine::evaluate(&loaded.report, &compiled, now)?;
+    Ok(audit_compiled(loaded, &rules.compile()?, now))
+}
+
+/// [`audit`] with rules compiled once ([`RuleSet::compile`]), for runs that audit several
+/// reports. A rule whose evaluation fails has the outcome `error` and no findings; the other
+/// rules keep theirs.
+pub fn audit_compiled(
+    loaded: &source::Loaded,
+    compiled: &[rules::CompiledRule],
+    now: Timestamp,
+) -> AuditReport {
+    let eval = engine::evaluate(&loaded.report, compiled, now);
     let mut findings = eval.findings;
     findings::sort(&mut findings);
     let mut by_severity = BySeverity::default();
@@ -225,20 +236,35 @@ pub fn audit(
     }
     let outcomes = compiled
         .iter()
-        .zip(&eval.counts)
-        .map(|(c, &n)| RuleOutcome {
-            id: c.rule.id.clone(),
-            title: c.rule.title.clone(),
-            severity: c.rule.severity,
-            default_severity: c.rule.overridden_severity(),
-            scope: c.rule.scope,
-            references: c.rule.references.clone(),
-            findings: n,
+        .zip(eval.runs)
+        .map(|(c, run)| {
+            let (outcome, reason) = match run.ran {
+                engine::Ran::Evaluated if run.findings > 0 => (RuleStatus::Failed, None),
+                engine::Ran::Evaluated => (RuleStatus::Passed, None),
+                engine::Ran::NotEvaluated(why) => (RuleStatus::NotEvaluated, Some(why)),
+                engine::Ran::Error(e) => (
+                    RuleStatus::Error,
+                    Some(format!("`expr` failed for {}: {}", e.subject, e.message)),
+                ),
+            };
+            RuleOutcome {
+                id: c.rule.id.clone(),
+                title: c.rule.title.clone(),
+                severity: c.rule.severity,
+                default_severity: c.rule.overridden_severity(),
+                scope: c.rule.scope,
+                references: c.rule.references.clone(),
+                findings: run.findings,
+                outcome,
+                outcome_reason: reason,
+                evaluated_subjects: run.subjects,
+                origin: c.rule.origin.to_string(),
+            }
         })
         .collect();
     let mut warnings = loaded.warnings.clone();
     warnings.extend(eval.warnings);
-    Ok(AuditReport {
+    AuditReport {
         schema_version: AuditReport::SCHEMA_VERSION,
         tool: Tool::default(),
         audited_at: now.to_rfc3339_opts(SecondsFormat::AutoSi, true),
@@ -258,7 +284,7 @@ pub fn audit(
         resolved: None,
         baseline: None,
         warnings,
-    })
+    }
 }
 
 /// Audits several organizations' reports with the same rules, as one report: every finding is
@@ -269,10 +295,20 @@ pub fn audit_organizations(
     rules: &RuleSet,
     now: Timestamp,
 ) -> Result<AuditReport, Error> {
+    let compiled = rules.compile()?;
+    audit_organizations_compiled(reports, &compiled, now)
+}
+
+/// [`audit_organizations`] with rules compiled once.
+pub fn audit_organizations_compiled(
+    reports: &[(String, source::Loaded)],
+    compiled: &[rules::CompiledRule],
+    now: Timestamp,
+) -> Result<AuditReport, Error> {
     let mut merged: Option<AuditReport> = None;
     let mut sources = Vec::new();
     for (name, loaded) in reports {
-        let mut one = audit(loaded, rules, now)?;
+        let mut one = audit_compiled(loaded, compiled, now);
         for f in &mut one.findings {
             if f.subject.kind == rules::Scope::Organization {
                 f.subject.id = name.clone();
@@ -296,7 +332,7 @@ pub fn audit_organizations(
                 m.summary.findings += one.summary.findings;
                 m.summary.by_severity.merge(&one.summary.by_severity);
                 for (a, b) in m.rules.iter_mut().zip(&one.rules) {
-                    a.findings += b.findings;
+                    a.merge(b);
                 }
                 m.findings.extend(one.findings);
                 m.warnings.extend(one.warnings);

@@ -103,10 +103,10 @@ impl Outcome {
 /// ```
 pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
-    let rules = crate::load_rules(&plan.rules)?;
+    let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
     let mut report = match &plan.source {
-        Source::Input(input) => crate::audit(&source::load(input)?, &rules, now)?,
+        Source::Input(input) => crate::audit_compiled(&source::load(input)?, &rules, now),
         Source::Fetch { api, save } => {
             let observer = plan
                 .on_fetch
@@ -117,13 +117,13 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                 save_fetched(save.as_deref(), &fetched)?;
             }
             match fetched.as_slice() {
-                [(None, one)] => crate::audit(&source::from_fetched(one)?, &rules, now)?,
+                [(None, one)] => crate::audit_compiled(&source::from_fetched(one)?, &rules, now),
                 many => {
                     let mut loaded = Vec::new();
                     for (org, f) in many {
                         loaded.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
                     }
-                    crate::audit_organizations(&loaded, &rules, now)?
+                    crate::audit_organizations_compiled(&loaded, &rules, now)?
                 }
             }
         }
@@ -136,6 +136,20 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         let list = crate::waivers::load(path, now, *max_days).map_err(Error::Config)?;
         crate::waivers::apply(&mut report, &list, now);
     }
+    // A rule that failed is an error of the run, after the outputs that show it.
+    let mut failures: Vec<Error> = report
+        .rules
+        .iter()
+        .filter(|r| r.outcome == crate::findings::RuleStatus::Error)
+        .map(|r| {
+            Error::RuleFailed(format!(
+                "rule `{}` ({}): {}",
+                r.id,
+                r.origin,
+                r.outcome_reason.as_deref().unwrap_or("evaluation failed")
+            ))
+        })
+        .collect();
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
         None => Templates::embedded(),
@@ -154,7 +168,6 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         templates: templates.clone(),
         ..Default::default()
     };
-    let mut failures = Vec::new();
     for (format, path) in &plan.reports {
         if let Err(e) = render_to(&report, *format, &options(true), Some(path)) {
             failures.push(e);

@@ -370,6 +370,15 @@ pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {
         }
     }
     report.summary.waived = report.findings.iter().filter(|f| f.waived).count();
+    // A rule whose every finding is waived is `waived`, not `failed`.
+    for rule in &mut report.rules {
+        if rule.outcome == crate::findings::RuleStatus::Failed {
+            let mut of_rule = report.findings.iter().filter(|f| f.rule_id == rule.id);
+            if of_rule.all(|f| f.waived) {
+                rule.outcome = crate::findings::RuleStatus::Waived;
+            }
+        }
+    }
     for (w, used) in waivers.iter().zip(used) {
         let what = format!(
             "waiver at {} (rule {}, subject {})",

@@ -1020,3 +1020,99 @@ fn failures_are_collected_and_ranked() {
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
 }
+
+/// Every rule has an outcome: failed, passed, not evaluated (with the reason), waived, or error;
+/// a rule in error loses its findings but not the others', and the outputs are written.
+#[test]
+fn rule_outcomes() {
+    let input = example("acme-users-groups.json");
+    let outcome = |doc: &Value, id: &str| -> (String, Value, Value) {
+        let r = doc["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        (
+            r["outcome"].as_str().unwrap().to_string(),
+            r["outcome_reason"].clone(),
+            r["evaluated_subjects"].clone(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let waivers = dir.path().join("w.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - {rule: stale-sign-in, all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31}\n",
+    )
+    .unwrap();
+    let doc = audit_json(&input, &["--waivers", waivers.to_str().unwrap()]);
+    assert_eq!(
+        outcome(&doc, "external-email-domain"),
+        (
+            "not_evaluated".into(),
+            Value::from("the parameter `allowed_domains` it requires is empty"),
+            Value::from(0)
+        )
+    );
+    assert_eq!(outcome(&doc, "sso-bypass").0, "failed");
+    assert_eq!(outcome(&doc, "sso-bypass").2, Value::from(14));
+    assert_eq!(outcome(&doc, "stale-sign-in").0, "waived");
+    assert_eq!(outcome(&doc, "no-active-owner").0, "passed");
+    assert_eq!(outcome(&doc, "no-active-owner").2, Value::from(1));
+    // An `expr` that fails: that rule is `error`, the others keep their findings.
+    let rule = dir.path().join("r.yaml");
+    std::fs::write(
+        &rule,
+        "id: broken\ntitle: B\nseverity: low\nscope: user\nwhen: {expr: 'user.email + 1'}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.json");
+    let r = audit_example(
+        "acme-users-groups.json",
+        &[
+            "--rules",
+            rule.to_str().unwrap(),
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: rule `broken` ("),
+        "{}",
+        r.stderr
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let (status, reason, _) = outcome(&doc, "broken");
+    assert_eq!(status, "error");
+    assert!(
+        reason
+            .as_str()
+            .unwrap()
+            .starts_with("`expr` failed for user 7c2d9e10-0000-4a6b-8c3d-000000000001: "),
+        "{reason}"
+    );
+    assert_eq!(doc["summary"]["findings"], 13);
+    assert!(doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["rule_id"] != "broken"));
+    // `requires` names declared parameters.
+    std::fs::write(
+        &rule,
+        "id: r\ntitle: R\nseverity: low\nscope: user\nrequires: [params.nope, allowed]\nwhen: {field: active, equals: true}\n",
+    )
+    .unwrap();
+    let v = run(&["rules", "validate", rule.to_str().unwrap()]);
+    assert_eq!(v.code, 2);
+    let stderr = v.stderr.replace(&format!("{}/", dir.path().display()), "");
+    assert_eq!(
+        stderr,
+        "error: r.yaml:5:12: undefined param `nope`\n  help: this rule declares no `params`\n\
+         error: r.yaml:5:25: `requires` takes parameters; found `allowed`\n  help: write `params.NAME`: the rule is not evaluated while that parameter is empty\n"
+    );
+}

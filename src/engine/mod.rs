@@ -28,7 +28,7 @@ use message::{Messages, Needs};
 pub const EVIDENCE_LIST_LIMIT: usize = crate::defaults::EVIDENCE_LIST_LIMIT;
 
 /// An error while evaluating: only `expr` conditions can fail at run time.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rule `{rule}` ({origin}): `expr` failed for {subject}: {message}")]
 pub struct EngineError {
     pub rule: String,
@@ -37,12 +37,32 @@ pub struct EngineError {
     pub message: String,
 }
 
-/// The findings of one evaluation, in report order (severity, rule id, subject id), and
-/// per-rule finding counts in rule order.
+/// Whether a rule ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// Evaluated for every subject of its scope.
+    Evaluated,
+    /// Not evaluated, and why (a parameter it requires is empty).
+    NotEvaluated(String),
+    /// Its evaluation failed (an `expr` error); it has no findings, the other rules keep theirs.
+    Error(EngineError),
+}
+
+/// How one rule's evaluation went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRun {
+    pub ran: Ran,
+    pub findings: usize,
+    /// The subjects it was evaluated for.
+    pub subjects: usize,
+}
+
+/// The findings of one evaluation, in report order (severity, rule id, subject id), and how
+/// each rule's evaluation went, in rule order.
 #[derive(Debug, Default)]
 pub struct Evaluation {
     pub findings: Vec<Finding>,
-    pub counts: Vec<usize>,
+    pub runs: Vec<RuleRun>,
     pub warnings: Vec<Warning>,
 }
 
@@ -169,11 +189,7 @@ struct Ctx<'a> {
 }
 
 /// Evaluates `rules` over `report` at time `now`.
-pub fn evaluate(
-    report: &Report,
-    rules: &[CompiledRule],
-    now: Timestamp,
-) -> Result<Evaluation, EngineError> {
+pub fn evaluate(report: &Report, rules: &[CompiledRule], now: Timestamp) -> Evaluation {
     // Users are independent: with more than one core, contiguous parts are evaluated at once
     // and joined in order, so the result is the same as one pass.
     let threads = std::thread::available_parallelism()
@@ -181,6 +197,9 @@ pub fn evaluate(
         .min(if report.users.len() >= 20_000 { 4 } else { 1 });
     evaluate_on(report, rules, now, threads, true)
 }
+
+/// What a part of the evaluation found per rule: the users it fired for, or its error.
+type Fired = Vec<Result<Vec<u32>, EngineError>>;
 
 /// [`evaluate`] with the users split into `threads` parts; `fast_messages` false renders every
 /// message with minijinja (what the fast path is tested against).
@@ -190,7 +209,7 @@ fn evaluate_on(
     now: Timestamp,
     threads: usize,
     fast_messages: bool,
-) -> Result<Evaluation, EngineError> {
+) -> Evaluation {
     // Cross-record state, computed before the per-subject contexts that borrow it.
     let has_scope = |scope| rules.iter().any(|r| r.rule.scope == scope);
     let groups = if has_scope(Scope::Group) {
@@ -229,9 +248,10 @@ fn evaluate_on(
         expr_error: RefCell::new(None),
     };
     let messages = Messages::new(rules, fast_messages);
+    // Rules whose requirements are not met are not evaluated at all.
     let of_scope = |scope: Scope| -> Vec<usize> {
         (0..rules.len())
-            .filter(|&i| rules[i].rule.scope == scope)
+            .filter(|&i| rules[i].rule.scope == scope && rules[i].not_evaluated.is_none())
             .collect()
     };
     let user_rules = of_scope(Scope::User);
@@ -243,28 +263,43 @@ fn evaluate_on(
         .step_by(chunk)
         .map(|start| start as u32..(start + chunk).min(report.users.len()) as u32)
         .collect();
-    let match_part = |ids: Range<u32>| -> Result<Vec<Vec<u32>>, EngineError> {
+    let match_part = |ids: Range<u32>| -> Fired {
         let mut ctx = new_ctx();
-        let mut fired = vec![Vec::new(); rules.len()];
+        let mut fired: Fired = vec![Ok(Vec::new()); rules.len()];
         for i in ids {
             let u = &report.users[i as usize];
             for &ri in &user_rules {
-                if ctx.fires(ri, Subj::User(u))? {
-                    fired[ri].push(i);
+                // A rule that failed in this part is not evaluated further.
+                let Ok(users) = &mut fired[ri] else {
+                    continue;
+                };
+                match ctx.fires(ri, Subj::User(u)) {
+                    Ok(true) => users.push(i),
+                    Ok(false) => {}
+                    Err(e) => fired[ri] = Err(e),
                 }
             }
         }
-        Ok(fired)
+        fired
     };
-    let parts_fired = on_parts(parts, match_part)
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    // Each rule's users in id order: the order its findings are listed in.
+    // Each rule's users in id order: the order its findings are listed in. A rule that failed
+    // in any part keeps the first error, in report order, and no findings.
     let rank = id_rank(&report.users);
     let mut fired: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
-    for part in parts_fired {
-        for (all, some) in fired.iter_mut().zip(part) {
-            all.extend(some);
+    let mut errors: Vec<Option<EngineError>> = vec![None; rules.len()];
+    for part in on_parts(parts, match_part) {
+        for (r, some) in part.into_iter().enumerate() {
+            match some {
+                Ok(users) => fired[r].extend(users),
+                Err(e) => {
+                    errors[r].get_or_insert(e);
+                }
+            }
+        }
+    }
+    for (users, error) in fired.iter_mut().zip(&errors) {
+        if error.is_some() {
+            users.clear();
         }
     }
     for users in &mut fired {
@@ -277,11 +312,22 @@ fn evaluate_on(
     let group_rules = of_scope(Scope::Group);
     for g in &groups {
         for &ri in &group_rules {
-            ctx.apply(ri, Subj::Group(g), &messages, &mut other)?;
+            if errors[ri].is_none() {
+                if let Err(e) = ctx.apply(ri, Subj::Group(g), &messages, &mut other) {
+                    errors[ri] = Some(e);
+                }
+            }
         }
     }
     for ri in of_scope(Scope::Organization) {
-        ctx.apply(ri, Subj::Org(&org), &messages, &mut other)?;
+        if let Err(e) = ctx.apply(ri, Subj::Org(&org), &messages, &mut other) {
+            errors[ri] = Some(e);
+        }
+    }
+    for (found, error) in other.by_rule.iter_mut().zip(&errors) {
+        if error.is_some() {
+            found.clear();
+        }
     }
 
     // The result's layout: rules by severity then id; within a rule, its users in id order,
@@ -341,11 +387,40 @@ fn evaluate_on(
         .into_iter()
         .map(|f| f.expect("every slot is filled"))
         .collect();
-    Ok(Evaluation {
+    let runs = rules
+        .iter()
+        .zip(errors)
+        .zip(counts)
+        .map(|((rule, error), findings)| {
+            let subjects = match rule.rule.scope {
+                Scope::User => report.users.len(),
+                Scope::Group => groups.len(),
+                Scope::Organization => 1,
+            };
+            match (&rule.not_evaluated, error) {
+                (Some(reason), _) => RuleRun {
+                    ran: Ran::NotEvaluated(reason.clone()),
+                    findings: 0,
+                    subjects: 0,
+                },
+                (None, Some(e)) => RuleRun {
+                    ran: Ran::Error(e),
+                    findings: 0,
+                    subjects,
+                },
+                (None, None) => RuleRun {
+                    ran: Ran::Evaluated,
+                    findings,
+                    subjects,
+                },
+            }
+        })
+        .collect();
+    Evaluation {
         findings,
-        counts,
+        runs,
         warnings,
-    })
+    }
 }
 
 // A finding's `None` is a niche: a list of optional findings can become a list of findings in
@@ -719,15 +794,15 @@ mod tests {
             .unwrap();
         let rules = set.compile().unwrap();
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
-        let one = evaluate_on(&report, &rules, now, 1, true).unwrap();
+        let one = evaluate_on(&report, &rules, now, 1, true);
         assert!(
-            one.counts.iter().filter(|&&n| n > 0).count() >= 8,
+            one.runs.iter().filter(|r| r.findings > 0).count() >= 8,
             "{:?}",
-            one.counts
+            one.runs
         );
         for threads in [2, 3, 7] {
-            let many = evaluate_on(&report, &rules, now, threads, true).unwrap();
-            assert_eq!(many.counts, one.counts, "{threads} threads");
+            let many = evaluate_on(&report, &rules, now, threads, true);
+            assert_eq!(many.runs, one.runs, "{threads} threads");
             assert!(many.findings == one.findings, "{threads} threads");
         }
         // Report order: severity, rule id, subject id.
@@ -787,8 +862,8 @@ mod differential {
 
     fn both_ways(report: &Report, rules: &[CompiledRule]) -> usize {
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
-        let fast = evaluate_on(report, rules, now, 1, true).unwrap();
-        let slow = evaluate_on(report, rules, now, 1, false).unwrap();
+        let fast = evaluate_on(report, rules, now, 1, true);
+        let slow = evaluate_on(report, rules, now, 1, false);
         assert_eq!(fast.findings.len(), slow.findings.len());
         for (f, s) in fast.findings.iter().zip(&slow.findings) {
             assert_eq!(

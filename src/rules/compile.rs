@@ -167,6 +167,8 @@ pub struct CompiledRule {
     pub evidence: Vec<EvidenceItem>,
     /// Sources of the rule's `expr` conditions.
     pub exprs: Vec<String>,
+    /// Why the rule is not evaluated (a parameter it requires is empty); `None`: it is.
+    pub not_evaluated: Option<String>,
     pub params: serde_json::Map<String, J>,
 }
 
@@ -192,13 +194,30 @@ pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
     if !c.errors.is_empty() {
         return Err(RuleErrors(c.errors));
     }
+    let not_evaluated = rule
+        .requires
+        .iter()
+        .find(|name| rule.param(name).is_none_or(|p| is_empty(&p.value)))
+        .map(|name| format!("the parameter `{name}` it requires is empty"));
     Ok(CompiledRule {
+        not_evaluated,
         rule: rule.clone(),
         pred,
         evidence: c.evidence,
         exprs: c.exprs,
         params: rule.params_json(),
     })
+}
+
+/// Whether a parameter value is empty: null, or an empty string, list or mapping.
+fn is_empty(v: &J) -> bool {
+    match v {
+        J::Null => true,
+        J::String(s) => s.is_empty(),
+        J::Array(a) => a.is_empty(),
+        J::Object(o) => o.is_empty(),
+        J::Bool(_) | J::Number(_) => false,
+    }
 }
 
 /// A JSON value in words, for messages.

@@ -134,6 +134,8 @@ pub struct Rule {
     pub tags: Vec<String>,
     pub enabled: bool,
     pub params: Vec<Param>,
+    /// Parameters that must not be empty for the rule to be evaluated (`requires:`).
+    pub requires: Vec<String>,
     pub when: Cond,
     /// A minijinja template; defaults to the title.
     pub message: String,

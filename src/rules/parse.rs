@@ -54,6 +54,7 @@ const RULE_KEYS: &[&str] = &[
     "tags",
     "enabled",
     "params",
+    "requires",
     "when",
     "message",
 ];
@@ -303,6 +304,9 @@ impl Reader<'_> {
             .map(|n| self.references(n))
             .unwrap_or_default();
         let params = get("params").map(|n| self.params(n)).unwrap_or_default();
+        let requires = get("requires")
+            .map(|n| self.requires(n, &params))
+            .unwrap_or_default();
         let when = match (when_n, scope) {
             (Some(n), Some(scope)) => self.condition(n, scope, &params),
             _ => None,
@@ -335,6 +339,7 @@ impl Reader<'_> {
             tags,
             enabled,
             params,
+            requires,
             when: when?,
             origin: Origin {
                 file: self.file.to_string(),
@@ -425,6 +430,33 @@ impl Reader<'_> {
                 }
             })
             .collect()
+    }
+
+    /// `requires: [params.NAME, ...]`: what must be set for the rule to be evaluated.
+    fn requires(&mut self, node: &Node, params: &[Param]) -> Vec<String> {
+        let items: Vec<&Node> = match &node.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(text) = self.string(item, "an entry of `requires`") else {
+                continue;
+            };
+            match text.strip_prefix("params.") {
+                Some(name) if self.check_param(name, item.pos, params).is_some() => {
+                    out.push(name.to_string())
+                }
+                Some(_) => {}
+                None => self.err_help(
+                    item.pos,
+                    format!("`requires` takes parameters; found `{text}`"),
+                    "write `params.NAME`: the rule is not evaluated while that parameter is empty"
+                        .into(),
+                ),
+            }
+        }
+        out
     }
 
     fn operand(&mut self, node: &Node, params: &[Param]) -> Option<Operand> {
