@@ -130,6 +130,7 @@ impl RuleArgs {
             sets: self.sets.clone(),
             disable: self.disable.clone(),
             enable: self.enable.clone(),
+            matching_limit: None,
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct Config {
     pub outputs: Vec<(Format, std::path::PathBuf)>,
     pub templates: Option<std::path::PathBuf>,
     pub email: Option<EmailConfig>,
+    /// `limits.matching_subjects`: matching users a `count` condition's evidence lists.
+    pub matching_subjects: Option<usize>,
 }
 
 /// The `rules` section.
@@ -119,7 +121,9 @@ const TOP_KEYS: &[&str] = &[
     "outputs",
     "templates",
     "email",
+    "limits",
 ];
+const LIMITS_KEYS: &[&str] = &["matching_subjects"];
 const RULES_KEYS: &[&str] = &[
     "builtin", "paths", "disable", "enable", "params", "severity",
 ];
@@ -448,6 +452,16 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     }
                 }
                 cfg.email = Some(e);
+            }
+            "limits" => {
+                for (k, v) in r.map(v, "`limits`", LIMITS_KEYS) {
+                    // Unknown keys were reported by `map`.
+                    if k.name == "matching_subjects" {
+                        cfg.matching_subjects = r
+                            .number(v, "limits.matching_subjects", 0.0, 100_000.0)
+                            .map(|n| n as usize)
+                    }
+                }
             }
             "waiver_max_days" => {
                 cfg.waiver_max_days = r

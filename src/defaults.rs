@@ -28,6 +28,8 @@ pub const EMAIL_TOP_PER_RULE: usize = 5;
 pub const MARKDOWN_PER_RULE: usize = 20;
 /// Members or owners listed in a finding's evidence (the count is always complete).
 pub const EVIDENCE_LIST_LIMIT: usize = 100;
+/// Matching users listed in the evidence of a `count` condition (`matching_count` is complete).
+pub const MATCHING_SUBJECTS: usize = 50;
 
 /// One default as people see it.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,12 @@ pub static TABLE: &[Setting] = &[
         flag: Some("--smtp-retries"),
         key: Some("email.retries"),
         value: || SMTP_RETRIES.to_string(),
+    },
+    Setting {
+        name: "matching users listed by a `count` condition",
+        flag: None,
+        key: Some("limits.matching_subjects"),
+        value: || MATCHING_SUBJECTS.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

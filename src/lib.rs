@@ -180,6 +180,8 @@ pub struct RuleOptions {
     pub sets: Vec<String>,
     pub disable: Vec<String>,
     pub enable: Vec<String>,
+    /// How many matching users a `count` condition's evidence lists (default 50).
+    pub matching_limit: Option<usize>,
 }
 
 /// Builds the rule set: built-in pack, added files, overrides. All rule errors are collected.
@@ -189,6 +191,9 @@ pub fn load_rules(opts: &RuleOptions) -> Result<RuleSet, Error> {
     } else {
         RuleSet::builtin()
     };
+    if let Some(n) = opts.matching_limit {
+        set.set_matching_limit(n);
+    }
     set.add_paths(&opts.paths)?;
     let mut errors = Vec::new();
     for spec in &opts.sets {

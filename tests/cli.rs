@@ -1116,3 +1116,88 @@ fn rule_outcomes() {
          error: r.yaml:5:25: `requires` takes parameters; found `allowed`\n  help: write `params.NAME`: the rule is not evaluated while that parameter is empty\n"
     );
 }
+
+/// `count` conditions at group and organization scope: how many members or users match a user
+/// condition, with `matching_count` and the first matching users as evidence.
+#[test]
+fn aggregate_conditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("agg.yaml");
+    std::fs::write(
+        &rules,
+        r#"- id: many-sso-bypass
+  title: Too many active users may bypass SSO
+  severity: high
+  scope: organization
+  params: { max: 2 }
+  when:
+    count:
+      of: users
+      where: { all: [ {field: active, equals: true}, {field: organization_user_bypasses_sso, equals: true} ] }
+      gt: { param: max }
+  message: "{{ evidence.matching_count }} active users may bypass SSO (limit {{ params.max }})"
+- id: big-admin-group
+  title: Admin group with active members
+  severity: medium
+  scope: group
+  when:
+    all:
+      - { field: name, matches: "(?i)admin" }
+      - count: { of: members, where: {field: active, equals: true}, ge: 1 }
+  message: "{{ group.name }}: {{ evidence.matching_count }} active members"
+"#,
+    )
+    .unwrap();
+    let r = rules.to_str().unwrap();
+    let input = example("acme-users-groups.json");
+    let doc = audit_json(&input, &["--no-builtin", "--rules", r]);
+    let findings = doc["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["message"], "Admins: 2 active members");
+    assert_eq!(findings[0]["evidence"]["matching_count"], 2);
+    let emails: Vec<&str> = findings[0]["evidence"]["matching"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["alice@acme.example", "bob@acme.example"]);
+    // A lower limit fires the organization rule; the configuration caps the list.
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "limits: {matching_subjects: 1}\n").unwrap();
+    let doc = audit_json(
+        &input,
+        &[
+            "--no-builtin",
+            "--rules",
+            r,
+            "--set",
+            "many-sso-bypass.max=1",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let org = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "many-sso-bypass")
+        .unwrap();
+    assert_eq!(org["message"], "2 active users may bypass SSO (limit 1)");
+    assert_eq!(org["evidence"]["matching_count"], 2);
+    assert_eq!(org["evidence"]["matching"].as_array().unwrap().len(), 1);
+    // Mistakes are errors with the place.
+    std::fs::write(
+        &rules,
+        "id: a\ntitle: A\nseverity: low\nscope: group\nwhen:\n  count: {of: users, where: {field: active, equals: true}, gt: 1, lt: 5}\n---\nid: b\ntitle: B\nseverity: low\nscope: user\nwhen: {count: {of: users, gt: 1}}\n",
+    )
+    .unwrap();
+    let v = run(&["rules", "validate", "--no-builtin", r]);
+    let stderr = v.stderr.replace(&format!("{}/", dir.path().display()), "");
+    assert_eq!(
+        stderr,
+        "error: agg.yaml:6:15: a `count` in a group rule counts `members`; found `users`\n\
+         error: agg.yaml:6:67: one comparison per `count`; `lt` is a second one\n\
+         error: agg.yaml:12:8: `count` is for group, organization rules; this rule's scope is user\n"
+    );
+}

@@ -233,7 +233,9 @@ fn evaluate_on(
     }
     let mut fields = SharedFields::new();
     for r in rules {
-        collect_shared(&r.pred, &mut fields);
+        for p in std::iter::once(&r.pred).chain(&r.counts) {
+            collect_shared(p, &mut fields);
+        }
     }
     let shared = build_shared(report, &fields);
     let cutoffs = cutoffs(&rules.iter().collect::<Vec<_>>(), now);
@@ -526,7 +528,9 @@ fn cutoffs(rules: &[&CompiledRule], now: Timestamp) -> Vec<(chrono::Duration, Ti
     }
     let mut durations = Vec::new();
     for r in rules {
-        walk(&r.pred, &mut durations);
+        for p in std::iter::once(&r.pred).chain(&r.counts) {
+            walk(p, &mut durations);
+        }
     }
     durations.into_iter().map(|d| (d, now - d)).collect()
 }
@@ -632,17 +636,20 @@ impl<'a> Ctx<'a> {
                 }
             }
             Pred::Quant { q, inner } => {
-                let mut users: Box<dyn Iterator<Item = &User>> = match s {
-                    Subj::Group(g) => {
-                        Box::new(g.members.iter().map(|&i| &report.users[i as usize]))
-                    }
-                    _ => Box::new(report.users.iter()),
-                };
+                let mut users = self.population(s).map(|(_, u)| u);
                 match q {
                     Quantifier::Any => users.any(|u| self.eval(inner, Subj::User(u))),
                     Quantifier::All => users.all(|u| self.eval(inner, Subj::User(u))),
                     Quantifier::None => !users.any(|u| self.eval(inner, Subj::User(u))),
                 }
+            }
+            Pred::Count { index, cmp, value } => {
+                let inner = &self.rules[self.rule].counts[*index];
+                let n = self
+                    .population(s)
+                    .filter(|(_, u)| self.eval(inner, Subj::User(u)))
+                    .count();
+                cmp.test(n as f64, *value)
             }
             Pred::Expr(i) => {
                 let expr = &self.exprs[self.rule][*i];
@@ -654,6 +661,18 @@ impl<'a> Ctx<'a> {
                         false
                     }
                 }
+            }
+        }
+    }
+
+    /// The users a quantifier or a `count` ranges over, with their indices: a group's members,
+    /// or every user of the report (organization rules; a user rule has none of these forms).
+    fn population(&self, s: Subj<'a>) -> Box<dyn Iterator<Item = (u32, &'a User)> + 'a> {
+        let users = &self.report.users;
+        match s {
+            Subj::Group(g) => Box::new(g.members.iter().map(move |&i| (i, &users[i as usize]))),
+            Subj::Org(_) | Subj::User(_) => {
+                Box::new(users.iter().enumerate().map(|(i, u)| (i as u32, u)))
             }
         }
     }
@@ -732,6 +751,23 @@ impl<'a> Ctx<'a> {
                         .map(|u| json!({ "id": &*u.id, "email": &*u.email }))
                         .collect();
                     J::Array(others)
+                }
+                EvidenceItem::MatchingCount(i) => {
+                    let inner = &rule.counts[i];
+                    json!(self
+                        .population(s)
+                        .filter(|(_, u)| self.eval(inner, Subj::User(u)))
+                        .count())
+                }
+                EvidenceItem::Matching(i) => {
+                    let inner = &rule.counts[i];
+                    J::Array(
+                        self.population(s)
+                            .filter(|(_, u)| self.eval(inner, Subj::User(u)))
+                            .map(|(_, u)| user_brief(u))
+                            .take(rule.matching_limit)
+                            .collect(),
+                    )
                 }
             };
             ev.insert(item.key(), value);

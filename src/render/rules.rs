@@ -93,6 +93,16 @@ fn write_cond(c: &Cond, depth: usize, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "{pad}not:")?;
             write_cond(inner, depth + 1, out)
         }
+        Cond::Count {
+            inner, cmp, value, ..
+        } => {
+            let v = match value {
+                Operand::Value(n) => n.to_json().to_string(),
+                Operand::Param { name, .. } => format!("{{param: {name}}}"),
+            };
+            writeln!(out, "{pad}count of the users {cmp:?} {v}:")?;
+            write_cond(inner, depth + 1, out)
+        }
         Cond::Quant { q, inner, .. } => {
             writeln!(out, "{pad}{q:?} of the users:")?;
             write_cond(inner, depth + 1, out)

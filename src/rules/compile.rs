@@ -67,6 +67,13 @@ pub enum Pred {
         q: Quantifier,
         inner: Box<Pred>,
     },
+    /// How many of a group's members or all users satisfy [`CompiledRule::counts`]`[index]`,
+    /// compared with `value`.
+    Count {
+        index: usize,
+        cmp: Cmp,
+        value: f64,
+    },
     /// Index into [`CompiledRule::exprs`].
     Expr(usize),
 }
@@ -139,6 +146,10 @@ pub enum EvidenceItem {
     DaysSince(FieldId),
     /// The other records with the same value, as `<field>_shared_with`.
     SharedWith(FieldId),
+    /// How many subjects a `count` condition (by index) matched: `matching_count`.
+    MatchingCount(usize),
+    /// The first of them: `matching`.
+    Matching(usize),
 }
 
 impl EvidenceItem {
@@ -155,6 +166,10 @@ impl EvidenceItem {
             }
             EvidenceItem::DaysSince(f) => Cow::Owned(format!("days_since_{}", f.name())),
             EvidenceItem::SharedWith(f) => Cow::Owned(format!("{}_shared_with", f.name())),
+            EvidenceItem::MatchingCount(0) => Cow::Borrowed("matching_count"),
+            EvidenceItem::Matching(0) => Cow::Borrowed("matching"),
+            EvidenceItem::MatchingCount(i) => Cow::Owned(format!("matching_count_{}", i + 1)),
+            EvidenceItem::Matching(i) => Cow::Owned(format!("matching_{}", i + 1)),
         }
     }
 }
@@ -169,6 +184,10 @@ pub struct CompiledRule {
     pub exprs: Vec<String>,
     /// Why the rule is not evaluated (a parameter it requires is empty); `None`: it is.
     pub not_evaluated: Option<String>,
+    /// The user conditions of the rule's `count` conditions.
+    pub counts: Vec<Pred>,
+    /// How many matching subjects a `count`'s evidence lists.
+    pub matching_limit: usize,
     pub params: serde_json::Map<String, J>,
 }
 
@@ -177,14 +196,16 @@ struct Compiler<'r> {
     errors: Vec<RuleError>,
     evidence: Vec<EvidenceItem>,
     exprs: Vec<String>,
+    counts: Vec<Pred>,
 }
 
-pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
+pub(super) fn compile(rule: &Rule, matching_limit: usize) -> Result<CompiledRule, RuleErrors> {
     let mut c = Compiler {
         rule,
         errors: Vec::new(),
         evidence: Vec::new(),
         exprs: Vec::new(),
+        counts: Vec::new(),
     };
     let pred = c.cond(&rule.when, true);
     // Only a rule whose condition compiled has the evidence the message may use; the rest of
@@ -201,6 +222,8 @@ pub(super) fn compile(rule: &Rule) -> Result<CompiledRule, RuleErrors> {
         .map(|name| format!("the parameter `{name}` it requires is empty"));
     Ok(CompiledRule {
         not_evaluated,
+        counts: c.counts,
+        matching_limit,
         rule: rule.clone(),
         pred,
         evidence: c.evidence,
@@ -308,6 +331,33 @@ impl Compiler<'_> {
             Cond::All(items) => Pred::All(items.iter().map(|c| self.cond(c, top)).collect()),
             Cond::Any(items) => Pred::Any(items.iter().map(|c| self.cond(c, top)).collect()),
             Cond::Not(inner) => Pred::Not(Box::new(self.cond(inner, top))),
+            Cond::Count {
+                inner, cmp, value, ..
+            } => {
+                let (v, pos, note) = self.value(value);
+                let Some(n) = v.as_f64().filter(|n| n.is_finite()) else {
+                    self.err(
+                        pos,
+                        format!(
+                            "a `count` compares with a number; found {}{note}",
+                            describe(&v)
+                        ),
+                    );
+                    return Pred::Const(false);
+                };
+                let inner = self.cond(inner, false);
+                let index = self.counts.len();
+                self.counts.push(inner);
+                if top {
+                    self.note(EvidenceItem::MatchingCount(index));
+                    self.note(EvidenceItem::Matching(index));
+                }
+                Pred::Count {
+                    index,
+                    cmp: *cmp,
+                    value: n,
+                }
+            }
             Cond::Quant { q, inner, .. } => Pred::Quant {
                 q: *q,
                 inner: Box::new(self.cond(inner, false)),
@@ -941,6 +991,7 @@ mod tests {
                     errors: Vec::new(),
                     evidence: Vec::new(),
                     exprs: Vec::new(),
+                    counts: Vec::new(),
                 };
                 let given = Given {
                     v: &value,

@@ -219,9 +219,20 @@ impl RuleSetting {
 }
 
 /// A set of rules with unique ids, in load order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// How many matching subjects a `count` condition's evidence lists.
+    matching_limit: usize,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            rules: Vec::new(),
+            matching_limit: crate::defaults::MATCHING_SUBJECTS,
+        }
+    }
 }
 
 impl RuleSet {
@@ -266,7 +277,7 @@ impl RuleSet {
             self.check_unique(rule, &rules, &mut errors);
         }
         for rule in &mut rules {
-            if let Err(e) = compile::compile(rule) {
+            if let Err(e) = compile::compile(rule, self.matching_limit) {
                 errors.extend(e.0);
             }
         }
@@ -352,6 +363,11 @@ impl RuleSet {
         e
     }
 
+    /// How many matching subjects the evidence of a `count` condition lists.
+    pub fn set_matching_limit(&mut self, n: usize) {
+        self.matching_limit = n;
+    }
+
     /// Enables or disables a rule by id.
     pub fn set_enabled(&mut self, id: &str, enabled: bool) -> Result<(), RuleError> {
         self.get_mut(id)?.enabled = enabled;
@@ -365,6 +381,7 @@ impl RuleSet {
         param: &str,
         value: serde_json::Value,
     ) -> Result<(), RuleErrors> {
+        let limit = self.matching_limit;
         let rule = self.get_mut(id).map_err(RuleErrors::from)?;
         if let Some(setting) = RuleSetting::parse(param) {
             return setting.apply(rule, &value).map_err(RuleErrors::from);
@@ -391,7 +408,7 @@ impl RuleSet {
             );
         };
         let old = std::mem::replace(&mut p.value, value);
-        if let Err(e) = compile::compile(rule) {
+        if let Err(e) = compile::compile(rule, limit) {
             let p = rule
                 .params
                 .iter_mut()
@@ -425,7 +442,7 @@ impl RuleSet {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for rule in self.rules.iter().filter(|r| r.enabled) {
-            match compile::compile(rule) {
+            match compile::compile(rule, self.matching_limit) {
                 Ok(c) => out.push(c),
                 Err(e) => errors.extend(e.0),
             }

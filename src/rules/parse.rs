@@ -19,6 +19,13 @@ pub enum Cond {
         operand: Operand,
         pos: Pos,
     },
+    /// How many members or users satisfy `inner`, compared with `value`.
+    Count {
+        inner: Box<Cond>,
+        cmp: registry::Cmp,
+        value: Operand,
+        pos: Pos,
+    },
     /// Over a group's members or the organization's users; the inner condition is a user one.
     Quant {
         q: Quantifier,
@@ -617,6 +624,10 @@ impl Reader<'_> {
                     pos: head_key.pos,
                 })
             }
+            FormKind::Count => {
+                only_head(self)?;
+                self.count(head, scope, params)
+            }
             FormKind::Param => {
                 let name = self.string(head, "`param`")?;
                 self.check_param(&name, head.pos, params)?;
@@ -657,6 +668,93 @@ impl Reader<'_> {
             }
             FormKind::Field => self.field_condition(node, entries, head, scope, params),
         }
+    }
+
+    /// `count: {of, where, OP: N}`.
+    fn count(&mut self, node: &Node, scope: Scope, params: &[Param]) -> Option<Cond> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.err(
+                node.pos,
+                format!(
+                    "`count` must be a mapping: {{of: ..., where: USER-CONDITION, gt: N}}; found {}",
+                    node.describe()
+                ),
+            );
+            return None;
+        };
+        let mut valid = vec!["of", "where"];
+        valid.extend(registry::COUNT_OPS.iter().map(|(n, _)| *n));
+        let before = self.errors.len();
+        for (k, _) in entries {
+            if !valid.contains(&k.name.as_str()) {
+                self.unknown_key(k.pos, &k.name, "a `count` condition", &valid);
+            }
+        }
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, _)| key.name == k)
+                .map(|(_, v)| v)
+        };
+        let of = registry::count_of(scope)?;
+        match get("of") {
+            Some(v) if v.text() == Some(of) => {}
+            Some(v) => self.err(
+                v.pos,
+                format!(
+                    "a `count` in a {} rule counts `{of}`; found {}",
+                    scope.as_str(),
+                    v.text().map_or_else(|| v.describe(), |t| format!("`{t}`"))
+                ),
+            ),
+            None => self.err(node.pos, format!("a `count` needs `of: {of}`")),
+        }
+        let ops: Vec<&(yaml::Key, Node)> = entries
+            .iter()
+            .filter(|(k, _)| registry::COUNT_OPS.iter().any(|(n, _)| *n == k.name))
+            .collect();
+        let (cmp, value) = match ops.as_slice() {
+            [(k, v)] => (
+                registry::COUNT_OPS
+                    .iter()
+                    .find(|(n, _)| *n == k.name)
+                    .map(|(_, c)| *c)?,
+                self.operand(v, params),
+            ),
+            [] => {
+                self.err(
+                    node.pos,
+                    "a `count` needs a comparison: gt, ge, lt, le or eq with a number".into(),
+                );
+                return None;
+            }
+            [_, (k, _), ..] => {
+                self.err(
+                    k.pos,
+                    format!("one comparison per `count`; `{}` is a second one", k.name),
+                );
+                return None;
+            }
+        };
+        let inner = match get("where") {
+            Some(w) => self.condition(w, Scope::User, params),
+            None => {
+                self.err(
+                    node.pos,
+                    "a `count` needs `where`: the user condition to count".into(),
+                );
+                None
+            }
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Cond::Count {
+            inner: Box::new(inner?),
+            cmp,
+            value: value?,
+            pos: node.pos,
+        })
     }
 
     fn field_condition(

@@ -482,7 +482,31 @@ pub enum FormKind {
     Param,
     /// Over a group's members or the organization's users.
     Quant(Quantifier),
+    /// How many members or users satisfy a user condition, compared with a number.
+    Count,
     Expr,
+}
+
+/// The comparisons of a `count` condition: (name, comparison). `gte`/`lte` are accepted too,
+/// as the field operators spell them.
+pub static COUNT_OPS: &[(&str, Cmp)] = &[
+    ("gt", Cmp::Gt),
+    ("ge", Cmp::Gte),
+    ("gte", Cmp::Gte),
+    ("lt", Cmp::Lt),
+    ("le", Cmp::Lte),
+    ("lte", Cmp::Lte),
+    ("eq", Cmp::Eq),
+];
+
+/// What a `count` condition counts in a rule of `scope`: `members` of a group, `users` of the
+/// organization.
+pub fn count_of(scope: Scope) -> Option<&'static str> {
+    match scope {
+        Scope::Group => Some("members"),
+        Scope::Organization => Some("users"),
+        Scope::User => None,
+    }
 }
 
 /// The forms of a condition: one key each.
@@ -506,6 +530,7 @@ pub static FORMS: &[FormDef] = &[
     FormDef { key: "any_user", kind: FormKind::Quant(Quantifier::Any), scopes: &[O], syntax: "any_user: USER-CONDITION", doc: "at least one user of the report satisfies the user condition" },
     FormDef { key: "all_users", kind: FormKind::Quant(Quantifier::All), scopes: &[O], syntax: "all_users: USER-CONDITION", doc: "every user satisfies it" },
     FormDef { key: "no_user", kind: FormKind::Quant(Quantifier::None), scopes: &[O], syntax: "no_user: USER-CONDITION", doc: "no user satisfies it" },
+    FormDef { key: "count", kind: FormKind::Count, scopes: &[G, O], syntax: "count: {of: members|users, where: USER-CONDITION, gt|ge|lt|le|eq: N}", doc: "how many of the group's `members` (group rules) or the organization's `users` satisfy the user condition, compared with N (a number or `{param: NAME}`); the evidence holds `matching_count` and the first matching users (`matching`, at most `limits.matching_subjects`, default 50)" },
     FormDef { key: "expr", kind: FormKind::Expr, scopes: &[U, G, O], syntax: "expr: MINIJINJA-EXPRESSION", doc: "a minijinja expression over the subject (`user`, `group` or `organization`) and `params`; truthy means it holds. The slow path: it builds a value per subject, so prefer the structured forms" },
 ];
 
