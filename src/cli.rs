@@ -40,6 +40,8 @@ pub enum Command {
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the JSON Schema of the JSON output (docs/schema/orgaudit-output.schema.json).
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +381,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
+        Command::Schema => {
+            let schema = orgaudit::findings::output_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("a schema serializes")
+            );
+            Ok(0)
+        }
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = config::load(&config).map_err(Error::Config)?;
             print!("{}", config::describe(&cfg));

@@ -13,7 +13,7 @@ use crate::model::{SourceInfo, Warning};
 use crate::rules::{Reference, Scope, Severity};
 
 /// What a finding is about.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Subject {
     pub kind: Scope,
     pub id: String,
@@ -35,7 +35,7 @@ impl Subject {
 }
 
 /// Whether a finding was in the baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaselineStatus {
     /// Not in the baseline.
@@ -47,7 +47,7 @@ pub enum BaselineStatus {
 }
 
 /// The accepted risk that covers a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct WaiverInfo {
     /// The waiver's `rule` as written (an id or a glob).
     pub rule: String,
@@ -64,7 +64,7 @@ pub struct WaiverInfo {
 }
 
 /// One rule firing for one subject, with the evidence that made it fire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Finding {
     /// The organization's name, when several are audited together.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,6 +156,19 @@ impl<'a> IntoIterator for &'a Evidence {
     }
 }
 
+impl schemars::JsonSchema for Evidence {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Evidence".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "What made the finding fire: named values (fields of the subject, days since a time, other records sharing a value, members, owners, matching users)",
+            "additionalProperties": true
+        })
+    }
+}
+
 impl Serialize for Evidence {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
@@ -236,7 +249,7 @@ pub fn by_rule(findings: &[Finding]) -> impl Iterator<Item = &[Finding]> {
 }
 
 /// Counts per severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BySeverity {
     pub critical: usize,
     pub high: usize,
@@ -275,7 +288,7 @@ impl BySeverity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub users: usize,
     pub groups: usize,
@@ -293,7 +306,7 @@ pub struct Summary {
 }
 
 /// What came of a rule in an audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleStatus {
     /// It has unwaived findings.
@@ -321,7 +334,7 @@ impl RuleStatus {
 }
 
 /// A rule of the audit, with what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RuleOutcome {
     pub id: String,
     pub title: String,
@@ -364,7 +377,7 @@ impl RuleOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Tool {
     pub name: &'static str,
     pub version: &'static str,
@@ -380,7 +393,7 @@ impl Default for Tool {
 }
 
 /// The whole result of an audit: the JSON output document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AuditReport {
     pub schema_version: u32,
     pub tool: Tool,
@@ -400,7 +413,7 @@ pub struct AuditReport {
 }
 
 /// The baseline an audit was compared with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BaselineInfo {
     pub path: String,
     /// The baseline audit's `audited_at`.
@@ -424,6 +437,32 @@ pub struct WithFindings<'a, F> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<&'a BaselineInfo>,
     pub warnings: &'a [Warning],
+}
+
+/// The JSON Schema of the JSON output, generated from [`AuditReport`]: what
+/// `docs/schema/orgaudit-output.schema.json` holds and `orgaudit schema` prints.
+pub fn output_schema() -> serde_json::Value {
+    // The schema of what is written (serialize mode): fields left out when empty are optional.
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    let mut schema = serde_json::to_value(generator.into_root_schema_for::<AuditReport>())
+        .expect("a schema is JSON");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            format!("urn:orgaudit:output:{}", AuditReport::SCHEMA_VERSION).into(),
+        );
+        obj.insert(
+            "title".into(),
+            format!(
+                "orgaudit JSON output, schema_version {}",
+                AuditReport::SCHEMA_VERSION
+            )
+            .into(),
+        );
+    }
+    schema
 }
 
 impl AuditReport {

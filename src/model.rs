@@ -261,7 +261,7 @@ impl GroupInfo {
 }
 
 /// A problem in the input that does not stop the audit: reported on stderr and in the output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Warning {
     /// A stable, machine-readable kind, e.g. `unknown-user-status`.
     pub code: &'static str,
@@ -275,7 +275,7 @@ impl fmt::Display for Warning {
 }
 
 /// Where a report came from, as recorded in the output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SourceInfo {
     /// `file`, `stdin` or `telnyx-api`.
     pub kind: &'static str,

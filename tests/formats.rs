@@ -243,3 +243,91 @@ fn custom_templates_replace_the_built_in_ones() {
         .unwrap()
         .starts_with("<!doctype html>"));
 }
+
+/// The published schema is the one generated from the types.
+#[test]
+fn the_published_json_schema_is_current() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/orgaudit-output.schema.json");
+    let published = std::fs::read_to_string(&path).unwrap();
+    let generated =
+        serde_json::to_string_pretty(&orgaudit::findings::output_schema()).unwrap() + "\n";
+    assert!(
+        published == generated,
+        "docs/schema/orgaudit-output.schema.json is out of date: run `orgaudit schema > docs/schema/orgaudit-output.schema.json`"
+    );
+}
+
+/// Every JSON output validates against the published schema: the snapshot, a hostile report,
+/// one with waivers, a baseline, resolved findings and severity overrides.
+#[test]
+fn json_outputs_validate_against_the_schema() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/orgaudit-output.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let check = |name: &str, doc: &serde_json::Value| {
+        let errors: Vec<String> = validator
+            .iter_errors(doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    };
+    // Every JSON snapshot.
+    let snapshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(snapshots).unwrap() {
+        let p = entry.unwrap().path();
+        if !p.to_string_lossy().ends_with(".json.snap") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        // An insta snapshot: a header between `---` lines, then the content.
+        let body = text.splitn(3, "---\n").nth(2).unwrap();
+        check(
+            &p.display().to_string(),
+            &serde_json::from_str(body).unwrap(),
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
+    // The schema is not a rubber stamp.
+    let mut bad = serde_json::to_value(example_report()).unwrap();
+    bad["findings"][0]["severity"] = json!("urgent");
+    bad["rules"][0]["outcome"] = json!("fine");
+    assert_eq!(validator.iter_errors(&bad).count(), 2);
+    check("hostile", &serde_json::to_value(hostile_report()).unwrap());
+    let mut report = example_report();
+    let mut rules = RuleSet::builtin();
+    rules.apply_set("sso-bypass.severity=critical").unwrap();
+    let loaded = source::from_bytes(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-users-groups.json"),
+        )
+        .unwrap(),
+        "acme.json",
+    )
+    .unwrap();
+    let overridden = audit(&loaded, &rules, NOW.parse().unwrap()).unwrap();
+    check("overridden", &serde_json::to_value(&overridden).unwrap());
+    let baseline = orgaudit::baseline::parse(
+        serde_json::to_string(&overridden).unwrap().as_bytes(),
+        "b.json",
+    )
+    .unwrap();
+    report.findings.pop();
+    orgaudit::baseline::apply(&mut report, &baseline);
+    let waivers = orgaudit::waivers::parse(
+        "w.yaml",
+        "waivers:\n  - {rule: '*', all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31, ticket: T-1}\n",
+        NOW.parse().unwrap(),
+        365,
+    )
+    .unwrap();
+    orgaudit::waivers::apply(&mut report, &waivers, NOW.parse().unwrap());
+    check(
+        "baseline and waivers",
+        &serde_json::to_value(&report).unwrap(),
+    );
+}
