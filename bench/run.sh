@@ -3,5 +3,5 @@
 # the same run. Usage: bash bench/run.sh [SIZES...]   (default: 100k 1m; RUNS=3 per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bins --examples
+cargo build --release --locked --bins --examples --features unstable-bench
 exec python3 bench/measure.py "$@"

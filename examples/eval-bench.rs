@@ -17,7 +17,7 @@ fn main() {
     let now = "2026-11-29T00:00:00Z".parse().unwrap();
     // Best of three, to leave out a cold cache.
     let t = Instant::now();
-    let evaluator = orgaudit::engine::UserEvaluator::new(&loaded.report, &compiled, now);
+    let evaluator = orgaudit::UserEvaluator::new(&loaded.report, &compiled, now);
     let prepare = t.elapsed().as_secs_f64();
     let mut best = f64::MAX;
     let mut result = (0, 0);

@@ -19,10 +19,10 @@
 use std::path::Path;
 
 use crate::defaults;
+use crate::diag::Reader;
 use crate::render::Format;
-use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors};
-use crate::yaml::{self, Key, Node, NodeKind, Pos, Scalar};
+use crate::yaml::{self, NodeKind, Pos};
 
 /// Settings of the Telnyx client; `None` leaves the default (or the command line's value).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,125 +153,16 @@ const TELNYX_KEYS: &[&str] = &[
 ];
 const ORG_KEYS: &[&str] = &["name", "api_key_env", "base_url"];
 
-struct Reader<'a> {
-    file: &'a str,
-    errors: Vec<RuleError>,
-}
-
-impl Reader<'_> {
-    fn err(&mut self, pos: Pos, message: String) {
-        self.errors.push(RuleError::new(self.file, pos, message));
-    }
-
-    fn map<'n>(&mut self, node: &'n Node, what: &str, valid: &[&str]) -> &'n [(Key, Node)] {
-        let NodeKind::Map(entries) = &node.kind else {
-            self.err(
-                node.pos,
-                format!("{what} must be a mapping; found {}", node.describe()),
-            );
-            return &[];
-        };
-        for (k, _) in entries {
-            if !valid.contains(&k.name.as_str()) {
-                self.errors
-                    .push(unknown_key(self.file, k.pos, &k.name, what, valid));
-            }
-        }
-        entries
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
-        match node.scalar() {
-            Some(Scalar::Str(s)) if !s.trim().is_empty() => Some(s.to_string()),
-            _ => {
-                self.err(
-                    node.pos,
-                    format!(
-                        "`{what}` must be a non-empty string; found {}",
-                        node.describe()
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
-        match node.scalar() {
-            Some(Scalar::Bool(b)) => Some(b),
-            _ => {
-                self.err(
-                    node.pos,
-                    format!("`{what}` must be true or false; found {}", node.describe()),
-                );
-                None
-            }
-        }
-    }
-
-    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
-        match &node.kind {
-            NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
-            NodeKind::Scalar { .. } => self.string(node, what).into_iter().collect(),
-            _ => {
-                self.err(
-                    node.pos,
-                    format!(
-                        "`{what}` must be a list of strings; found {}",
-                        node.describe()
-                    ),
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    fn one_of(&mut self, node: &Node, what: &str, valid: &[&str]) -> Option<String> {
-        let v = self.string(node, what)?;
-        if valid.contains(&v.as_str()) {
-            Some(v)
-        } else {
-            self.err(
-                node.pos,
-                format!("`{what}` must be one of {}; found {v:?}", valid.join(", ")),
-            );
-            None
-        }
-    }
-
-    fn number(&mut self, node: &Node, what: &str, min: f64, max: f64) -> Option<f64> {
-        let v = match node.scalar() {
-            Some(Scalar::Int(i)) => i as f64,
-            Some(Scalar::Float(f)) => f,
-            _ => f64::NAN,
-        };
-        if v.is_nan() || v < min || v > max {
-            self.err(
-                node.pos,
-                format!(
-                    "`{what}` must be a number from {min} to {max}; found {}",
-                    node.text().unwrap_or("a non-scalar")
-                ),
-            );
-            return None;
-        }
-        Some(v)
-    }
-}
-
 /// Reads and checks a configuration file. Every problem is reported, with file:line:column.
 pub fn load(path: &Path) -> Result<Config, RuleErrors> {
-    let (name, text) = crate::rules::error::read_source(path, "the configuration")?;
+    let (name, text) = crate::diag::read_source(path, "the configuration")?;
     parse(&name, &text)
 }
 
 /// Checks a configuration held in memory; `name` identifies it in errors.
 pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
     let docs = yaml::parse(text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(name, &e)))?;
-    let mut r = Reader {
-        file: name,
-        errors: Vec::new(),
-    };
+    let mut r = Reader::new(name);
     let mut cfg = Config {
         path: name.to_string(),
         ..Default::default()

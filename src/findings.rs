@@ -424,7 +424,7 @@ pub struct BaselineInfo {
 /// The audit document with its findings list replaced by `findings`, borrowed: serializes
 /// exactly as [`AuditReport`] does otherwise (a test holds the two together).
 #[derive(Debug, Serialize)]
-pub struct WithFindings<'a, F> {
+pub(crate) struct WithFindings<'a, F> {
     pub schema_version: u32,
     pub tool: &'a Tool,
     pub audited_at: &'a str,
@@ -470,7 +470,7 @@ impl AuditReport {
 
     /// This document with `findings` in place of its findings (templates get them converted
     /// once; the JSON writer writes them in parallel chunks).
-    pub fn with_findings<F>(&self, findings: F) -> WithFindings<'_, F> {
+    pub(crate) fn with_findings<F>(&self, findings: F) -> WithFindings<'_, F> {
         WithFindings {
             schema_version: self.schema_version,
             tool: &self.tool,

@@ -1,8 +1,16 @@
 //! orgaudit: audit who has access to a Telnyx organization.
 //!
 //! Data flows one way: [`source`] loads a report into the typed [`model`], [`rules`] reads and
-//! compiles rule files, [`engine`] evaluates them into [`findings`], and [`render`] writes them.
-//! The functions at the top level tie these together; everything the CLI does goes through them.
+//! compiles rule files, the engine evaluates them into [`findings`], and [`render`] writes them;
+//! [`notify`] sends them. The entry points:
+//!
+//! - [`run()`]: a whole audit run as the CLI's `audit` does it, from a [`plan::Plan`] (flags and
+//!   configuration merged by [`plan::Plan::resolve`]): load or fetch, evaluate, baseline,
+//!   waivers, every output, email, and the gate's verdict;
+//! - [`audit`] / [`audit_compiled`] / [`audit_organizations`]: evaluate rules over loaded reports
+//!   into the JSON document ([`findings::AuditReport`]);
+//! - [`load_rules`] or [`rules::RuleSet`]: the rules; [`source::load`], [`source::from_bytes`]:
+//!   a report; [`render::render`]: any format to any `io::Write`.
 //!
 //! ```
 //! use orgaudit::{audit, rules::RuleSet, source};
@@ -20,7 +28,8 @@
 pub mod baseline;
 pub mod config;
 pub mod defaults;
-pub mod engine;
+pub mod diag;
+pub(crate) mod engine;
 pub mod findings;
 pub mod model;
 pub mod notify;
@@ -32,7 +41,7 @@ pub mod ruletest;
 pub mod run;
 pub mod source;
 pub mod waivers;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +49,10 @@ use std::sync::Arc;
 use chrono::SecondsFormat;
 
 pub use run::run;
+
+/// Rule evaluation alone, for the benchmarks: no stability promised.
+#[cfg(feature = "unstable-bench")]
+pub use engine::UserEvaluator;
 
 use findings::{AuditReport, BySeverity, RuleOutcome, RuleStatus, Summary, Tool};
 use model::Timestamp;
@@ -185,6 +198,22 @@ pub struct RuleOptions {
 }
 
 /// Builds the rule set: built-in pack, added files, overrides. All rule errors are collected.
+///
+/// ```
+/// let rules = orgaudit::load_rules(&orgaudit::RuleOptions {
+///     sets: vec!["stale-sign-in.stale_after_days=30".into(), "sso-bypass.severity=critical".into()],
+///     disable: vec!["ungrouped-user".into()],
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// assert!(!rules.get("ungrouped-user").unwrap().enabled);
+/// assert_eq!(rules.get("sso-bypass").unwrap().severity, orgaudit::rules::Severity::Critical);
+/// let bad = orgaudit::load_rules(&orgaudit::RuleOptions {
+///     sets: vec!["stale-sign-in.stale_after_dayz=30".into()],
+///     ..Default::default()
+/// });
+/// assert!(bad.unwrap_err().to_string().contains("has no parameter `stale_after_dayz`"));
+/// ```
 pub fn load_rules(opts: &RuleOptions) -> Result<RuleSet, Error> {
     let mut set = if opts.no_builtin {
         RuleSet::new()
@@ -227,6 +256,20 @@ pub fn audit(
 /// [`audit`] with rules compiled once ([`RuleSet::compile`]), for runs that audit several
 /// reports. A rule whose evaluation fails has the outcome `error` and no findings; the other
 /// rules keep theirs.
+///
+/// ```
+/// use orgaudit::findings::RuleStatus;
+///
+/// let compiled = orgaudit::rules::RuleSet::builtin().compile().unwrap();
+/// let loaded = orgaudit::source::load(&orgaudit::source::Input::Path(
+///     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme-users-groups.json").into(),
+/// ))
+/// .unwrap();
+/// let report = orgaudit::audit_compiled(&loaded, &compiled, "2026-11-29T00:00:00Z".parse().unwrap());
+/// let outcome = |id: &str| report.rules.iter().find(|r| r.id == id).unwrap().outcome;
+/// assert_eq!(outcome("sso-bypass"), RuleStatus::Failed);
+/// assert_eq!(outcome("external-email-domain"), RuleStatus::NotEvaluated);
+/// ```
 pub fn audit_compiled(
     loaded: &source::Loaded,
     compiled: &[rules::CompiledRule],

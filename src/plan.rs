@@ -1,7 +1,7 @@
 //! A run's plan. What the command line typed ([`Flags`], every field `None` or empty where
 //! nothing was given) and the configuration file are merged once, here, into checked settings
 //! ([`Plan`]): flags win over the file, the file over [`crate::defaults`]. The CLI only fills
-//! `Flags`; a library user can fill them too, or build a `Plan` directly, and [`crate::run`] it.
+//! `Flags`; a library user can fill them too, or build a `Plan` directly, and [`crate::run()`] it.
 
 use std::path::PathBuf;
 

@@ -134,7 +134,7 @@ impl Reader<'_> {
     fn keys(&mut self, entries: &[(yaml::Key, Node)], valid: &[&str], what: &str) {
         for (k, _) in entries {
             if !valid.contains(&k.name.as_str()) {
-                self.errors.push(crate::rules::error::unknown_key(
+                self.errors.push(crate::diag::unknown_key(
                     self.file, k.pos, &k.name, what, valid,
                 ));
             }
@@ -161,7 +161,7 @@ fn get<'n>(entries: &'n [(yaml::Key, Node)], key: &str) -> Option<&'n Node> {
 
 /// Reads a test file; errors (with file:line:column) are all reported together.
 pub fn load(path: &Path) -> Result<TestFile, RuleErrors> {
-    let (name, text) = crate::rules::error::read_source(path, "the rule tests")?;
+    let (name, text) = crate::diag::read_source(path, "the rule tests")?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let docs =
         yaml::parse(&text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(&name, &e)))?;

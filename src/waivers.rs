@@ -21,9 +21,9 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
+use crate::diag::unknown_key;
 use crate::findings::{AuditReport, Finding, WaiverInfo};
 use crate::model::{normalize_email, Timestamp, Warning};
-use crate::rules::error::unknown_key;
 use crate::rules::{RuleError, RuleErrors, Scope};
 use crate::yaml::{self, NodeKind, Pos, Scalar};
 
@@ -128,7 +128,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Reads a waivers file. Every problem is reported with file:line:column; waivers expiring more
 /// than `max_days` after `now` are rejected.
 pub fn load(path: &Path, now: Timestamp, max_days: u32) -> Result<Vec<Waiver>, RuleErrors> {
-    let (name, text) = crate::rules::error::read_source(path, "the waivers")?;
+    let (name, text) = crate::diag::read_source(path, "the waivers")?;
     parse(&name, &text, now, max_days)
 }
 

@@ -4,33 +4,10 @@
 //! name, an undefined parameter, a duplicate id), which a serde deserializer cannot give. So YAML
 //! is read into this small tree first, and the typed readers in `rules` walk it.
 
-use std::fmt;
-
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// A 1-based line and column in a source text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Pos {
-    fn min_by_line(self, other: Pos) -> Pos {
-        if (self.line, self.column) <= (other.line, other.column) {
-            self
-        } else {
-            other
-        }
-    }
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+pub use crate::diag::Pos;
 
 /// One node of a YAML document.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,7 @@ pub use csv::{neutralise, COLUMNS as CSV_COLUMNS};
 pub use rules::{rule_details, rules_table};
 pub use templates::{escape_markdown, escape_xml, TemplateError, Templates};
 pub use text::{clean as clean_text, TextOptions};
-pub use view::View;
+pub(crate) use view::View;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +102,21 @@ pub enum RenderError {
 }
 
 /// Writes `report` in `format`.
+///
+/// ```
+/// use orgaudit::render::{render, Format, RenderOptions};
+///
+/// let loaded = orgaudit::source::from_bytes(
+///     &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme-users-groups.json")).unwrap(),
+///     "acme.json",
+/// )
+/// .unwrap();
+/// let now = "2026-11-29T00:00:00Z".parse().unwrap();
+/// let report = orgaudit::audit(&loaded, &orgaudit::rules::RuleSet::builtin(), now).unwrap();
+/// let mut out = Vec::new();
+/// render(&report, Format::Csv, &RenderOptions::default(), &mut out).unwrap();
+/// assert!(out.starts_with(b"rule_id,severity,title,"));
+/// ```
 pub fn render(
     report: &AuditReport,
     format: Format,

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use regex::Regex;
 use serde_json::Value as J;
 
-use super::error::{did_you_mean, RuleError, RuleErrors};
 use super::parse::{Cond, Operand};
 use super::registry::{
     self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupKey, OpDef, OpKind, Quantifier,
     TextGet, Var, VARS,
 };
 use super::{template, Param, Rule, Scope};
+use crate::diag::{did_you_mean, RuleError, RuleErrors};
 use crate::model::{Timestamp, User};
 use crate::yaml::Pos;
 
@@ -174,21 +174,29 @@ impl EvidenceItem {
     }
 }
 
-/// A rule ready for evaluation.
+/// A rule ready for evaluation: its condition compiled, parameters bound. Made by
+/// [`super::RuleSet::compile`]; [`crate::audit_compiled`] evaluates a list of them.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
-    pub rule: Rule,
-    pub pred: Pred,
-    pub evidence: Vec<EvidenceItem>,
+    pub(crate) rule: Rule,
+    pub(crate) pred: Pred,
+    pub(crate) evidence: Vec<EvidenceItem>,
     /// Sources of the rule's `expr` conditions.
-    pub exprs: Vec<String>,
+    pub(crate) exprs: Vec<String>,
     /// Why the rule is not evaluated (a parameter it requires is empty); `None`: it is.
-    pub not_evaluated: Option<String>,
+    pub(crate) not_evaluated: Option<String>,
     /// The user conditions of the rule's `count` conditions.
-    pub counts: Vec<Pred>,
+    pub(crate) counts: Vec<Pred>,
     /// How many matching subjects a `count`'s evidence lists.
-    pub matching_limit: usize,
-    pub params: serde_json::Map<String, J>,
+    pub(crate) matching_limit: usize,
+    pub(crate) params: serde_json::Map<String, J>,
+}
+
+impl CompiledRule {
+    /// The rule it was compiled from.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
 }
 
 struct Compiler<'r> {

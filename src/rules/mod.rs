@@ -7,7 +7,6 @@
 
 mod builtin;
 mod compile;
-pub(crate) mod error;
 mod parse;
 pub mod registry;
 mod template;
@@ -17,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use compile::{CompiledRule, EvidenceItem, ListTest, Pred, StrSet, StrTest, TimeTest};
-pub use error::{RuleError, RuleErrors};
-pub use parse::{Cond, Operand};
-pub use registry::Quantifier;
+pub use crate::diag::{RuleError, RuleErrors};
+pub use compile::CompiledRule;
+pub(crate) use compile::{EvidenceItem, ListTest, Pred, StrTest, TimeTest};
+pub(crate) use parse::{Cond, Operand};
+pub(crate) use registry::Quantifier;
 
 use crate::yaml::Pos;
 
@@ -148,7 +148,8 @@ pub struct Rule {
     pub params: Vec<Param>,
     /// Parameters that must not be empty for the rule to be evaluated (`requires:`).
     pub requires: Vec<String>,
-    pub when: Cond,
+    /// The condition, checked.
+    pub(crate) when: Cond,
     /// A minijinja template; defaults to the title.
     pub message: String,
     pub message_pos: Pos,
@@ -368,7 +369,7 @@ impl RuleSet {
     fn unknown_rule(&self, id: &str) -> RuleError {
         let ids: Vec<&str> = self.rules.iter().map(|r| r.id.as_str()).collect();
         let mut e = RuleError::plain(format!("unknown rule `{id}`"));
-        e.help = Some(match error::did_you_mean(id, ids.iter().copied()) {
+        e.help = Some(match crate::diag::did_you_mean(id, ids.iter().copied()) {
             Some(s) => format!("did you mean `{s}`? (`orgaudit rules list` shows every rule)"),
             None => "`orgaudit rules list` shows every rule".into(),
         });

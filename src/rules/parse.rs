@@ -2,9 +2,9 @@
 //! Names (keys, fields, operators, params) are resolved here; values are typed in `compile`.
 
 use super::compile::{check_template, Names};
-use super::error::{did_you_mean, RuleError};
 use super::registry::{self, FieldDef, FormKind, OpDef, Quantifier, FIELDS, FORMS, OPERATORS};
 use super::{Origin, Param, Reference, Rule, Scope, Severity};
+use crate::diag::{did_you_mean, RuleError};
 use crate::yaml::{self, Node, NodeKind, Pos, Scalar};
 
 /// A condition as written, with names resolved and positions kept.
@@ -17,20 +17,17 @@ pub enum Cond {
         field: &'static FieldDef,
         op: &'static OpDef,
         operand: Operand,
-        pos: Pos,
     },
     /// How many members or users satisfy `inner`, compared with `value`.
     Count {
         inner: Box<Cond>,
         cmp: registry::Cmp,
         value: Operand,
-        pos: Pos,
     },
     /// Over a group's members or the organization's users; the inner condition is a user one.
     Quant {
         q: Quantifier,
         inner: Box<Cond>,
-        pos: Pos,
     },
     ParamEmpty {
         name: String,
@@ -172,7 +169,7 @@ impl Reader<'_> {
 
     fn unknown_key(&mut self, pos: Pos, key: &str, what: &str, valid: &[&str]) {
         self.errors
-            .push(super::error::unknown_key(self.file, pos, key, what, valid));
+            .push(crate::diag::unknown_key(self.file, pos, key, what, valid));
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
@@ -621,7 +618,6 @@ impl Reader<'_> {
                 Some(Cond::Quant {
                     q,
                     inner: Box::new(inner),
-                    pos: head_key.pos,
                 })
             }
             FormKind::Count => {
@@ -753,7 +749,6 @@ impl Reader<'_> {
             inner: Box::new(inner?),
             cmp,
             value: value?,
-            pos: node.pos,
         })
     }
 
@@ -849,12 +844,7 @@ impl Reader<'_> {
             return None;
         }
         let operand = self.operand(value, params)?;
-        Some(Cond::Field {
-            field,
-            op,
-            operand,
-            pos: key.pos,
-        })
+        Some(Cond::Field { field, op, operand })
     }
 }
 

@@ -80,6 +80,16 @@ pub struct Loaded {
 }
 
 /// Reads and parses a report from a file or standard input.
+///
+/// ```
+/// use orgaudit::source::{load, Input};
+///
+/// let loaded = load(&Input::from_arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme-users-groups.json"))).unwrap();
+/// assert_eq!(loaded.report.users.len(), 14);
+/// assert_eq!(loaded.source.format, "json");
+/// let e = load(&Input::from_arg("/no/such/report.json")).unwrap_err();
+/// assert!(e.to_string().starts_with("/no/such/report.json: cannot read the report: "));
+/// ```
 pub fn load(input: &Input) -> Result<Loaded, SourceError> {
     let origin = input.origin();
     let bytes = match input {
