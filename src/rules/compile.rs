@@ -1,5 +1,9 @@
 //! Compiling a validated rule: parameters bound, values typed, regexes compiled, and the list of
 //! evidence each finding will carry worked out. The engine gets [`Pred`]s that cannot fail.
+//!
+//! Longer than most files, on purpose: the operator compilation is one exhaustive match (on the
+//! operator, then on the field's accessor) kept whole so that the compiler checks every pair,
+//! and a third of the file is its tests.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -10,10 +14,11 @@ use serde_json::Value as J;
 use super::parse::{Cond, Operand};
 use super::registry::{
     self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupKey, OpDef, OpKind, Quantifier,
-    TextGet, Var, VARS,
+    TextGet,
 };
-use super::{template, Param, Rule, Scope};
-use crate::diag::{did_you_mean, RuleError, RuleErrors};
+use super::template::{check_template, Names};
+use super::Rule;
+use crate::diag::{RuleError, RuleErrors};
 use crate::model::{Timestamp, User};
 use crate::yaml::Pos;
 
@@ -719,170 +724,6 @@ impl Compiler<'_> {
         check_template(&names, source, pos, true, &mut errors);
         self.errors.extend(errors);
     }
-}
-
-/// What the names in a rule's message or `expr` may be: the context schema for its scope, its
-/// parameters, and its evidence keys (`None` while the condition has not compiled: evidence
-/// attributes are then not checked).
-pub(super) struct Names<'a> {
-    pub file: &'a str,
-    pub scope: Scope,
-    pub params: &'a [Param],
-    pub evidence: Option<Vec<String>>,
-}
-
-impl Names<'_> {
-    /// The names an attribute of `var` may take; `None`: not known yet.
-    fn attrs_of(&self, var: Var) -> Option<Vec<String>> {
-        let scope = self.scope;
-        Some(match var {
-            Var::Subject => registry::fields_of(scope)
-                .map(|d| d.name)
-                .chain(registry::subject_extras(scope).iter().copied())
-                .map(str::to_string)
-                .collect(),
-            Var::Params => self.params.iter().map(|p| p.name.clone()).collect(),
-            Var::Rule => registry::RuleAttr::ALL
-                .iter()
-                .map(|a| a.name().to_string())
-                .collect(),
-            Var::About => registry::SubjectAttr::ALL
-                .iter()
-                .map(|a| a.name().to_string())
-                .collect(),
-            Var::Evidence => self.evidence.clone()?,
-        })
-    }
-
-    /// Checks that names used by a template or expression exist in the context schema
-    /// ([`registry::VARS`]): the variable, and its attribute when one is read. Unknown names
-    /// get a did-you-mean and the list of what is there.
-    fn check(
-        &self,
-        names: HashSet<String>,
-        pos: Pos,
-        what: &str,
-        in_expr: bool,
-        errors: &mut Vec<RuleError>,
-    ) {
-        let scope = self.scope;
-        let mut sorted: Vec<String> = names.into_iter().collect();
-        sorted.sort();
-        for name in sorted {
-            let mut parts = name.splitn(2, '.');
-            let head = parts.next().unwrap_or("");
-            let attr = parts.next().map(|a| a.split('.').next().unwrap_or(a));
-            let help = match (registry::var(scope, head, in_expr), attr) {
-                (Some(_), None) => continue,
-                (Some(var), Some(a)) => {
-                    let Some(valid) = self.attrs_of(var) else {
-                        continue;
-                    };
-                    if valid.iter().any(|v| v == a) {
-                        continue;
-                    }
-                    let list = if valid.is_empty() {
-                        format!("`{head}` has nothing in this rule")
-                    } else {
-                        format!("`{head}` has: {}", valid.join(", "))
-                    };
-                    match did_you_mean(a, valid.iter().map(String::as_str)) {
-                        Some(s) => format!("did you mean `{head}.{s}`? {list}"),
-                        None => list,
-                    }
-                }
-                (None, _) => {
-                    let vars: Vec<&str> = VARS
-                        .iter()
-                        .filter(|d| d.in_expr || !in_expr)
-                        .map(|d| d.var.name(scope))
-                        .collect();
-                    let list = format!("available: {}", vars.join(", "));
-                    let hint = if in_expr && head == Var::Evidence.name(scope) {
-                        " (`evidence` is for messages: an `expr` runs before there is a finding)"
-                    } else {
-                        ""
-                    };
-                    match did_you_mean(head, vars.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`? {list}{hint}"),
-                        None => format!("{list}{hint}"),
-                    }
-                }
-            };
-            errors.push(
-                RuleError::new(
-                    self.file,
-                    pos,
-                    format!("{what} uses `{name}`, which this rule does not define"),
-                )
-                .with_help(help),
-            );
-        }
-    }
-}
-
-/// Checks a message template (or, with `in_expr`, an `expr`): its syntax, the filters and
-/// tests it calls, and the names it reads. Every problem is reported.
-pub(super) fn check_template(
-    names: &Names<'_>,
-    source: &str,
-    pos: Pos,
-    in_expr: bool,
-    errors: &mut Vec<RuleError>,
-) {
-    let what = if in_expr {
-        "`expr`"
-    } else {
-        "the message template"
-    };
-    let env = minijinja::Environment::new();
-    let read = if in_expr {
-        env.compile_expression(source)
-            .map(|e| e.undeclared_variables(true))
-    } else {
-        env.template_from_str(source)
-            .map(|t| t.undeclared_variables(true))
-    };
-    let vars = match read {
-        Ok(vars) => vars,
-        Err(e) => {
-            let kind = if in_expr {
-                "`expr`"
-            } else {
-                "message template"
-            };
-            errors.push(RuleError::new(
-                names.file,
-                pos,
-                format!("invalid {kind}: {}", e.detail().unwrap_or(&e.to_string())),
-            ));
-            return;
-        }
-    };
-    for call in template::calls(source, in_expr) {
-        if template::exists(&call) {
-            continue;
-        }
-        let known = template::known(&call);
-        let list = format!("{}s: {}", call.kind(), known.join(", "));
-        let help = match did_you_mean(call.name(), known.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? {list}"),
-            None => list,
-        };
-        errors.push(
-            RuleError::new(
-                names.file,
-                pos,
-                format!(
-                    "{what} uses the {} `{}`, which does not exist",
-                    call.kind(),
-                    call.name()
-                ),
-            )
-            .with_help(help),
-        );
-    }
-    names.check(vars, pos, what, in_expr, errors);
 }
 
 #[cfg(test)]

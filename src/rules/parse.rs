@@ -1,8 +1,11 @@
 //! Reading rule files: the YAML tree to [`Rule`]s with conditions as a checked syntax tree.
 //! Names (keys, fields, operators, params) are resolved here; values are typed in `compile`.
+//!
+//! Longer than most files: one reader per form of the rule syntax, each with the errors (and
+//! did-you-means) of its own mistakes, dispatched from one exhaustive match on the form kind.
 
-use super::compile::{check_template, Names};
 use super::registry::{self, FieldDef, FormKind, OpDef, Quantifier, FIELDS, FORMS, OPERATORS};
+use super::template::{check_template, Names};
 use super::{Origin, Param, Reference, Rule, Scope, Severity};
 use crate::diag::{did_you_mean, RuleError};
 use crate::yaml::{self, Node, NodeKind, Pos, Scalar};

@@ -1,5 +1,6 @@
-//! The one registry of rule fields, operators and condition forms. The validator's messages and
-//! the rule syntax reference (`orgaudit rules reference`, docs/rules.md) are both made from it.
+//! The one registry of rule fields, operators, condition forms and template variables. Long by
+//! design: every fact of the rule vocabulary is one table entry here, and validation,
+//! evaluation, the reference (`orgaudit rules reference`, docs/rules.md) are made from it.
 
 use std::borrow::Cow;
 
