@@ -143,6 +143,10 @@ fn plain_scalar(text: &str) -> Scalar<'_> {
     Scalar::Str(text)
 }
 
+/// How deep lists and mappings may nest, block or flow style (the YAML reader's own limit for
+/// flow style): every reader of the tree recurses, and nothing orgaudit reads needs more.
+pub const MAX_DEPTH: usize = 255;
+
 /// Parses every document of a YAML text. Anchors and aliases are rejected: rule files are small
 /// and explicit, and aliases would make positions ambiguous.
 pub fn parse(source: &str) -> Result<Vec<Node>, SyntaxError> {
@@ -239,6 +243,14 @@ impl MarkedEventReceiver for Builder {
                 self.fail(at, "anchors and aliases are not supported here")
             }
             Event::Alias(_) => self.fail(at, "anchors and aliases are not supported here"),
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.fail(
+                    at,
+                    format!(
+                        "nested deeper than {MAX_DEPTH} levels, the limit of every YAML file orgaudit reads"
+                    ),
+                )
+            }
             Event::SequenceStart(..) => self.stack.push(Frame::Seq(at, Vec::new())),
             Event::MappingStart(..) => self.stack.push(Frame::Map(at, Vec::new(), None)),
             Event::SequenceEnd => {
@@ -316,6 +328,19 @@ mod tests {
         assert!(err.message.contains("duplicate key `a`"), "{}", err.message);
         let err = parse("a: [1, 2\n").unwrap_err();
         assert!(err.pos.line >= 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_an_overflow() {
+        let deep = format!("a:\n{}1\n", "- ".repeat(100_000));
+        let e = parse(&deep).unwrap_err();
+        assert_eq!(e.pos.line, 2);
+        assert_eq!(
+            e.message,
+            "nested deeper than 255 levels, the limit of every YAML file orgaudit reads"
+        );
+        let ok = format!("{}1\n", "- ".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
