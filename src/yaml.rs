@@ -152,12 +152,20 @@ pub const MAX_DEPTH: usize = 255;
 pub fn parse(source: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        pos: pos(e.marker()),
-        message: e.info().to_string(),
-    })?;
-    if let Some(err) = builder.error {
-        return Err(err);
+    // Events one by one (the parser's own `load` recurses once per nesting level): the tree is
+    // built on a stack of our own, and the first error, of ours or of the parser, stops it.
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            pos: pos(e.marker()),
+            message: e.info().to_string(),
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, mark);
+        if let Some(err) = builder.error.take() {
+            return Err(err);
+        }
     }
     Ok(builder.docs)
 }

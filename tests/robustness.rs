@@ -83,3 +83,61 @@ fn every_prefix_of_a_rule_file() {
         }
     }
 }
+
+mod common;
+
+/// YAML nested 100,000 levels deep in block style, in every file orgaudit reads as YAML (and
+/// 60,000 in `--set`, the most one argument holds): an error naming the limit, never an abort.
+#[test]
+fn deep_yaml_nesting_is_an_error_everywhere() {
+    use common::{example, run};
+    let deep = |indent: usize| format!("\n{}{}1\n", " ".repeat(indent), "- ".repeat(100_000));
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let when = write(
+        "when.yaml",
+        format!(
+            "id: a\ntitle: A\nseverity: low\nscope: user\nwhen:{}",
+            deep(0)
+        ),
+    );
+    let params = write(
+        "params.yaml",
+        format!(
+            "id: a\ntitle: A\nseverity: low\nscope: user\nparams:\n  x:{}when: {{field: active, equals: true}}\n",
+            deep(2)
+        ),
+    );
+    let config = write(
+        "config.yaml",
+        format!("rules:\n  params:\n    a.b:{}", deep(4)),
+    );
+    let waivers = write("waivers.yaml", format!("waivers:{}", deep(0)));
+    let tests = write(
+        "deep.test.yaml",
+        format!("rules: [when.yaml]\ntests:{}", deep(0)),
+    );
+    let input = example("acme-users-groups.json");
+    let input = input.to_str().unwrap();
+    let set = format!("sso-bypass.x={}1", "- ".repeat(60_000));
+    let runs = [
+        run(&["rules", "validate", &when]),
+        run(&["rules", "validate", &params]),
+        run(&["config", "check", "--config", &config]),
+        run(&["audit", "-i", input, "--waivers", &waivers]),
+        run(&["rules", "test", &tests]),
+        run(&["audit", "-i", input, "--set", &set]),
+    ];
+    for r in runs {
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("nested deeper than 255 levels"),
+            "{}",
+            r.stderr
+        );
+    }
+}
