@@ -553,7 +553,7 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
     let mut err = std::io::stderr().lock();
     if !args.quiet {
         for w in &outcome.report.warnings {
-            let _ = writeln!(err, "{}", render::clean_text(&w.to_string()));
+            let _ = writeln!(err, "{}", render::safe::terminal(&w.to_string()));
         }
     }
     if outcome.email == runs::Email::Skipped {

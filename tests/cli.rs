@@ -1201,3 +1201,133 @@ fn aggregate_conditions() {
          error: agg.yaml:12:8: `count` is for group, organization rules; this rule's scope is user\n"
     );
 }
+
+/// Strings from outside reach no reader as markup or control codes: a baseline's rule id, a
+/// rule's title, a bidirectional override in an email, a URL in a group name.
+#[test]
+fn hostile_strings_are_shown_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = serde_json::json!({"data": [
+        {"id": "u1", "record_type": "organization_sub_user",
+         "email": "alice\u{202E}moc.live@acme.example", "user_status": "enabled",
+         "organization_user_bypasses_sso": true,
+         "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": "2026-11-01T00:00:00Z",
+         "groups": [{"id": "g1", "name": "see https://evil.example now"}]},
+    ]});
+    let input = dir.path().join("r.json");
+    std::fs::write(&input, users.to_string()).unwrap();
+    let evil_id = "x`) <img src=x onerror=alert(1)> [click](https://evil.example) \u{1b}[31mred";
+    let baseline = serde_json::json!({
+        "schema_version": 1, "audited_at": "2026-11-01T00:00:00Z",
+        "findings": [{"rule_id": evil_id, "severity": "high", "title": "t",
+            "subject": {"kind": "user", "id": "u9", "email": null, "name": null},
+            "message": "m", "evidence": {}, "fingerprint": "f", "waived": false}]
+    });
+    let base = dir.path().join("b.json");
+    std::fs::write(&base, baseline.to_string()).unwrap();
+    let rule = dir.path().join("t.yaml");
+    std::fs::write(
+        &rule,
+        "id: t\ntitle: \"Title \\e[2J\\u202Ehidden\"\nseverity: low\nscope: user\nwhen: {field: groups, matches: evil}\nmessage: '{{ user.groups | join(\", \") }}'\n",
+    )
+    .unwrap();
+    let args = |format: &str| {
+        vec![
+            "audit".to_string(),
+            "-i".into(),
+            input.display().to_string(),
+            "--now".into(),
+            common::NOW.into(),
+            "--baseline".into(),
+            base.display().to_string(),
+            "--rules".into(),
+            rule.display().to_string(),
+            "-f".into(),
+            format.into(),
+        ]
+    };
+    let out = |format: &str| {
+        let a = args(format);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let r = run(&a);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        r.stdout
+    };
+    let text = out("text");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(!text.contains('\u{202E}'), "{text}");
+    assert!(text.contains("\\u{1b}[31mred"), "{text}");
+    assert!(
+        text.contains("alice\\u{202e}moc.live@acme.example"),
+        "{text}"
+    );
+    assert!(text.contains("Title \\u{1b}[2J\\u{202e}hidden"), "{text}");
+    let md = out("markdown");
+    // The baseline's id is one code span (literal text), whatever backticks it holds.
+    assert!(
+        md.contains(
+            "| ``x`) <img src=x onerror=alert(1)> [click](https://evil.example)  [31mred`` |"
+        ),
+        "{md}"
+    );
+    assert_eq!(md.matches("<img").count(), 1, "{md}");
+    assert!(!md.contains('\u{1b}'), "{md}");
+    assert!(!md.contains('\u{202E}') && md.contains("[U+202E]"), "{md}");
+    assert!(md.contains("see https\\://evil.example now"), "{md}");
+    let html = out("html");
+    assert!(!html.contains("<img src=x"), "html");
+    assert!(!html.contains('\u{202E}') && html.contains("[U+202E]"));
+    let gh = out("github");
+    assert!(!gh.contains('\u{202E}') && gh.contains("[U+202E]"), "{gh}");
+}
+
+/// `--templates DIR` sees only its own folder: no absolute paths, no `..`, no link out of it.
+#[test]
+fn templates_cannot_read_outside_their_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir(&tpl).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "TOPSECRET-FILE").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), tpl.join("link.md")).unwrap();
+    std::fs::write(tpl.join("part.md"), "PART-OK").unwrap();
+    for include in [
+        "/proc/self/environ",
+        "../secret.txt",
+        "link.md",
+        "sub/../../secret.txt",
+    ] {
+        std::fs::write(
+            tpl.join("report.md"),
+            format!("{{% include \"part.md\" %}}{{% include \"{include}\" %}}"),
+        )
+        .unwrap();
+        let r = common::run_with_env(
+            &[
+                "audit",
+                "-i",
+                example("acme-users-groups.json").to_str().unwrap(),
+                "-f",
+                "markdown",
+                "--templates",
+                tpl.to_str().unwrap(),
+            ],
+            &[("TELNYX_API_KEY", "KEY-TOPSECRET-ENV")],
+        );
+        assert_eq!(r.code, 2, "{include}: {}", r.stderr);
+        assert!(!r.stdout.contains("TOPSECRET"), "{include}");
+        assert!(!r.stderr.contains("TOPSECRET"), "{include}");
+        assert!(
+            r.stderr
+                .contains("a template may only load templates inside the templates folder"),
+            "{include}: {}",
+            r.stderr
+        );
+    }
+    // An include inside the folder still works.
+    std::fs::write(tpl.join("report.md"), "{% include \"part.md\" %}").unwrap();
+    let r = audit_example(
+        "acme-users-groups.json",
+        &["-f", "markdown", "--templates", tpl.to_str().unwrap()],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, "PART-OK"));
+}

@@ -21,15 +21,6 @@ pub const COLUMNS: &[&str] = &[
     "organization",
 ];
 
-/// A cell as a spreadsheet may safely open it: a leading `=`, `+`, `-`, `@`, tab or carriage
-/// return would make it a formula, so such a cell gets a leading `'`.
-pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
-}
-
 pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
@@ -49,22 +40,7 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
             &evidence,
             f.organization.as_deref().unwrap_or(""),
         ];
-        w.write_record(row.iter().map(|c| neutralise(c).into_owned()))?;
+        w.write_record(row.iter().map(|c| super::safe::csv_cell(c).into_owned()))?;
     }
     w.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formulas_are_neutralised() {
-        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(neutralise("-1"), "'-1");
-        assert_eq!(neutralise("@a"), "'@a");
-        assert_eq!(neutralise("\tx"), "'\tx");
-        assert_eq!(neutralise("a=b"), "a=b");
-        assert_eq!(neutralise(""), "");
-    }
 }

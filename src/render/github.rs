@@ -41,6 +41,12 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
         if let Some(w) = &f.waiver {
             message.push_str(&format!(" (waived until {}: {})", w.expires, w.reason));
         }
+        // Annotations are read by people: what would hide is shown.
+        let (title, message) = (
+            super::safe::visible(&title).into_owned(),
+            super::safe::visible(&message).into_owned(),
+        );
+        {}
         writeln!(
             out,
             "::{level} title={}::{}",

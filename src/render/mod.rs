@@ -6,6 +6,7 @@ mod csv;
 mod github;
 mod json;
 mod rules;
+pub mod safe;
 mod templates;
 mod text;
 mod view;
@@ -14,10 +15,10 @@ use std::io::{self, Write};
 
 use crate::findings::AuditReport;
 
-pub use csv::{neutralise, COLUMNS as CSV_COLUMNS};
+pub use csv::COLUMNS as CSV_COLUMNS;
 pub use rules::{rule_details, rules_table};
-pub use templates::{escape_markdown, escape_xml, TemplateError, Templates};
-pub use text::{clean as clean_text, TextOptions};
+pub use templates::{TemplateError, Templates};
+pub use text::TextOptions;
 pub(crate) use view::View;
 
 /// The output formats.

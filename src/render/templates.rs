@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, Value};
 
+use super::safe;
+
 /// The embedded defaults: `(name, source)`.
 pub(crate) static EMBEDDED: &[(&str, &str)] = &[
     ("report.html", include_str!("../../templates/report.html")),
@@ -70,7 +72,7 @@ impl Templates {
 
     fn source(&self, name: &str) -> Result<Option<String>, TemplateError> {
         if let Some(dir) = &self.dir {
-            let path = dir.join(name);
+            let path = confined(dir, name)?;
             if path.is_file() {
                 return std::fs::read_to_string(&path)
                     .map(Some)
@@ -118,8 +120,9 @@ impl Templates {
         let mut env = environment();
         let this = self.clone();
         env.set_loader(move |n| {
+            // Not "not found": a refused or unreadable template says why.
             this.source(n)
-                .map_err(|e| Error::new(ErrorKind::TemplateNotFound, e.to_string()))
+                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
         });
         let tmpl = env
             .get_template(name)
@@ -137,6 +140,36 @@ impl Templates {
     }
 }
 
+/// The file of template `name` in `dir`, which must stay inside `dir`: a relative name without
+/// `..` (an include of `/proc/self/environ` or `../secret` is refused), and no link leading out
+/// of the folder.
+fn confined(dir: &Path, name: &str) -> Result<PathBuf, TemplateError> {
+    let refused = |why: &str| TemplateError {
+        name: name.to_string(),
+        line: None,
+        message: format!(
+            "refused: {why}; a template may only load templates inside the templates folder"
+        ),
+    };
+    let rel = Path::new(name);
+    if rel.is_absolute()
+        || !rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(refused("an absolute path or a path with `..`"));
+    }
+    let path = dir.join(rel);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        let real = path.canonicalize().map_err(|e| refused(&e.to_string()))?;
+        let root = dir.canonicalize().map_err(|e| refused(&e.to_string()))?;
+        if !real.starts_with(&root) {
+            return Err(refused("a link that leads out of the folder"));
+        }
+    }
+    Ok(path)
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| match name.rsplit('.').next() {
@@ -147,7 +180,11 @@ fn environment() -> Environment<'static> {
     });
     env.set_formatter(format_value);
     env.add_filter("brief", |v: Value| brief(&v));
-    env.add_filter("md", |s: String| escape_markdown(&s));
+    env.add_filter("md", |s: String| safe::markdown(&s));
+    // A value as a Markdown code span, safe whatever it holds.
+    env.add_filter("code", |s: String| {
+        Value::from_safe_string(safe::markdown_code(&s))
+    });
     env.add_filter("truncate_chars", |s: String, n: usize| {
         if s.chars().count() > n {
             s.chars().take(n).collect::<String>() + "…"
@@ -161,6 +198,15 @@ fn environment() -> Environment<'static> {
 fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     let custom = match state.auto_escape() {
         AutoEscape::Custom(kind) if !value.is_safe() => kind.to_string(),
+        // HTML: minijinja escapes; invisible characters are shown first.
+        AutoEscape::Html if !value.is_safe() => {
+            return match value.as_str().map(safe::visible) {
+                Some(std::borrow::Cow::Owned(shown)) => {
+                    minijinja::escape_formatter(out, state, &Value::from(shown))
+                }
+                _ => minijinja::escape_formatter(out, state, value),
+            }
+        }
         _ => return minijinja::escape_formatter(out, state, value),
     };
     let text = if value.is_none() || value.is_undefined() {
@@ -169,50 +215,10 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         value.to_string()
     };
     let escaped = match custom.as_str() {
-        "xml" => escape_xml(&text),
-        _ => escape_markdown(&text),
+        "xml" => safe::xml(&text),
+        _ => safe::markdown(&text),
     };
     out.write_str(&escaped).map_err(Error::from)
-}
-
-/// XML text: the five entities escaped, characters XML 1.0 cannot hold replaced by U+FFFD.
-pub fn escape_xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Markdown inline text: markup characters escaped, HTML tags neutralised, one line.
-pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            // Enough to keep values inline: no emphasis, code, links, tables or strikethrough.
-            // `(`, `#`, `+`, `!` only matter at a line start or after `]`, which cannot occur.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A value in a few words: strings bare, lists shortened, users by email.
@@ -224,18 +230,6 @@ pub fn brief(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapers() {
-        assert_eq!(
-            escape_xml("a<b>&\"'\u{1}"),
-            "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}"
-        );
-        assert_eq!(
-            escape_markdown("<script>|x*_\n[a](b)"),
-            "&lt;script&gt;\\|x\\*\\_ \\[a\\](b)"
-        );
-    }
 
     #[test]
     fn broken_templates_name_the_template_and_line() {

@@ -73,7 +73,7 @@ pub(super) fn render(
         "{} {} audit of {} ({}, {}, sha256 {}) at {}",
         report.tool.name,
         report.tool.version,
-        what,
+        clean(&what),
         src.format,
         plural(src.records, "record", "records"),
         &src.sha256[..src.sha256.len().min(12)],
@@ -95,8 +95,8 @@ pub(super) fn render(
             writeln!(
                 out,
                 "  {}  {} ({n})",
-                st.paint("1", &first.rule_id),
-                first.title
+                st.paint("1", &clean(&first.rule_id)),
+                clean(&first.title)
             )?;
             for f in same {
                 writeln!(out, "    - {}{}", tags(f, &st), clean(&f.message))?;
@@ -125,7 +125,7 @@ pub(super) fn render(
             writeln!(
                 out,
                 "  - {} {}: {}",
-                f.rule_id,
+                clean(&f.rule_id),
                 clean(f.subject.email.as_deref().unwrap_or(&f.subject.id)),
                 clean(&f.message)
             )?;
@@ -191,23 +191,7 @@ fn tags(f: &Finding, st: &Style) -> String {
     t
 }
 
-/// Text from the report made safe for a terminal: control characters (an ANSI escape hidden in
-/// an email, a carriage return that overwrites the line) are shown as `\u{..}` instead.
-pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return s.into();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
+use super::safe::terminal as clean;
 
 /// A value in a few words: strings bare, lists shortened, users by email.
 pub(crate) fn brief(v: &J) -> String {
@@ -232,12 +216,6 @@ pub(crate) fn brief(v: &J) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_made_visible() {
-        assert_eq!(clean("a\x1b[31mb\rc"), "a\\u{1b}[31mb\\u{d}c");
-        assert_eq!(clean("plain"), "plain");
-    }
 
     #[test]
     fn brief_values() {

@@ -29,6 +29,23 @@ pub fn run(args: &[&str]) -> Run {
     run_with_stdin(args, None)
 }
 
+/// Runs `orgaudit` with these arguments and environment variables.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::cargo_bin("orgaudit").unwrap();
+    cmd.env_remove("NO_COLOR").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
+
 /// Runs `orgaudit` with these arguments and standard input; it must exit, never panic.
 pub fn run_with_stdin(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
     let mut cmd = Command::cargo_bin("orgaudit").unwrap();
