@@ -440,39 +440,68 @@ fn human(bytes: f64) -> String {
     }
 }
 
-/// Progress on a terminal; each step with `-v`; nothing otherwise. Nothing here sees the key.
+/// Writes to standard error, ignoring a closed one: a message nobody can read is not worth a
+/// panic (`eprintln!` panics when stderr's reader went away).
+pub fn say(text: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(text);
+}
+
+/// Prints an error as `error:` lines (help lines indented under theirs), made safe for a
+/// terminal, after clearing a progress line that a terminal may show.
+pub fn report_error(e: &Error) {
+    let mut text = String::new();
+    if std::io::stderr().is_terminal() {
+        text.push_str("\r\x1b[K");
+    }
+    for line in e.to_string().lines() {
+        let line = render::safe::terminal(line);
+        if line.starts_with("  ") {
+            text.push_str(&format!("{line}\n"));
+        } else {
+            text.push_str(&format!("error: {line}\n"));
+        }
+    }
+    say(format_args!("{text}"));
+}
+
+/// Progress on a terminal; each step with `-v`; nothing otherwise. Nothing here sees the key,
+/// and what a server or the network says is made safe for the terminal.
 fn progress(verbose: bool) -> orgaudit::FetchObserver {
     let tty = std::io::stderr().is_terminal();
     Arc::new(move |org, ev| {
-        let who = org.map(|o| format!(" [{o}]")).unwrap_or_default();
+        let who = org
+            .map(|o| format!(" [{}]", render::safe::terminal(o)))
+            .unwrap_or_default();
         let clear = if tty { "\r\x1b[K" } else { "" };
         match ev {
-            FetchEvent::Attempt { n, of, url } if verbose => {
-                eprintln!("{clear}orgaudit{who}: GET {url} (attempt {n} of {of})")
-            }
+            FetchEvent::Attempt { n, of, url } if verbose => say(format_args!(
+                "{clear}orgaudit{who}: GET {} (attempt {n} of {of})\n",
+                render::safe::terminal(&url)
+            )),
             FetchEvent::Response { status } if verbose => {
-                eprintln!("{clear}orgaudit{who}: HTTP {status}")
+                say(format_args!("{clear}orgaudit{who}: HTTP {status}\n"))
             }
-            FetchEvent::Retry { after, reason } if verbose || tty => eprintln!(
-                "{clear}orgaudit{who}: {reason}; retrying in {:.1} s",
+            FetchEvent::Retry { after, reason } if verbose || tty => say(format_args!(
+                "{clear}orgaudit{who}: {}; retrying in {:.1} s\n",
+                render::safe::terminal(&reason),
                 after.as_secs_f64()
-            ),
+            )),
             FetchEvent::Body { bytes, elapsed } if tty => {
                 let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
-                eprint!(
+                say(format_args!(
                     "{clear}orgaudit{who}: downloading {} ({}/s)",
                     human(bytes as f64),
                     human(rate)
-                );
+                ));
             }
             FetchEvent::Done { bytes, elapsed } => {
-                eprint!("{clear}");
+                say(format_args!("{clear}"));
                 if verbose {
-                    eprintln!(
-                        "orgaudit{who}: received {} in {:.1} s",
+                    say(format_args!(
+                        "orgaudit{who}: received {} in {:.1} s\n",
                         human(bytes as f64),
                         elapsed.as_secs_f64()
-                    );
+                    ));
                 }
             }
             _ => {}

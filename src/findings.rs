@@ -231,6 +231,19 @@ pub fn fingerprint_in(
     out
 }
 
+/// The fingerprint of a finding on a user whose id another user of the report has too: the
+/// normalized email is hashed in as well, so that the two are told apart (under
+/// `--fail-on-new`, a new finding on the second never hides behind the first).
+pub fn fingerprint_of_duplicate(
+    organization: Option<&str>,
+    rule_id: &str,
+    subject_id: &str,
+    email_normalized: &str,
+) -> String {
+    let with_email = format!("{subject_id}\u{1f}{email_normalized}");
+    fingerprint_in(organization, rule_id, Scope::User, &with_email)
+}
+
 /// Sorts findings by severity (critical first), then rule id, then subject id (then
 /// organization, when several are audited together). Stable.
 pub fn sort(findings: &mut [Finding]) {

@@ -362,8 +362,18 @@ pub fn audit_organizations_compiled(
                 f.subject.id = name.clone();
                 f.subject.name = Some(name.clone());
             }
-            f.fingerprint =
-                findings::fingerprint_in(Some(name), &f.rule_id, f.subject.kind, &f.subject.id);
+            let plain = findings::fingerprint(&f.rule_id, f.subject.kind, &f.subject.id);
+            f.fingerprint = match (&f.subject.email, f.fingerprint == plain) {
+                (Some(email), false) => findings::fingerprint_of_duplicate(
+                    Some(name),
+                    &f.rule_id,
+                    &f.subject.id,
+                    &model::normalize_email(email),
+                ),
+                _ => {
+                    findings::fingerprint_in(Some(name), &f.rule_id, f.subject.kind, &f.subject.id)
+                }
+            };
             f.organization = Some(name.clone());
         }
         for w in &mut one.warnings {

@@ -12,14 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One `error:` per problem; help lines stay attached to theirs.
-            for line in e.to_string().lines() {
-                if line.starts_with("  ") {
-                    eprintln!("{line}");
-                } else {
-                    eprintln!("error: {line}");
-                }
-            }
+            cli::report_error(&e);
             ExitCode::from(e.exit_code())
         }
     }

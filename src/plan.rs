@@ -315,6 +315,15 @@ fn email_plan(
             ))
         }
         Some(url) => {
+            if flags.smtp_url.is_some()
+                && reqwest::Url::parse(&url).is_ok_and(|u| u.password().is_some())
+            {
+                return Err(Error::Usage(format!(
+                    "--smtp-url {} holds a password, which every process list shows: give it in {} (or --smtp-password-file PATH) instead",
+                    notify::redact_url(&url),
+                    defaults::SMTP_PASSWORD_ENV
+                )));
+            }
             let password = match flags.smtp_password_file.as_ref().or(f.password_file.as_ref()) {
                 Some(p) => Some(
                     std::fs::read_to_string(p)

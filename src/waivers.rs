@@ -196,7 +196,11 @@ pub fn parse(
             return Err(RuleErrors(errors));
         }
     };
-    let latest = now.date_naive() + chrono::Duration::days(max_days as i64);
+    // A limit past the calendar's end means no limit, never an overflow.
+    let latest = now
+        .date_naive()
+        .checked_add_days(chrono::Days::new(max_days.into()))
+        .unwrap_or(NaiveDate::MAX);
     for item in items {
         let NodeKind::Map(entries) = &item.kind else {
             err(

@@ -237,11 +237,36 @@ impl MarkedEventReceiver for Builder {
         }
         let at = pos(&mark);
         match ev {
-            Event::Scalar(text, style, anchor, _) => {
+            Event::Scalar(text, style, anchor, tag) => {
                 if anchor != 0 {
                     return self.fail(at, "anchors and aliases are not supported here");
                 }
-                let quoted = style != TScalarStyle::Plain;
+                let mut quoted = style != TScalarStyle::Plain;
+                // The core schema's tags are honoured: `!!str true` is a string. A value its
+                // tag does not describe, or another tag, is an error rather than ignored.
+                if let Some(tag) = tag {
+                    let core = (tag.handle == "tag:yaml.org,2002:").then_some(tag.suffix.as_str());
+                    let fits = match (core, plain_scalar(&text)) {
+                        (Some("str"), _) => {
+                            quoted = true;
+                            true
+                        }
+                        (Some("int"), Scalar::Int(_)) | (Some("bool"), Scalar::Bool(_)) => !quoted,
+                        (Some("float"), Scalar::Float(_) | Scalar::Int(_)) => !quoted,
+                        (Some("null"), Scalar::Null) => !quoted,
+                        _ => false,
+                    };
+                    if !fits {
+                        return self.fail(
+                            at,
+                            format!(
+                                "the tag `{}{}` does not fit {text:?}; only !!str, !!int, !!float, !!bool and !!null are read, on values they describe",
+                                if core.is_some() { "!!" } else { tag.handle.as_str() },
+                                tag.suffix
+                            ),
+                        );
+                    }
+                }
                 self.push_node(Node {
                     pos: at,
                     kind: NodeKind::Scalar { text, quoted },
@@ -349,6 +374,29 @@ mod tests {
         );
         let ok = format!("{}1\n", "- ".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn core_tags_are_honoured_and_others_refused() {
+        let docs = parse("[!!str true, !!int 3, !!bool false, !!null null, !!str 5]").unwrap();
+        let NodeKind::Seq(items) = &docs[0].kind else {
+            panic!()
+        };
+        let got: Vec<_> = items.iter().map(|n| n.scalar().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                Scalar::Str("true"),
+                Scalar::Int(3),
+                Scalar::Bool(false),
+                Scalar::Null,
+                Scalar::Str("5")
+            ]
+        );
+        for bad in ["a: !!int x", "a: !custom 1", "a: !!bool yes"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.message.starts_with("the tag `!"), "{bad}: {}", e.message);
+        }
     }
 
     #[test]

@@ -607,3 +607,58 @@ async fn standard_proxy_variables_are_honoured() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(requests(&proxy).await.len(), 1);
 }
+
+/// `-v` with standard error closed (its reader went away): the audit still runs and writes its
+/// output; a message nobody can read is not a panic. A credential written in the base URL is
+/// never printed; a lying Content-Length is not preallocated.
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_stderr_credentials_in_urls_and_lying_lengths() {
+    let server = serving(
+        ok(example("acme-users-groups.json"), "application/json")
+            .insert_header("content-length-hint", "x"),
+    )
+    .await;
+    let url = base(&server).replacen("http://", "http://user:hunter2pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.json");
+    let args: Vec<String> = [
+        "audit",
+        "--fetch",
+        "-v",
+        "--base-url",
+        &url,
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let code = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgaudit"))
+            .args(&args)
+            .env_clear()
+            .env("TELNYX_API_KEY", KEY)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take()); // the reader goes away before anything is written
+        child.wait().unwrap().code()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["summary"]["users"], 14);
+    // The password of the URL is in no output and no message.
+    let r = orgaudit(
+        &["audit", "--fetch", "-v", "--base-url", &url, "-f", "json"],
+        &[("TELNYX_API_KEY", KEY)],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let all = format!("{}{}", String::from_utf8_lossy(&r.stdout), r.stderr);
+    assert!(!all.contains("hunter2pw"), "{all}");
+    assert!(all.contains("user:***@") || !all.contains("user:"), "{all}");
+}

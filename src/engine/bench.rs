@@ -47,6 +47,7 @@ impl<'a> UserEvaluator<'a> {
     /// Evaluates every user rule for every user: (evaluations, matches).
     pub fn count(&self) -> (u64, u64) {
         let ctx = Ctx {
+            duplicated: &[],
             report: self.report,
             now: self.now,
             cutoffs: &self.cutoffs,

@@ -4,9 +4,10 @@
 use serde_json::{json, Value as J};
 
 use super::access::*;
+use super::index::index_of;
 use super::message::Messages;
 use super::{Ctx, EVIDENCE_LIST_LIMIT};
-use crate::findings::{fingerprint, Evidence, Finding, Subject};
+use crate::findings::{fingerprint, fingerprint_of_duplicate, Evidence, Finding, Subject};
 use crate::model::Warning;
 use crate::rules::{CompiledRule, EvidenceItem, Scope};
 
@@ -116,7 +117,16 @@ impl<'a> Ctx<'a> {
         let message = self.message(rule, s, &subject, &evidence, messages, warnings);
         Finding {
             organization: None,
-            fingerprint: fingerprint(&r.id, r.scope, &subject.id),
+            fingerprint: match s {
+                // Two users with one id: the email tells them apart (unique ids keep the
+                // fingerprints they always had).
+                Subj::User(u) if self.duplicated[index_of(self.report, u)] => {
+                    fingerprint_of_duplicate(None, &r.id, &subject.id, &u.email_normalized())
+                }
+                Subj::User(_) | Subj::Group(_) | Subj::Org(_) => {
+                    fingerprint(&r.id, r.scope, &subject.id)
+                }
+            },
             rule_id: r.id.clone(),
             severity: r.severity,
             default_severity: r.overridden_severity(),

@@ -71,9 +71,10 @@ impl SharedIndex {
     }
 }
 
-/// Each user's position when users are ordered by id (byte order; equal ids keep report order).
-/// Sorted on the ids' first eight bytes as keys, so most comparisons stay within the key array.
-pub(super) fn id_rank(users: &[User]) -> Vec<u32> {
+/// Each user's position when users are ordered by id (byte order; equal ids keep report order),
+/// and whether another user has the same id. Sorted on the ids' first eight bytes as keys, so
+/// most comparisons stay within the key array.
+pub(super) fn id_rank(users: &[User]) -> (Vec<u32>, Vec<bool>) {
     let prefix = |id: &str| {
         let mut b = [0u8; 8];
         let n = id.len().min(8);
@@ -94,7 +95,16 @@ pub(super) fn id_rank(users: &[User]) -> Vec<u32> {
     for (k, &(_, i)) in keys.iter().enumerate() {
         rank[i as usize] = k as u32;
     }
-    rank
+    // Equal ids are neighbours in that order.
+    let mut duplicated = vec![false; users.len()];
+    for w in keys.windows(2) {
+        let (a, b) = (w[0].1 as usize, w[1].1 as usize);
+        if w[0].0 == w[1].0 && users[a].id == users[b].id {
+            duplicated[a] = true;
+            duplicated[b] = true;
+        }
+    }
+    (rank, duplicated)
 }
 
 /// A user's index in its report.

@@ -91,6 +91,8 @@ impl Buckets {
 
 struct Ctx<'a> {
     report: &'a Report,
+    /// Per user: whether another user has the same id (their fingerprints take the email too).
+    duplicated: &'a [bool],
     now: Timestamp,
     /// `now - d` for every duration of the rules' time tests, worked out once per run.
     cutoffs: &'a [(chrono::Duration, Timestamp)],
@@ -153,7 +155,9 @@ fn evaluate_on(
     }
     let shared = build_shared(report, &fields);
     let cutoffs = cutoffs(&rules.iter().collect::<Vec<_>>(), now);
+    let (rank, duplicated) = id_rank(&report.users);
     let new_ctx = || Ctx {
+        duplicated: &duplicated,
         report,
         now,
         cutoffs: &cutoffs,
@@ -200,7 +204,6 @@ fn evaluate_on(
     };
     // Each rule's users in id order: the order its findings are listed in. A rule that failed
     // in any part keeps the first error, in report order, and no findings.
-    let rank = id_rank(&report.users);
     let mut fired: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
     let mut errors: Vec<Option<EngineError>> = vec![None; rules.len()];
     for part in on_parts(parts, match_part) {

@@ -120,17 +120,7 @@ impl NotifyError {
     }
 }
 
-/// The URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<invalid URL>".into(),
-    }
-}
+pub use crate::source::telnyx::redact_url;
 
 use crate::render::safe::header as header_text;
 

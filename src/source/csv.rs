@@ -151,6 +151,23 @@ fn csv_error(origin: &str, body: &[u8], e: &::csv::Error) -> SourceError {
 
 fn columns(headers: &::csv::StringRecord, origin: &str) -> Result<Columns, SourceError> {
     let names: Vec<String> = headers.iter().map(|h| h.trim().to_string()).collect();
+    // Two columns of one name: which one holds the data is anybody's guess.
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|m| m == n) {
+            return Err(SourceError::Malformed {
+                origin: origin.to_string(),
+                location: Location::Csv {
+                    line: 1,
+                    column: Some((i + 1, n.clone())),
+                },
+                message: format!(
+                    "the column `{n}` appears twice (columns {} and {}); a CSV report names each column once",
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
     let find = |name: &str| names.iter().position(|n| n == name);
     let missing: Vec<&str> = REQUIRED
         .iter()

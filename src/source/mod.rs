@@ -181,8 +181,31 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Parsed, SourceError> {
     Ok(parsed)
 }
 
-/// Checks that span records (duplicate ids) and caps repeated warnings.
+/// Checks that span records (duplicate ids, a user listed twice in a group) and caps repeated
+/// warnings.
 fn finish(parsed: &mut Parsed, origin: &str) {
+    // A membership given twice counts once, whatever the input format.
+    let mut twice = Vec::new();
+    for (i, u) in parsed.report.users.iter_mut().enumerate() {
+        let g = &u.groups;
+        if g.len() > 1 && (1..g.len()).any(|k| g[..k].contains(&g[k])) {
+            let mut seen = Vec::with_capacity(g.len());
+            for &ix in g.iter() {
+                if !seen.contains(&ix) {
+                    seen.push(ix);
+                }
+            }
+            u.groups = seen.into();
+            twice.push(Warning {
+                code: "duplicate-membership",
+                message: format!(
+                    "{origin}: user record {i} ({}) lists a group more than once; counted once",
+                    u.id
+                ),
+            });
+        }
+    }
+    parsed.warnings.extend(twice);
     let mut seen: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
     seen.reserve(parsed.report.users.len());
     let mut dups = Vec::new();

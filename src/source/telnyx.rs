@@ -19,6 +19,20 @@ pub const REPORT_PATH: &str = "/organizations/users/users_groups_report";
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
+/// A URL as it may be shown: a password written in it (`https://user:pass@host`) replaced by
+/// `***`. What is not a URL is shown as `<invalid URL>`, never as it is.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string().trim_end_matches('/').to_string()
+                + if url.ends_with('/') { "/" } else { "" }
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<invalid URL>".into(),
+    }
+}
+
 /// An API key. It has no `Display`, and its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -299,12 +313,12 @@ pub async fn fetch(
 ) -> Result<Fetched, FetchError> {
     let url = opts.url();
     let parsed = reqwest::Url::parse(&url).map_err(|e| FetchError::BaseUrl {
-        url: opts.base_url.clone(),
+        url: redact_url(&opts.base_url),
         message: e.to_string(),
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(FetchError::BaseUrl {
-            url: opts.base_url.clone(),
+            url: redact_url(&opts.base_url),
             message: "expected an http or https URL, e.g. https://api.telnyx.com/v2".into(),
         });
     }
@@ -312,7 +326,7 @@ pub async fn fetch(
         .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| FetchError::Network {
-            url: url.clone(),
+            url: redact_url(&url),
             message: opts.key.redact(&e.to_string()),
             attempts: 0,
         })?;
@@ -323,7 +337,7 @@ pub async fn fetch(
         on_event(FetchEvent::Attempt {
             n,
             of: total,
-            url: url.clone(),
+            url: redact_url(&url),
         });
         let started = Instant::now();
         let attempt =
@@ -349,7 +363,7 @@ pub async fn fetch(
                     body,
                     format: opts.format,
                     fetched_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-                    base_url: opts.base_url.clone(),
+                    base_url: redact_url(&opts.base_url),
                     attempts: n,
                 });
             }
@@ -417,10 +431,12 @@ async fn attempt(
         };
     }
     let started = Instant::now();
+    // What the server announces is not believed before the bytes arrive: at most 1 MiB is
+    // reserved up front, and the body grows as it comes (under the cap checked per chunk).
     let mut body = Vec::with_capacity(
         response
             .content_length()
-            .map_or(1 << 16, |l| l.min(opts.max_bytes)) as usize,
+            .map_or(1 << 16, |l| l.min(opts.max_bytes).min(1 << 20)) as usize,
     );
     let mut last_event = Instant::now();
     loop {
@@ -453,7 +469,7 @@ fn network_failure(opts: &FetchOptions, url: &str, n: u32, e: &reqwest::Error) -
         reason: message.clone(),
         wait: None,
         last: FetchError::Network {
-            url: url.to_string(),
+            url: redact_url(url),
             message,
             attempts: n,
         },
@@ -484,7 +500,7 @@ pub fn fetch_blocking(
         .enable_all()
         .build()
         .map_err(|e| FetchError::Network {
-            url: opts.url(),
+            url: redact_url(&opts.url()),
             message: e.to_string(),
             attempts: 0,
         })?

@@ -1,0 +1,213 @@
+//! The security review's findings, one test each, driving the binary: what a hostile file,
+//! template or argument could do, and what orgaudit does instead.
+
+mod common;
+
+use common::{example, run, run_with_stdin, NOW};
+use serde_json::{json, Value};
+
+fn user(id: &str, email: &str, groups: Value) -> Value {
+    json!({"id": id, "record_type": "organization_sub_user", "email": email,
+        "user_status": "enabled", "organization_user_bypasses_sso": true,
+        "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": "2026-11-01T00:00:00Z",
+        "groups": groups})
+}
+
+fn audit_json_of(
+    dir: &std::path::Path,
+    name: &str,
+    users: Vec<Value>,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let input = dir.join(name);
+    std::fs::write(&input, json!({ "data": users }).to_string()).unwrap();
+    let mut args = vec![
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "-f",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let r = run(&args);
+    let doc = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    (r.code, doc, r.stderr)
+}
+
+/// Item 10: two users with one id get distinct fingerprints, so a new finding on the second does
+/// not hide behind the first; a unique id keeps the fingerprint it always had.
+#[test]
+fn duplicate_ids_do_not_share_a_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = json!([{"id": "g", "name": "G"}]);
+    let (_, week1, _) = audit_json_of(
+        dir.path(),
+        "w1.json",
+        vec![user("dup", "a@x.example", g.clone())],
+        &[],
+    );
+    let fp = |doc: &Value| -> Vec<String> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule_id"] == "sso-bypass")
+            .map(|f| f["fingerprint"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        fp(&week1),
+        [orgaudit::findings::fingerprint(
+            "sso-bypass",
+            orgaudit::rules::Scope::User,
+            "dup"
+        )]
+    );
+    let base = dir.path().join("w1-out.json");
+    std::fs::write(&base, week1.to_string()).unwrap();
+    let (code, week2, stderr) = audit_json_of(
+        dir.path(),
+        "w2.json",
+        vec![
+            user("dup", "a@x.example", g.clone()),
+            user("dup", "b@x.example", g),
+        ],
+        &["--baseline", base.to_str().unwrap(), "--fail-on-new"],
+    );
+    let fps = fp(&week2);
+    assert_eq!(fps.len(), 2);
+    assert_ne!(fps[0], fps[1]);
+    assert_eq!(code, 1, "the second user's finding is new: {stderr}");
+}
+
+/// Item 5: a huge `--waiver-max-days` is no limit, not a panic.
+#[test]
+fn a_huge_waiver_limit_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.yaml");
+    std::fs::write(
+        &w,
+        "waivers:\n  - {rule: sso-bypass, all_subjects: true, reason: r, approved_by: a, expires: 2999-01-01}\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--now",
+        NOW,
+        "--waivers",
+        w.to_str().unwrap(),
+        "--waiver-max-days",
+        "4294967295",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// Item 14: an SMTP password on the command line, where every process list shows it, is
+/// refused, naming the variable to use.
+#[test]
+fn an_smtp_password_on_the_command_line_is_refused() {
+    let r = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--email-to",
+        "a@acme.example",
+        "--email-from",
+        "b@acme.example",
+        "--smtp-url",
+        "smtps://bob:hunter2@mail.example",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "holds a password, which every process list shows: give it in ORGAUDIT_SMTP_PASSWORD"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Item 16: a CSV with two columns of one name is an error naming both, not a silent pick.
+#[test]
+fn duplicate_csv_columns_are_an_error() {
+    let csv = "id,record_type,email,user_status,created_at,last_sign_in_at,groups,email\n\
+               u1,organization_sub_user,a@x.example,enabled,2024-01-01T00:00:00Z,,G,b@x.example\n";
+    let r = run_with_stdin(&["audit", "-i", "-"], Some(csv.as_bytes().to_vec()));
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: <stdin>: CSV line 1, column 8 (`email`): the column `email` appears twice (columns 3 and 8); a CSV report names each column once\n"
+    );
+}
+
+/// Item 17: a user listed twice in one group counts once, in JSON as in CSV, with a warning.
+#[test]
+fn a_membership_given_twice_counts_once_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let twice = json!([{"id": "g", "name": "G"}, {"id": "g", "name": "G"}]);
+    let mut u = user("u1", "a@x.example", twice);
+    u["user_status"] = json!("disabled");
+    let (_, doc, stderr) = audit_json_of(dir.path(), "t.json", vec![u], &[]);
+    let csv = "id,record_type,email,user_status,created_at,last_sign_in_at,group_id,group_name\n\
+               u1,organization_sub_user,a@x.example,disabled,2024-01-01T00:00:00Z,,g,G\n\
+               u1,organization_sub_user,a@x.example,disabled,2024-01-01T00:00:00Z,,g,G\n";
+    let r = run_with_stdin(
+        &["audit", "-i", "-", "--now", NOW, "-f", "json"],
+        Some(csv.as_bytes().to_vec()),
+    );
+    let from_csv: Value = serde_json::from_str(&r.stdout).unwrap();
+    let message = |doc: &Value| {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule_id"] == "disabled-user-in-groups")
+            .map(|f| f["message"].clone())
+    };
+    assert_eq!(
+        message(&doc),
+        Some(json!("a@x.example is disabled but still in 1 group(s): G"))
+    );
+    assert_eq!(message(&doc), message(&from_csv));
+    assert!(stderr.contains("warning[duplicate-membership]"), "{stderr}");
+}
+
+/// Item 20: YAML tags are honoured (`!!str true` is a string), or refused when they do not fit.
+#[test]
+fn yaml_tags_are_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.yaml");
+    std::fs::write(
+        &rule,
+        "id: t\ntitle: T\nseverity: low\nscope: user\nparams: {flag: !!str true}\nwhen: {field: email, equals: {param: flag}}\nmessage: '{{ params.flag is string }}'\n",
+    )
+    .unwrap();
+    let v = run(&[
+        "rules",
+        "show",
+        "t",
+        "--no-builtin",
+        "--rules",
+        rule.to_str().unwrap(),
+    ]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(v.stdout.contains("flag = \"true\""), "{}", v.stdout);
+    std::fs::write(
+        &rule,
+        "id: t\ntitle: !!int T\nseverity: low\nscope: user\nwhen: {field: active, equals: true}\n",
+    )
+    .unwrap();
+    let v = run(&["rules", "validate", "--no-builtin", rule.to_str().unwrap()]);
+    assert_eq!(v.code, 2);
+    assert!(
+        v.stderr
+            .contains(":2:14: invalid YAML: the tag `!!int` does not fit \"T\""),
+        "{}",
+        v.stderr
+    );
+}
