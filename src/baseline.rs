@@ -25,8 +25,13 @@ pub struct BaselineError {
 
 /// Reads a baseline: the JSON output of `orgaudit audit --format json`, schema version 1.
 pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+    load_capped(path, crate::defaults::API_MAX_BYTES)
+}
+
+/// [`load`], reading at most `max_bytes`.
+pub fn load_capped(path: &Path, max_bytes: u64) -> Result<Baseline, BaselineError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| BaselineError {
+    let bytes = crate::diag::read_capped(path, max_bytes).map_err(|e| BaselineError {
         path: name.clone(),
         message: format!("cannot read the baseline: {e}"),
     })?;

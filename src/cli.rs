@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use orgaudit::config::{self, Config, FetchFlags};
 use orgaudit::notify;
+use orgaudit::output::FileMode;
 use orgaudit::plan::{self, EmailFlags, Flags, Plan};
 use orgaudit::render;
 use orgaudit::rules::{RuleSet, Severity};
@@ -172,7 +173,8 @@ pub struct ApiArgs {
     /// Seconds for each attempt, from request to the body's last byte [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
-    /// The largest response body accepted, in bytes or with KiB, MiB, GiB [default: 1GiB].
+    /// The largest report accepted, fetched or read from a file (and the largest baseline), in
+    /// bytes or with KiB, MiB, GiB [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_bytes: Option<u64>,
     /// Say what each request does on standard error.
@@ -205,6 +207,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "expected bytes, e.g. 1048576, 512MiB or 2GiB".into())
 }
 
+fn parse_mode(s: &str) -> Result<FileMode, String> {
+    FileMode::parse(s).ok_or_else(|| "expected octal permissions such as 600 or 0640".into())
+}
+
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// The body to ask for.
@@ -213,6 +219,9 @@ pub struct FetchArgs {
     /// Save to this file (a folder, with several organizations) instead of standard output.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Permissions of new files (octal); an existing file keeps its own [default: 600].
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub file_mode: Option<FileMode>,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -306,6 +315,10 @@ pub struct AuditArgs {
     /// audit runs once and every output shows the same findings.
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
     pub reports: Vec<(render::Format, PathBuf)>,
+    /// Permissions of new files written (octal): reports, saved reports, the `.eml`; an
+    /// existing file keeps its own [default: 600].
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub file_mode: Option<FileMode>,
     /// Use the templates in this folder (report.html, report.md, junit.xml, email.txt,
     /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
     #[arg(long, value_name = "DIR")]
@@ -516,7 +529,11 @@ fn fetch(args: FetchArgs) -> Result<u8, Error> {
         cfg.as_ref(),
         progress(args.api.verbose),
     )?;
-    runs::save_fetched(args.output.as_deref(), &fetched)?;
+    let mode = args
+        .file_mode
+        .or(cfg.as_ref().and_then(|c| c.file_mode))
+        .unwrap_or_default();
+    runs::save_fetched(args.output.as_deref(), &fetched, mode)?;
     Ok(0)
 }
 
@@ -566,6 +583,7 @@ impl AuditArgs {
                 dry_run: e.email_dry_run.clone(),
             },
             rules: self.rules.options(),
+            file_mode: self.file_mode,
             color: match self.color {
                 ColorWhen::Auto => plan::ColorWhen::Auto,
                 ColorWhen::Always => plan::ColorWhen::Always,
@@ -632,7 +650,7 @@ fn write_output(
 ) -> Result<(), Error> {
     use orgaudit::output::{self, OutputError, Target};
     let target = path.map_or(Target::Stdout, |p| Target::File(p));
-    match output::write(target, f) {
+    match output::write(target, FileMode::default(), f) {
         Ok(_) => Ok(()),
         Err(OutputError::Io { path, source }) => Err(Error::Output { path, source }),
         Err(OutputError::Produce(render::RenderError::Template(t))) => Err(Error::Template(t)),

@@ -72,6 +72,8 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     /// `limits.matching_subjects`: matching users a `count` condition's evidence lists.
     pub matching_subjects: Option<usize>,
+    /// `file_mode`: the permissions of new files orgaudit writes.
+    pub file_mode: Option<crate::output::FileMode>,
 }
 
 /// The `rules` section.
@@ -122,6 +124,7 @@ const TOP_KEYS: &[&str] = &[
     "templates",
     "email",
     "limits",
+    "file_mode",
 ];
 const LIMITS_KEYS: &[&str] = &["matching_subjects"];
 const RULES_KEYS: &[&str] = &[
@@ -343,6 +346,20 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     }
                 }
                 cfg.email = Some(e);
+            }
+            "file_mode" => {
+                // Octal, as chmod takes it; a YAML number like 0640 reads as decimal, so the
+                // text is taken as written.
+                cfg.file_mode = v.text().and_then(crate::output::FileMode::parse);
+                if cfg.file_mode.is_none() {
+                    r.err(
+                        v.pos,
+                        format!(
+                            "`file_mode` must be octal permissions such as \"0600\" or \"0640\"; found {}",
+                            v.describe()
+                        ),
+                    );
+                }
             }
             "limits" => {
                 for (k, v) in r.map(v, "`limits`", LIMITS_KEYS) {

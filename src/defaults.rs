@@ -10,6 +10,11 @@ pub const API_RETRIES: u32 = 2;
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest API response body accepted, in bytes.
 pub const API_MAX_BYTES: u64 = 1 << 30;
+/// The largest YAML file read (rules, configuration, waivers, rule tests), template, key or
+/// password file, in bytes.
+pub const TEXT_MAX_BYTES: u64 = 16 << 20;
+/// The permissions of a new file orgaudit writes (reports hold every user's email).
+pub const FILE_MODE: u32 = 0o600;
 /// Organizations fetched at once.
 pub const FETCH_CONCURRENCY: usize = 4;
 /// The environment variable holding the SMTP password.

@@ -130,10 +130,34 @@ pub fn unknown_key(file: &str, pos: Pos, key: &str, what: &str, valid: &[&str]) 
 /// names the file and says what it was meant to hold.
 pub fn read_source(path: &std::path::Path, what: &str) -> Result<(String, String), RuleErrors> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    let text = read_capped(path, crate::defaults::TEXT_MAX_BYTES).and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    });
+    match text {
         Ok(text) => Ok((name, text)),
         Err(e) => Err(RuleError::file(&name, format!("cannot read {what}: {e}")).into()),
     }
+}
+
+/// Reads a file, or anything a path names (a device, a FIFO), up to `cap` bytes: one more is an
+/// error naming the limit, so `/dev/zero` cannot fill the memory.
+pub fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    read_all_capped(std::fs::File::open(path)?, cap)
+}
+
+/// Reads a stream to its end, up to `cap` bytes (see [`read_capped`]).
+pub fn read_all_capped(r: impl std::io::Read, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    r.take(cap.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than the limit of {cap} bytes"),
+        ));
+    }
+    Ok(buf)
 }
 
 /// The closest candidate to a misspelt name, if any is close enough.

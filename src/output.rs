@@ -16,7 +16,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target<'a> {
     Stdout,
+    /// A path the user named (a flag, the configuration): a link, device or FIFO there is
+    /// written where it is.
     File(&'a Path),
+    /// A file orgaudit names itself (a saved report in a folder): replaced, never written
+    /// through a link planted there.
+    Own(&'a Path),
 }
 
 impl Target<'_> {
@@ -24,8 +29,29 @@ impl Target<'_> {
     pub fn name(&self) -> String {
         match self {
             Target::Stdout => "<stdout>".into(),
-            Target::File(p) => p.display().to_string(),
+            Target::File(p) | Target::Own(p) => p.display().to_string(),
         }
+    }
+}
+
+/// The permissions of a new file orgaudit writes (an existing file keeps its own): `0600` by
+/// default, since reports hold every user's email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl Default for FileMode {
+    fn default() -> Self {
+        FileMode(crate::defaults::FILE_MODE)
+    }
+}
+
+impl FileMode {
+    /// Octal digits, as `chmod` takes them: `600`, `0640`.
+    pub fn parse(s: &str) -> Option<FileMode> {
+        u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .map(FileMode)
     }
 }
 
@@ -86,6 +112,7 @@ impl<W: Write> Write for Watched<W> {
 /// its own error `E`; any failed write is [`OutputError::Io`] whatever `produce` made of it.
 pub fn write<E>(
     target: Target<'_>,
+    mode: FileMode,
     produce: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<Written, OutputError<E>>
 where
@@ -132,13 +159,23 @@ where
             let (result, error) = run(&mut file);
             finish(result, error, &io_err)
         }
-        Target::File(path) => {
+        Target::File(path) | Target::Own(path) => {
             let dir = parent_of(path);
-            let mut builder = tempfile::Builder::new();
-            // A report is an ordinary file: the umask decides, as for any file the user creates.
-            #[cfg(unix)]
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-            let mut tmp = builder.tempfile_in(&dir).map_err(&io_err)?;
+            // Created new and exclusive (never through a link), readable by the owner only
+            // until it is complete; then given the mode of the file it replaces, or `mode`.
+            let mut tmp = tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .tempfile_in(&dir)
+                .map_err(&io_err)?;
+            let keep = std::fs::symlink_metadata(path)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+            tmp.as_file()
+                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+                    keep.unwrap_or(mode.0),
+                ))
+                .map_err(&io_err)?;
             let (result, error) = run(tmp.as_file_mut());
             finish(result, error, &io_err)?;
             tmp.persist(path).map_err(|e| io_err(e.error))?;
@@ -193,7 +230,12 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_an_io_error_whatever_the_producer_says() {
-        let e = write(Target::File(Path::new("/dev/full")), wrapping).unwrap_err();
+        let e = write(
+            Target::File(Path::new("/dev/full")),
+            FileMode::default(),
+            wrapping,
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, OutputError::Io { path, .. } if path == "/dev/full"),
             "{e:?}"
@@ -209,14 +251,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.txt");
         std::fs::write(&p, "old").unwrap();
-        let e = write(Target::File(&p), |out| {
+        let e = write(Target::File(&p), FileMode::default(), |out| {
             out.write_all(b"half")?;
             Err(io::Error::other("the producer failed"))
         })
         .unwrap_err();
         assert!(matches!(e, OutputError::Produce(_)), "{e:?}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
-        write(Target::File(&p), |out| out.write_all(b"new")).unwrap();
+        write(Target::File(&p), FileMode::default(), |out| {
+            out.write_all(b"new")
+        })
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -65,6 +65,8 @@ pub struct Flags {
     pub email: EmailFlags,
     pub rules: RuleOptions,
     pub color: ColorWhen,
+    /// The mode of new files written (`--file-mode`).
+    pub file_mode: Option<crate::output::FileMode>,
 }
 
 /// Where the report comes from.
@@ -131,6 +133,10 @@ pub struct Plan {
     pub templates: Option<PathBuf>,
     pub email: Option<EmailPlan>,
     pub color: ColorWhen,
+    /// The largest report read, from a file or the API, in bytes.
+    pub max_bytes: u64,
+    /// The permissions of new files (an existing file keeps its own).
+    pub file_mode: crate::output::FileMode,
     /// Hears the fetch's progress.
     pub on_fetch: Option<FetchObserver>,
 }
@@ -242,7 +248,13 @@ impl Plan {
             templates: flags.templates.clone().or(file.templates.clone()),
             email,
             color: flags.color,
+            max_bytes: flags
+                .api
+                .max_bytes
+                .or(file.telnyx.max_bytes)
+                .unwrap_or(defaults::API_MAX_BYTES),
             on_fetch: None,
+            file_mode: flags.file_mode.or(file.file_mode).unwrap_or_default(),
             config: cfg,
         })
     }

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, FetchFlags};
 use crate::findings::AuditReport;
-use crate::output::{self, OutputError, Target, Written};
+use crate::output::{self, FileMode, OutputError, Target, Written};
 use crate::plan::{ColorWhen, EmailPlan, Plan, Source};
 use crate::render::{self, Format, RenderOptions, Templates, TextOptions};
 use crate::rules::Severity;
-use crate::source::telnyx::{Fetched, ReportFormat};
+use crate::source::telnyx::Fetched;
 use crate::{source, Error, FetchObserver};
 
 /// What the gate decided.
@@ -106,7 +106,9 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
     let mut report = match &plan.source {
-        Source::Input(input) => crate::audit_compiled(&source::load(input)?, &rules, now),
+        Source::Input(input) => {
+            crate::audit_compiled(&source::load_capped(input, plan.max_bytes)?, &rules, now)
+        }
         Source::Fetch { api, save } => {
             let observer = plan
                 .on_fetch
@@ -114,7 +116,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                 .unwrap_or_else(|| std::sync::Arc::new(|_, _| {}));
             let fetched = fetch_reports(api, plan.config.as_ref(), observer)?;
             if save.is_some() {
-                save_fetched(save.as_deref(), &fetched)?;
+                save_fetched(save.as_deref(), &fetched, plan.file_mode)?;
             }
             match fetched.as_slice() {
                 [(None, one)] => crate::audit_compiled(&source::from_fetched(one)?, &rules, now),
@@ -129,7 +131,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         }
     };
     if let Some(path) = &plan.baseline {
-        let b = crate::baseline::load(path)?;
+        let b = crate::baseline::load_capped(path, plan.max_bytes)?;
         crate::baseline::apply(&mut report, &b);
     }
     if let Some((path, max_days)) = &plan.waivers {
@@ -169,7 +171,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         ..Default::default()
     };
     for (format, path) in &plan.reports {
-        if let Err(e) = render_to(&report, *format, &options(true), Some(path)) {
+        if let Err(e) = render_to(&report, *format, &options(true), Some(path), plan.file_mode) {
             failures.push(e);
         }
     }
@@ -178,12 +180,13 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         plan.format,
         &options(plan.output.is_some()),
         plan.output.as_deref(),
+        plan.file_mode,
     ) {
         failures.push(e);
     }
     let email = match &plan.email {
         None => Email::None,
-        Some(e) => match deliver(&report, e, &templates) {
+        Some(e) => match deliver(&report, e, &templates, plan.file_mode) {
             Ok(done) => done,
             Err(err) => {
                 failures.push(err);
@@ -200,23 +203,28 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     })
 }
 
-/// Renders `report` as `format` to a file, or to standard output (`None`).
+/// Renders `report` as `format` to a file (new ones with `mode`), or to standard output
+/// (`None`).
 pub fn render_to(
     report: &AuditReport,
     format: Format,
     options: &RenderOptions,
     path: Option<&Path>,
+    mode: FileMode,
 ) -> Result<Written, Error> {
-    write(path, |out| render::render(report, format, options, out))
+    let target = path.map_or(Target::Stdout, Target::File);
+    write(target, mode, |out| {
+        render::render(report, format, options, out)
+    })
 }
 
 /// Writes to a file or standard output ([`crate::output`]), with the errors of a run.
 fn write(
-    path: Option<&Path>,
+    target: Target<'_>,
+    mode: FileMode,
     f: impl FnOnce(&mut dyn Write) -> Result<(), render::RenderError>,
 ) -> Result<Written, Error> {
-    let target = path.map_or(Target::Stdout, Target::File);
-    output::write(target, f).map_err(|e| match e {
+    output::write(target, mode, f).map_err(|e| match e {
         OutputError::Io { path, source } => Error::Output { path, source },
         OutputError::Produce(render::RenderError::Template(t)) => Error::Template(t),
         OutputError::Produce(render::RenderError::Io(source)) => Error::Output {
@@ -244,14 +252,21 @@ fn gate(report: &AuditReport, plan: &Plan) -> Verdict {
     }
 }
 
-fn deliver(report: &AuditReport, plan: &EmailPlan, templates: &Templates) -> Result<Email, Error> {
+fn deliver(
+    report: &AuditReport,
+    plan: &EmailPlan,
+    templates: &Templates,
+    mode: FileMode,
+) -> Result<Email, Error> {
     if !crate::notify::should_send(report, plan.when) {
         return Ok(Email::Skipped);
     }
     let message = crate::notify::build(report, &plan.settings, templates)?;
     match (&plan.dry_run, &plan.smtp) {
         (Some(path), _) => {
-            write(Some(path), |out| Ok(out.write_all(&message.formatted())?))?;
+            write(Target::File(path), mode, |out| {
+                Ok(out.write_all(&message.formatted())?)
+            })?;
             Ok(Email::Written(path.clone()))
         }
         (None, Some(smtp)) => {
@@ -273,30 +288,52 @@ pub fn fetch_reports(
     crate::fetch_all_blocking(&targets, concurrency, on_event)
 }
 
-/// A file name for an organization's report: its name with anything unusual replaced.
-fn org_file(dir: &Path, org: Option<&str>, format: ReportFormat) -> PathBuf {
-    let name: String = org
-        .unwrap_or("report")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
+/// The file names of several organizations' reports: each name with anything unusual
+/// replaced; names that come out the same (`acme/prod` and `acme:prod`) get a short hash of the
+/// organization's name, so that no report overwrites another.
+fn org_files(dir: &Path, fetched: &[(Option<String>, Fetched)]) -> Vec<PathBuf> {
+    let clean = |org: Option<&str>| -> String {
+        org.unwrap_or("report")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let names: Vec<String> = fetched.iter().map(|(o, _)| clean(o.as_deref())).collect();
+    names
+        .iter()
+        .zip(fetched)
+        .map(|(name, (org, f))| {
+            let shared = names.iter().filter(|n| *n == name).count() > 1;
+            let name = if shared {
+                let hash = source::sha256_hex(org.as_deref().unwrap_or("").as_bytes());
+                format!("{name}-{}", &hash[..8])
             } else {
-                '_'
-            }
+                name.clone()
+            };
+            dir.join(format!("{name}.{}", f.format.extension()))
         })
-        .collect();
-    dir.join(format!("{name}.{}", format.extension()))
+        .collect()
 }
 
 /// Saves fetched bodies exactly as served: to `path` (standard output when `None`), or into the
-/// folder `path` when there are several organizations.
+/// folder `path` when there are several organizations (files orgaudit names itself, never
+/// written through a link). New files get `mode`.
 pub fn save_fetched(
     path: Option<&Path>,
     fetched: &[(Option<String>, Fetched)],
+    mode: FileMode,
 ) -> Result<(), Error> {
     match fetched {
-        [(None, one)] => write(path, |out| Ok(out.write_all(&one.body)?)).map(|_| ()),
+        [(None, one)] => {
+            let target = path.map_or(Target::Stdout, Target::File);
+            write(target, mode, |out| Ok(out.write_all(&one.body)?)).map(|_| ())
+        }
         many => {
             let dir = path.ok_or_else(|| {
                 Error::Usage("with several organizations, give a folder to save the reports in (--output DIR or --save-report DIR)".into())
@@ -305,9 +342,8 @@ pub fn save_fetched(
                 path: dir.display().to_string(),
                 source: e,
             })?;
-            for (org, f) in many {
-                let file = org_file(dir, org.as_deref(), f.format);
-                write(Some(&file), |out| Ok(out.write_all(&f.body)?))?;
+            for ((_, f), file) in many.iter().zip(org_files(dir, many)) {
+                write(Target::Own(&file), mode, |out| Ok(out.write_all(&f.body)?))?;
             }
             Ok(())
         }

@@ -241,12 +241,17 @@ fn output_file_is_written_whole() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        // A report holds every user's email: a new one is the owner's only, unless asked.
         let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
-        assert_ne!(
-            mode & 0o044,
-            0,
-            "a report is readable like any new file, got {mode:o}"
+        assert_eq!(mode, 0o600, "got {mode:o}");
+        let shared = dir.path().join("shared.json");
+        let r = audit_example(
+            "no-active-owner.json",
+            &["-o", shared.to_str().unwrap(), "--file-mode", "644"],
         );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "got {mode:o}");
     }
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(doc["findings"][0]["rule_id"], "no-active-owner");

@@ -662,3 +662,95 @@ async fn closed_stderr_credentials_in_urls_and_lying_lengths() {
     assert!(!all.contains("hunter2pw"), "{all}");
     assert!(all.contains("user:***@") || !all.contains("user:"), "{all}");
 }
+
+/// Item 9 and the risky one: organizations whose names sanitise to the same file name each keep
+/// their saved report; a link planted where a saved report goes is replaced, not followed; new
+/// files are 0600, and an existing file keeps its mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_reports_never_overwrite_each_other_nor_follow_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = serving(ok(example("acme-users-groups.json"), "application/json")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("orgaudit.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "telnyx:\n  base_url: {}\norganizations:\n  - name: acme/prod\n    api_key_env: KEY_A\n  - name: acme:prod\n    api_key_env: KEY_B\n",
+            base(&server)
+        ),
+    )
+    .unwrap();
+    let saved = dir.path().join("raw");
+    std::fs::create_dir(&saved).unwrap();
+    // A link planted where a report might go, pointing at a file that must not change.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "untouched").unwrap();
+    let report = dir.path().join("report.json");
+    std::fs::write(&report, "old").unwrap();
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let fresh = dir.path().join("fresh.html");
+    let r = orgaudit(
+        &[
+            "audit",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--now",
+            NOW,
+            "-f",
+            "json",
+            "-o",
+            report.to_str().unwrap(),
+            "--report",
+            &format!("html={}", fresh.display()),
+            "--save-report",
+            saved.to_str().unwrap(),
+        ],
+        &[("KEY_A", "KEY-A-SECRET"), ("KEY_B", "KEY-B-SECRET")],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("acme_prod-") && n.ends_with(".json")),
+        "{names:?}"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&report), 0o640, "an existing file keeps its mode");
+    assert_eq!(mode(&fresh), 0o600, "a new report is the owner's only");
+    assert_eq!(mode(&saved.join(&names[0])), 0o600);
+    // Now plant links at both names and fetch again: the links are replaced.
+    for n in &names {
+        std::fs::remove_file(saved.join(n)).unwrap();
+        std::os::unix::fs::symlink(&victim, saved.join(n)).unwrap();
+    }
+    let r = orgaudit(
+        &[
+            "audit",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--now",
+            NOW,
+            "-f",
+            "json",
+            "-o",
+            "/dev/null",
+            "--save-report",
+            saved.to_str().unwrap(),
+        ],
+        &[("KEY_A", "KEY-A-SECRET"), ("KEY_B", "KEY-B-SECRET")],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    for n in &names {
+        let meta = std::fs::symlink_metadata(saved.join(n)).unwrap();
+        assert!(meta.file_type().is_file(), "{n} is a file again");
+    }
+}

@@ -211,3 +211,37 @@ fn yaml_tags_are_not_ignored() {
         v.stderr
     );
 }
+
+/// Item 15: a report, baseline or waivers path naming a device is read up to a cap, then an
+/// error names the limit (it read until memory ran out).
+#[test]
+fn devices_are_read_up_to_a_cap() {
+    let input = example("acme-users-groups.json");
+    let input = input.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["audit", "-i", "/dev/zero", "--max-bytes", "1MiB"],
+            "error: /dev/zero: cannot read the report: larger than the limit of 1048576 bytes",
+        ),
+        (
+            vec![
+                "audit",
+                "-i",
+                input,
+                "--baseline",
+                "/dev/zero",
+                "--max-bytes",
+                "1MiB",
+            ],
+            "error: /dev/zero: cannot read the baseline: larger than the limit of 1048576 bytes",
+        ),
+        (
+            vec!["audit", "-i", input, "--waivers", "/dev/zero"],
+            "error: /dev/zero: cannot read the waivers: larger than the limit of 16777216 bytes",
+        ),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}");
+        assert_eq!(r.stderr.trim_end(), want);
+    }
+}

@@ -74,7 +74,12 @@ impl Templates {
         if let Some(dir) = &self.dir {
             let path = confined(dir, name)?;
             if path.is_file() {
-                return std::fs::read_to_string(&path)
+                return crate::diag::read_capped(&path, crate::defaults::TEXT_MAX_BYTES)
+                    .and_then(|b| {
+                        String::from_utf8(b).map_err(|_| {
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                        })
+                    })
                     .map(Some)
                     .map_err(|e| TemplateError {
                         name: path.display().to_string(),

@@ -343,13 +343,13 @@ impl RuleSet {
             };
             for file in files {
                 let name = file.display().to_string();
-                match std::fs::read_to_string(&file) {
-                    Ok(text) => {
+                match crate::diag::read_source(&file, "the rule file") {
+                    Ok((_, text)) => {
                         if let Err(e) = self.add_source(&name, &text) {
                             errors.extend(e.0);
                         }
                     }
-                    Err(e) => errors.push(RuleError::file(&name, format!("cannot read: {e}"))),
+                    Err(e) => errors.extend(e.0),
                 }
             }
         }

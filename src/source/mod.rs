@@ -10,7 +10,6 @@ mod scan;
 pub mod telnyx;
 mod time;
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -91,13 +90,16 @@ pub struct Loaded {
 /// assert!(e.to_string().starts_with("/no/such/report.json: cannot read the report: "));
 /// ```
 pub fn load(input: &Input) -> Result<Loaded, SourceError> {
+    load_capped(input, crate::defaults::API_MAX_BYTES)
+}
+
+/// [`load`], reading at most `max_bytes` (the cap a fetched report has, `--max-bytes`): a
+/// device such as `/dev/zero` ends in an error naming the limit, not in running out of memory.
+pub fn load_capped(input: &Input, max_bytes: u64) -> Result<Loaded, SourceError> {
     let origin = input.origin();
     let bytes = match input {
-        Input::Path(p) => std::fs::read(p),
-        Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut buf).map(|_| buf)
-        }
+        Input::Path(p) => crate::diag::read_capped(p, max_bytes),
+        Input::Stdin => crate::diag::read_all_capped(std::io::stdin().lock(), max_bytes),
     }
     .map_err(|source| SourceError::Io {
         origin: origin.clone(),
