@@ -133,7 +133,7 @@ impl RuleArgs {
             sets: self.sets.clone(),
             disable: self.disable.clone(),
             enable: self.enable.clone(),
-            matching_limit: None,
+            limits: Default::default(),
         }
     }
 }

@@ -70,8 +70,8 @@ pub struct Config {
     pub outputs: Vec<(Format, std::path::PathBuf)>,
     pub templates: Option<std::path::PathBuf>,
     pub email: Option<EmailConfig>,
-    /// `limits.matching_subjects`: matching users a `count` condition's evidence lists.
-    pub matching_subjects: Option<usize>,
+    /// `limits`: what evaluating the rules may take and show.
+    pub limits: crate::rules::Limits,
     /// `file_mode`: the permissions of new files orgaudit writes.
     pub file_mode: Option<crate::output::FileMode>,
 }
@@ -126,7 +126,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "file_mode",
 ];
-const LIMITS_KEYS: &[&str] = &["matching_subjects"];
+const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
     "builtin", "paths", "disable", "enable", "params", "severity",
 ];
@@ -363,11 +363,25 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
             }
             "limits" => {
                 for (k, v) in r.map(v, "`limits`", LIMITS_KEYS) {
+                    let l = &mut cfg.limits;
                     // Unknown keys were reported by `map`.
-                    if k.name == "matching_subjects" {
-                        cfg.matching_subjects = r
-                            .number(v, "limits.matching_subjects", 0.0, 100_000.0)
-                            .map(|n| n as usize)
+                    match k.name.as_str() {
+                        "matching_subjects" => {
+                            if let Some(n) = r.number(v, "limits.matching_subjects", 0.0, 1e5) {
+                                l.matching_subjects = n as usize;
+                            }
+                        }
+                        "template_fuel" => {
+                            if let Some(n) = r.number(v, "limits.template_fuel", 100.0, 1e12) {
+                                l.template_fuel = n as u64;
+                            }
+                        }
+                        "message_bytes" => {
+                            if let Some(n) = r.number(v, "limits.message_bytes", 64.0, 1e9) {
+                                l.message_bytes = n as usize;
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

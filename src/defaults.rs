@@ -33,6 +33,11 @@ pub const EMAIL_TOP_PER_RULE: usize = 5;
 pub const MARKDOWN_PER_RULE: usize = 20;
 /// Members or owners listed in a finding's evidence (the count is always complete).
 pub const EVIDENCE_LIST_LIMIT: usize = 100;
+/// Instructions one message template or `expr` may run (minijinja's fuel): far more than any
+/// message needs, far less than a loop that would run for hours.
+pub const TEMPLATE_FUEL: u64 = 200_000;
+/// The longest message a finding may have, in bytes.
+pub const MESSAGE_MAX_BYTES: usize = 64 << 10;
 /// Matching users listed in the evidence of a `count` condition (`matching_count` is complete).
 pub const MATCHING_SUBJECTS: usize = 50;
 
@@ -90,6 +95,18 @@ pub static TABLE: &[Setting] = &[
         flag: None,
         key: Some("limits.matching_subjects"),
         value: || MATCHING_SUBJECTS.to_string(),
+    },
+    Setting {
+        name: "instructions a message or expr may run",
+        flag: None,
+        key: Some("limits.template_fuel"),
+        value: || TEMPLATE_FUEL.to_string(),
+    },
+    Setting {
+        name: "longest message (bytes)",
+        flag: None,
+        key: Some("limits.message_bytes"),
+        value: || MESSAGE_MAX_BYTES.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

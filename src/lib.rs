@@ -193,8 +193,8 @@ pub struct RuleOptions {
     pub sets: Vec<String>,
     pub disable: Vec<String>,
     pub enable: Vec<String>,
-    /// How many matching users a `count` condition's evidence lists (default 50).
-    pub matching_limit: Option<usize>,
+    /// What evaluating the rules may take and show (`limits:` in the configuration).
+    pub limits: rules::Limits,
 }
 
 /// Builds the rule set: built-in pack, added files, overrides. All rule errors are collected.
@@ -220,9 +220,7 @@ pub fn load_rules(opts: &RuleOptions) -> Result<RuleSet, Error> {
     } else {
         RuleSet::builtin()
     };
-    if let Some(n) = opts.matching_limit {
-        set.set_matching_limit(n);
-    }
+    set.set_limits(opts.limits);
     set.add_paths(&opts.paths)?;
     let mut errors = Vec::new();
     for spec in &opts.sets {
@@ -292,7 +290,10 @@ pub fn audit_compiled(
                 engine::Ran::NotEvaluated(why) => (RuleStatus::NotEvaluated, Some(why)),
                 engine::Ran::Error(e) => (
                     RuleStatus::Error,
-                    Some(format!("`expr` failed for {}: {}", e.subject, e.message)),
+                    Some(format!(
+                        "{} failed for {}: {}",
+                        e.what, e.subject, e.message
+                    )),
                 ),
             };
             RuleOutcome {

@@ -225,7 +225,7 @@ impl Plan {
             .chain(rules.sets)
             .collect();
         rules.disable.extend(file.rules.disable.iter().cloned());
-        rules.matching_limit = rules.matching_limit.or(file.matching_subjects);
+        rules.limits = file.limits;
         rules.enable.extend(file.rules.enable.iter().cloned());
         let waivers = flags.waivers.clone().or(file.waivers.clone()).map(|p| {
             let max = flags

@@ -245,3 +245,76 @@ fn devices_are_read_up_to_a_cap() {
         assert_eq!(r.stderr.trim_end(), want);
     }
 }
+
+/// Item 4: a message template that would run for hours, or write megabytes, puts its rule in
+/// error naming the limit; the other rules' findings are written; exit 2. Another template
+/// error keeps the title as the message, with a warning.
+#[test]
+fn templates_have_a_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    std::fs::write(
+        &rules,
+        "- id: forever\n  title: F\n  severity: low\n  scope: user\n  when: {field: active, equals: true}\n  message: \"{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\"\n\
+         - id: huge\n  title: H\n  severity: low\n  scope: user\n  when: {field: active, equals: true}\n  message: \"{{ 'x' * 10000000 }}\"\n\
+         - id: broken\n  title: Broken title\n  severity: low\n  scope: user\n  when: {field: active, equals: true}\n  message: \"{{ user.groups | join(1, 2, 3) }}\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o.json");
+    let r = run(&[
+        "audit",
+        "-i",
+        example("acme-users-groups.json").to_str().unwrap(),
+        "--now",
+        NOW,
+        "--rules",
+        rules.to_str().unwrap(),
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error: rule `forever` (")
+            && r.stderr.contains("the message failed for user ")
+            && r.stderr
+                .contains("it ran out of fuel (200000 instructions, limits.template_fuel)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("error: rule `huge` (")
+            && r.stderr
+                .contains("the message is longer than 65536 bytes (limits.message_bytes)"),
+        "{}",
+        r.stderr
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let outcome = |id: &str| {
+        doc["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("forever"), "error");
+    assert_eq!(outcome("huge"), "error");
+    assert_eq!(outcome("broken"), "failed");
+    assert_eq!(outcome("sso-bypass"), "failed");
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(findings
+        .iter()
+        .all(|f| f["rule_id"] != "forever" && f["rule_id"] != "huge"));
+    assert!(findings
+        .iter()
+        .any(|f| f["rule_id"] == "broken" && f["message"] == "Broken title"));
+    assert!(
+        r.stderr
+            .contains("warning[message-template]: rule `broken`"),
+        "{}",
+        r.stderr
+    );
+}

@@ -20,7 +20,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<(), EngineError> {
         if self.fires(ri, s)? {
             let rule = &self.rules[ri];
-            let f = self.finding(rule, s, messages, &mut out.warnings);
+            let f = self.finding(rule, s, messages, &mut out.warnings)?;
             out.by_rule[ri].push(f);
         }
         Ok(())
@@ -36,6 +36,7 @@ impl<'a> Ctx<'a> {
             Some(message) => Err(EngineError {
                 rule: rule.rule.id.clone(),
                 origin: rule.rule.origin.to_string(),
+                what: "`expr`",
                 subject: match s {
                     Subj::User(u) => format!("user {}", u.id),
                     Subj::Group(g) => format!("group {}", self.report.groups.id(g.ix)),
@@ -119,7 +120,15 @@ impl<'a> Ctx<'a> {
                 match expr.eval(ctx) {
                     Ok(v) => v.is_true(),
                     Err(e) => {
-                        self.expr_error.borrow_mut().get_or_insert(e.to_string());
+                        let why = if e.kind() == minijinja::ErrorKind::OutOfFuel {
+                            format!(
+                                "it ran out of fuel ({} instructions, limits.template_fuel)",
+                                self.rules[self.rule].limits.template_fuel
+                            )
+                        } else {
+                            e.to_string()
+                        };
+                        self.expr_error.borrow_mut().get_or_insert(why);
                         false
                     }
                 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value as J};
 use super::access::*;
 use super::index::index_of;
 use super::message::Messages;
-use super::{Ctx, EVIDENCE_LIST_LIMIT};
+use super::{Ctx, EngineError, EVIDENCE_LIST_LIMIT};
 use crate::findings::{fingerprint, fingerprint_of_duplicate, Evidence, Finding, Subject};
 use crate::model::Warning;
 use crate::rules::{CompiledRule, EvidenceItem, Scope};
@@ -110,12 +110,12 @@ impl<'a> Ctx<'a> {
         s: Subj<'a>,
         messages: &Messages,
         warnings: &mut Vec<Warning>,
-    ) -> Finding {
+    ) -> Result<Finding, EngineError> {
         let r = &rule.rule;
         let subject = self.subject(r.scope, s);
         let evidence = self.evidence(rule, s);
-        let message = self.message(rule, s, &subject, &evidence, messages, warnings);
-        Finding {
+        let message = self.message(rule, s, &subject, &evidence, messages, warnings)?;
+        Ok(Finding {
             organization: None,
             fingerprint: match s {
                 // Two users with one id: the email tells them apart (unique ids keep the
@@ -137,6 +137,6 @@ impl<'a> Ctx<'a> {
             waived: false,
             baseline_status: None,
             waiver: None,
-        }
+        })
     }
 }

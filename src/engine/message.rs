@@ -11,11 +11,32 @@ use std::borrow::Cow;
 use serde_json::{json, Map, Value as J};
 
 use super::access::{field_json, subject_json, text, Subj};
-use super::Ctx;
+use super::{Ctx, EngineError};
 use crate::findings::{Evidence, Subject};
 use crate::model::Warning;
 use crate::rules::registry::{self, FieldId, Get, RuleAttr, SubjectAttr, Var};
 use crate::rules::{CompiledRule, Scope};
+
+/// A buffer that takes at most `cap` bytes; a write past it fails.
+struct Capped {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.cap {
+            let room = self.cap - self.buf.len();
+            self.buf.extend_from_slice(&b[..room]);
+            return Err(std::io::Error::other("the message is too long"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Message templates, compiled once per run.
 pub(super) struct Messages {
@@ -197,6 +218,7 @@ impl Messages {
     /// The templates of `rules`; `fast` false leaves every message to minijinja.
     pub(super) fn new(rules: &[CompiledRule], fast: bool) -> Self {
         let mut env = minijinja::Environment::new();
+        env.set_fuel(rules.first().map(|r| r.limits.template_fuel));
         let names: Vec<String> = (0..rules.len()).map(|i| i.to_string()).collect();
         for (name, r) in names.iter().zip(rules) {
             // Checked when the rule was compiled; a failure leaves the title as the message.
@@ -241,13 +263,33 @@ impl<'a> Ctx<'a> {
         evidence: &Evidence,
         messages: &Messages,
         warnings: &mut Vec<Warning>,
-    ) -> String {
+    ) -> Result<String, EngineError> {
         let fast = messages.plans[self.rule]
             .as_ref()
             .and_then(|segs| self.render_plain(segs, rule, s, subject, evidence));
-        match fast {
+        let message = match fast {
             Some(m) => m,
-            None => self.render_message(rule, s, subject, evidence, messages, warnings),
+            None => self.render_message(rule, s, subject, evidence, messages, warnings)?,
+        };
+        let cap = rule.limits.message_bytes;
+        if message.len() > cap {
+            return Err(self.budget_error(
+                rule,
+                subject,
+                format!("the message is longer than {cap} bytes (limits.message_bytes)"),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// A rule's message out of budget: an error of the rule, naming the limit.
+    fn budget_error(&self, rule: &CompiledRule, subject: &Subject, message: String) -> EngineError {
+        EngineError {
+            rule: rule.rule.id.clone(),
+            origin: rule.rule.origin.to_string(),
+            what: "the message",
+            subject: format!("{} {}", subject.kind.as_str(), subject.id),
+            message,
         }
     }
 
@@ -306,16 +348,36 @@ impl<'a> Ctx<'a> {
         evidence: &Evidence,
         messages: &Messages,
         warnings: &mut Vec<Warning>,
-    ) -> String {
+    ) -> Result<String, EngineError> {
         let r = &rule.rule;
         let needs = &messages.needs[self.rule];
         let ctx = self.context(needs, rule, s, subject, Some(evidence));
-        match messages
+        // Rendered into a buffer that refuses to grow past the limit: a template cannot
+        // allocate its way to gigabytes of output.
+        let cap = rule.limits.message_bytes;
+        let mut out = Capped {
+            buf: Vec::new(),
+            cap,
+        };
+        let rendered = messages
             .env
             .get_template(&messages.names[self.rule])
-            .and_then(|t| t.render(ctx))
-        {
-            Ok(m) => m,
+            .and_then(|t| t.render_captured_to(ctx, &mut out).map(|_| ()));
+        match rendered {
+            Ok(()) => Ok(String::from_utf8_lossy(&out.buf).into_owned()),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(self.budget_error(
+                rule,
+                subject,
+                format!(
+                    "it ran out of fuel ({} instructions, limits.template_fuel)",
+                    rule.limits.template_fuel
+                ),
+            )),
+            Err(_) if out.buf.len() >= cap => Err(self.budget_error(
+                rule,
+                subject,
+                format!("the message is longer than {cap} bytes (limits.message_bytes)"),
+            )),
             Err(e) => {
                 warnings.push(Warning {
                     code: "message-template",
@@ -326,7 +388,7 @@ impl<'a> Ctx<'a> {
                         subject.id
                     ),
                 });
-                r.title.clone()
+                Ok(r.title.clone())
             }
         }
     }

@@ -34,12 +34,14 @@ use message::Messages;
 /// How many members or owners a finding's evidence lists; the count is always given in full.
 pub const EVIDENCE_LIST_LIMIT: usize = crate::defaults::EVIDENCE_LIST_LIMIT;
 
-/// An error while evaluating: only `expr` conditions can fail at run time.
+/// An error while evaluating: an `expr` that fails, or a message or `expr` out of budget.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("rule `{rule}` ({origin}): `expr` failed for {subject}: {message}")]
+#[error("rule `{rule}` ({origin}): {what} failed for {subject}: {message}")]
 pub struct EngineError {
     pub rule: String,
     pub origin: String,
+    /// `` `expr` `` or `the message`.
+    pub what: &'static str,
     pub subject: String,
     pub message: String,
 }
@@ -134,7 +136,8 @@ fn evaluate_on(
         Vec::new()
     };
     let org = OrgStats::of(report);
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    env.set_fuel(rules.first().map(|r| r.limits.template_fuel));
     let mut exprs = Vec::with_capacity(rules.len());
     for r in rules {
         let compiled: Vec<_> = r
@@ -284,28 +287,49 @@ fn evaluate_on(
     }
 
     // Then the findings, built on every core into their places.
-    let build_warnings = on_parts(jobs, |jobs| {
+    // A rule whose message fails (out of budget) stops there: its slots stay empty.
+    let built = on_parts(jobs, |jobs| {
         let mut ctx = new_ctx();
         let mut warnings = Vec::new();
+        let mut failed: Vec<(usize, EngineError)> = Vec::new();
         for (r, users, slots) in jobs {
             ctx.rule = r;
             for (slot, &i) in slots.iter_mut().zip(users) {
                 let s = Subj::User(&report.users[i as usize]);
-                *slot = Some(ctx.finding(&rules[r], s, &messages, &mut warnings));
+                match ctx.finding(&rules[r], s, &messages, &mut warnings) {
+                    Ok(f) => *slot = Some(f),
+                    Err(e) => {
+                        failed.push((r, e));
+                        break;
+                    }
+                }
             }
         }
-        warnings
+        (warnings, failed)
     });
     let mut warnings = Vec::new();
-    for w in build_warnings {
+    let mut failed_rules = Vec::new();
+    for (w, failed) in built {
         warnings.extend(w);
+        for (r, e) in failed {
+            errors[r].get_or_insert(e);
+            failed_rules.push(rules[r].rule.id.as_str());
+        }
     }
     warnings.extend(other.warnings);
-    // In place: an `Option<Finding>` is the size of a `Finding`.
-    let findings = slots
-        .into_iter()
-        .map(|f| f.expect("every slot is filled"))
-        .collect();
+    let findings = if failed_rules.is_empty() {
+        // In place: an `Option<Finding>` is the size of a `Finding`.
+        slots
+            .into_iter()
+            .map(|f| f.expect("every slot is filled"))
+            .collect()
+    } else {
+        slots
+            .into_iter()
+            .flatten()
+            .filter(|f| !failed_rules.contains(&f.rule_id.as_str()))
+            .collect()
+    };
     let runs = rules
         .iter()
         .zip(errors)

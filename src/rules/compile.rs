@@ -194,6 +194,8 @@ pub struct CompiledRule {
     pub(crate) counts: Vec<Pred>,
     /// How many matching subjects a `count`'s evidence lists.
     pub(crate) matching_limit: usize,
+    /// The budget of its message and `expr`.
+    pub(crate) limits: super::Limits,
     pub(crate) params: serde_json::Map<String, J>,
 }
 
@@ -212,7 +214,8 @@ struct Compiler<'r> {
     counts: Vec<Pred>,
 }
 
-pub(super) fn compile(rule: &Rule, matching_limit: usize) -> Result<CompiledRule, RuleErrors> {
+pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule, RuleErrors> {
+    let matching_limit = limits.matching_subjects;
     let mut c = Compiler {
         rule,
         errors: Vec::new(),
@@ -237,6 +240,7 @@ pub(super) fn compile(rule: &Rule, matching_limit: usize) -> Result<CompiledRule
         not_evaluated,
         counts: c.counts,
         matching_limit,
+        limits,
         rule: rule.clone(),
         pred,
         evidence: c.evidence,

@@ -231,21 +231,32 @@ impl RuleSetting {
     }
 }
 
-/// A set of rules with unique ids, in load order.
-#[derive(Debug, Clone)]
-pub struct RuleSet {
-    rules: Vec<Rule>,
-    /// How many matching subjects a `count` condition's evidence lists.
-    matching_limit: usize,
+/// What evaluating a rule may take, and show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Matching users a `count` condition's evidence lists.
+    pub matching_subjects: usize,
+    /// Instructions a message template or `expr` may run.
+    pub template_fuel: u64,
+    /// The longest message, in bytes.
+    pub message_bytes: usize,
 }
 
-impl Default for RuleSet {
+impl Default for Limits {
     fn default() -> Self {
-        RuleSet {
-            rules: Vec::new(),
-            matching_limit: crate::defaults::MATCHING_SUBJECTS,
+        Limits {
+            matching_subjects: crate::defaults::MATCHING_SUBJECTS,
+            template_fuel: crate::defaults::TEMPLATE_FUEL,
+            message_bytes: crate::defaults::MESSAGE_MAX_BYTES,
         }
     }
+}
+
+/// A set of rules with unique ids, in load order.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    limits: Limits,
 }
 
 impl RuleSet {
@@ -288,7 +299,7 @@ impl RuleSet {
         let mut rules = parse::parse_file(name, text, builtin, &mut errors);
         self.check_unique(&rules, &mut errors);
         for rule in &mut rules {
-            if let Err(e) = compile::compile(rule, self.matching_limit) {
+            if let Err(e) = compile::compile(rule, self.limits) {
                 errors.extend(e.0);
             }
         }
@@ -377,9 +388,9 @@ impl RuleSet {
         e
     }
 
-    /// How many matching subjects the evidence of a `count` condition lists.
-    pub fn set_matching_limit(&mut self, n: usize) {
-        self.matching_limit = n;
+    /// What evaluating the rules may take and show.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Enables or disables a rule by id.
@@ -395,7 +406,7 @@ impl RuleSet {
         param: &str,
         value: serde_json::Value,
     ) -> Result<(), RuleErrors> {
-        let limit = self.matching_limit;
+        let limit = self.limits;
         let rule = self.get_mut(id).map_err(RuleErrors::from)?;
         if let Some(setting) = RuleSetting::parse(param) {
             return setting.apply(rule, &value).map_err(RuleErrors::from);
@@ -456,7 +467,7 @@ impl RuleSet {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for rule in self.rules.iter().filter(|r| r.enabled) {
-            match compile::compile(rule, self.matching_limit) {
+            match compile::compile(rule, self.limits) {
                 Ok(c) => out.push(c),
                 Err(e) => errors.extend(e.0),
             }

@@ -424,6 +424,12 @@ pub(super) fn check_template(
             .with_help(help),
         );
     }
+    // minijinja's own globals (`range`, `dict`, `namespace`, ...) are not variables of ours.
+    let globals: Vec<&str> = env.globals().map(|(k, _)| k).collect();
+    let vars = vars
+        .into_iter()
+        .filter(|v| !globals.contains(&v.split('.').next().unwrap_or("")))
+        .collect();
     names.check(vars, pos, what, in_expr, errors);
 }
 
