@@ -337,6 +337,10 @@ pub struct AuditArgs {
     /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
     #[arg(long, value_name = "PATH")]
     pub waivers: Option<PathBuf>,
+    /// Accept a waiver with `all_subjects: true` whose rule pattern covers every rule (it
+    /// silences the whole gate; refused otherwise).
+    #[arg(long)]
+    pub allow_blanket_waiver: bool,
     /// The furthest a waiver may expire, in days from now [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub waiver_max_days: Option<u32>,
@@ -584,6 +588,7 @@ impl AuditArgs {
             },
             rules: self.rules.options(),
             file_mode: self.file_mode,
+            allow_blanket_waivers: self.allow_blanket_waiver,
             color: match self.color {
                 ColorWhen::Auto => plan::ColorWhen::Auto,
                 ColorWhen::Always => plan::ColorWhen::Always,
@@ -628,12 +633,14 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
         only_new,
     } = outcome.verdict
     {
+        let waived = outcome.report.summary.waived;
         let _ = writeln!(
             err,
-            "orgaudit: {count} unwaived{} finding{} at or above {threshold} (--fail-on {threshold}{})",
+            "orgaudit: {count} unwaived{} finding{} at or above {threshold} (--fail-on {threshold}{}){}",
             if only_new { " new" } else { "" },
             if count == 1 { "" } else { "s" },
-            if only_new { " --fail-on-new" } else { "" }
+            if only_new { " --fail-on-new" } else { "" },
+            if waived > 0 { format!("; {waived} waived") } else { String::new() }
         );
     }
     let code = outcome.exit_code();

@@ -74,6 +74,8 @@ pub struct Config {
     pub limits: crate::rules::Limits,
     /// `file_mode`: the permissions of new files orgaudit writes.
     pub file_mode: Option<crate::output::FileMode>,
+    /// `allow_blanket_waivers`: accept a waiver of every rule for every subject.
+    pub allow_blanket_waivers: Option<bool>,
 }
 
 /// The `rules` section.
@@ -125,6 +127,7 @@ const TOP_KEYS: &[&str] = &[
     "email",
     "limits",
     "file_mode",
+    "allow_blanket_waivers",
 ];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
@@ -346,6 +349,9 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     }
                 }
                 cfg.email = Some(e);
+            }
+            "allow_blanket_waivers" => {
+                cfg.allow_blanket_waivers = r.boolean(v, "allow_blanket_waivers")
             }
             "file_mode" => {
                 // Octal, as chmod takes it; a YAML number like 0640 reads as decimal, so the

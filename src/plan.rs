@@ -67,6 +67,8 @@ pub struct Flags {
     pub color: ColorWhen,
     /// The mode of new files written (`--file-mode`).
     pub file_mode: Option<crate::output::FileMode>,
+    /// Accept a waiver of every rule for every subject.
+    pub allow_blanket_waivers: bool,
 }
 
 /// Where the report comes from.
@@ -137,6 +139,8 @@ pub struct Plan {
     pub max_bytes: u64,
     /// The permissions of new files (an existing file keeps its own).
     pub file_mode: crate::output::FileMode,
+    /// Accept a waiver of every rule for every subject (`--allow-blanket-waiver`).
+    pub allow_blanket_waivers: bool,
     /// Hears the fetch's progress.
     pub on_fetch: Option<FetchObserver>,
 }
@@ -255,6 +259,8 @@ impl Plan {
                 .unwrap_or(defaults::API_MAX_BYTES),
             on_fetch: None,
             file_mode: flags.file_mode.or(file.file_mode).unwrap_or_default(),
+            allow_blanket_waivers: flags.allow_blanket_waivers
+                || file.allow_blanket_waivers == Some(true),
             config: cfg,
         })
     }

@@ -136,7 +136,10 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     }
     if let Some((path, max_days)) = &plan.waivers {
         let list = crate::waivers::load(path, now, *max_days).map_err(Error::Config)?;
+        let broad = crate::waivers::check_scope(&list, &report, plan.allow_blanket_waivers)
+            .map_err(Error::Config)?;
         crate::waivers::apply(&mut report, &list, now);
+        report.warnings.extend(broad);
     }
     // A rule that failed is an error of the run, after the outputs that show it.
     let mut failures: Vec<Error> = report

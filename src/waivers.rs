@@ -359,6 +359,61 @@ pub fn parse(
     }
 }
 
+/// Checks waivers over every subject against the rules that ran: a waiver whose rule pattern
+/// matches every rule, for every subject, silences the whole audit and is refused unless
+/// `allow_blanket`; any glob over every subject is a warning with what it covers.
+pub fn check_scope(
+    waivers: &[Waiver],
+    report: &AuditReport,
+    allow_blanket: bool,
+) -> Result<Vec<Warning>, RuleErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let ids: Vec<&str> = report.rules.iter().map(|r| r.id.as_str()).collect();
+    for w in waivers.iter().filter(|w| w.subject.is_none()) {
+        let covered: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| glob_match(&w.rule, id))
+            .collect();
+        if !covered.is_empty() && covered.len() == ids.len() && !allow_blanket {
+            errors.push(
+                RuleError::new(
+                    &w.file,
+                    w.pos,
+                    format!(
+                        "the waiver `{}` with all_subjects: true covers every rule of the audit ({}): it would silence the whole gate",
+                        w.rule,
+                        ids.len()
+                    ),
+                )
+                .with_help("name the rules it is meant for, or pass --allow-blanket-waiver (allow_blanket_waivers: true in the configuration) if that is really intended"),
+            );
+        } else if w.rule.contains(['*', '?']) && !covered.is_empty() {
+            let findings = report
+                .findings
+                .iter()
+                .filter(|f| covered.contains(&f.rule_id.as_str()))
+                .count();
+            warnings.push(Warning {
+                code: "broad-waiver",
+                message: format!(
+                    "waiver at {} (rule {}) covers every subject of {} rule(s) ({findings} finding(s)): {}",
+                    w.source(),
+                    w.rule,
+                    covered.len(),
+                    covered.join(", ")
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
 /// Marks the findings that an active waiver covers, and warns about expired waivers and about
 /// waivers that matched nothing.
 pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {

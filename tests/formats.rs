@@ -331,3 +331,21 @@ fn json_outputs_validate_against_the_schema() {
         &serde_json::to_value(&report).unwrap(),
     );
 }
+
+/// The HTML page allows its one inline script by hash, not `unsafe-inline`.
+#[test]
+fn the_html_page_allows_its_script_by_hash() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let html = render_to_string(&example_report(), Format::Html);
+    assert!(!html.contains("script-src 'unsafe-inline'"));
+    let start = html.find("<script>").unwrap() + "<script>".len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(&html.as_bytes()[start..end]));
+    assert!(
+        html.contains(&format!("script-src 'sha256-{hash}'")),
+        "the policy names the script's hash"
+    );
+    assert_eq!(html.matches("<script").count(), 1);
+}

@@ -318,3 +318,80 @@ fn templates_have_a_budget() {
         r.stderr
     );
 }
+
+/// A waiver of every rule for every subject silences the gate: refused unless asked for; any
+/// glob over every subject is a warning with what it covers; the gate's line counts waived.
+#[test]
+fn blanket_waivers_are_refused_and_broad_ones_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.yaml");
+    let input = example("acme-users-groups.json");
+    let input = input.to_str().unwrap();
+    let waivers = w.to_str().unwrap();
+    std::fs::write(
+        &w,
+        "waivers:\n  - {rule: '*', all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31}\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "--waivers",
+        waivers,
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(":2:5: the waiver `*` with all_subjects: true covers every rule of the audit (11): it would silence the whole gate"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "--waivers",
+        waivers,
+        "--fail-on",
+        "low",
+        "--allow-blanket-waiver",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(
+        &w,
+        "waivers:\n  - {rule: 'sso-*', all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31}\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "--waivers",
+        waivers,
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning[broad-waiver]: waiver at ")
+            && r.stderr.contains(
+                "(rule sso-*) covers every subject of 1 rule(s) (1 finding(s)): sso-bypass"
+            ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("at or above low (--fail-on low); 1 waived"),
+        "{}",
+        r.stderr
+    );
+}

@@ -186,6 +186,12 @@ fn environment() -> Environment<'static> {
     env.set_formatter(format_value);
     env.add_filter("brief", |v: Value| brief(&v));
     env.add_filter("md", |s: String| safe::markdown(&s));
+    // The Content-Security-Policy source of an inline script: `sha256-` and this.
+    env.add_filter("csp_hash", |s: String| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
+    });
     // A value as a Markdown code span, safe whatever it holds.
     env.add_filter("code", |s: String| {
         Value::from_safe_string(safe::markdown_code(&s))
