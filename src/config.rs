@@ -319,7 +319,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                             e.smtp_url = r.string(v, "email.smtp_url");
                             if e.smtp_url
                                 .as_deref()
-                                .and_then(|u| reqwest::Url::parse(u).ok())
+                                .and_then(|u| url::Url::parse(u).ok())
                                 .is_some_and(|u| u.password().is_some())
                             {
                                 r.err(v.pos, "`email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`".into());
@@ -486,6 +486,7 @@ mod tests {
 }
 
 /// Fetch settings from the command line; `None` where a flag was not given.
+#[cfg(feature = "network")]
 #[derive(Debug, Clone, Default)]
 pub struct FetchFlags {
     pub api_key_file: Option<std::path::PathBuf>,
@@ -496,6 +497,7 @@ pub struct FetchFlags {
     pub format: Option<crate::source::telnyx::ReportFormat>,
 }
 
+#[cfg(feature = "network")]
 /// The reports to fetch and how many at once, from flags, the configuration and the
 /// environment, in that order of precedence (then the SDKs' defaults). Every API key is looked
 /// up here, before any request is sent.
@@ -589,8 +591,8 @@ pub fn describe(cfg: &Config) -> String {
     } else if cfg.fetch == Some(true) {
         format!(
             "Telnyx API (key in {}: {})",
-            crate::source::telnyx::API_KEY_ENV,
-            set(crate::source::telnyx::API_KEY_ENV)
+            defaults::API_KEY_ENV,
+            set(defaults::API_KEY_ENV)
         )
     } else {
         "not set (give --input or --fetch)".into()
@@ -600,11 +602,12 @@ pub fn describe(cfg: &Config) -> String {
     let base = t
         .base_url
         .clone()
-        .or_else(|| std::env::var(crate::source::telnyx::BASE_URL_ENV).ok())
-        .unwrap_or_else(|| crate::source::telnyx::DEFAULT_BASE_URL.into());
+        .or_else(|| std::env::var(defaults::BASE_URL_ENV).ok())
+        .unwrap_or_else(|| defaults::DEFAULT_BASE_URL.into());
     let _ = writeln!(
         o,
-        "telnyx: base_url {base}, retries {}, timeout {} s, max_bytes {}, concurrency {}",
+        "telnyx: base_url {}, retries {}, timeout {} s, max_bytes {}, concurrency {}",
+        crate::diag::redact_url(&base),
         t.retries.unwrap_or(defaults::API_RETRIES),
         t.timeout_seconds
             .unwrap_or(defaults::API_TIMEOUT.as_secs_f64()),
@@ -620,7 +623,7 @@ pub fn describe(cfg: &Config) -> String {
             set(&org.api_key_env),
             org.base_url
                 .as_ref()
-                .map(|u| format!(", base_url {u}"))
+                .map(|u| format!(", base_url {}", crate::diag::redact_url(u)))
                 .unwrap_or_default()
         );
     }
@@ -701,7 +704,7 @@ pub fn describe(cfg: &Config) -> String {
                 "  smtp: {}, password {}",
                 e.smtp_url
                     .as_deref()
-                    .map(crate::notify::redact_url)
+                    .map(crate::diag::redact_url)
                     .unwrap_or_else(|| "NOT SET".into()),
                 match &e.password_file {
                     Some(p) => format!("from file {}", p.display()),

@@ -4,6 +4,12 @@
 
 use std::time::Duration;
 
+/// The Telnyx SDKs' default base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
+/// The environment variable the SDKs read the API key from.
+pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
+/// The environment variable that overrides the base URL.
+pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
 /// Retries of an API request after the first attempt (the Telnyx SDKs' default).
 pub const API_RETRIES: u32 = 2;
 /// Seconds for each API attempt, from the request to the body's last byte.

@@ -160,6 +160,20 @@ pub fn read_all_capped(r: impl std::io::Read, cap: u64) -> std::io::Result<Vec<u
     Ok(buf)
 }
 
+/// A URL as it may be shown: a password written in it (`https://user:pass@host`) replaced by
+/// `***`. What is not a URL is shown as `<invalid URL>`, never as it is.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string().trim_end_matches('/').to_string()
+                + if url.ends_with('/') { "/" } else { "" }
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<invalid URL>".into(),
+    }
+}
+
 /// The closest candidate to a misspelt name, if any is close enough.
 pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates

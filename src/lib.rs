@@ -32,22 +32,27 @@ pub mod diag;
 pub(crate) mod engine;
 pub mod findings;
 pub mod model;
+#[cfg(feature = "email")]
 pub mod notify;
 pub mod output;
+#[cfg(all(feature = "network", feature = "email"))]
 pub mod plan;
 pub mod render;
 pub mod rules;
 pub mod ruletest;
+#[cfg(all(feature = "network", feature = "email"))]
 pub mod run;
 pub mod source;
 pub mod waivers;
 pub(crate) mod yaml;
 
 use std::path::PathBuf;
+#[cfg(feature = "network")]
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
+#[cfg(all(feature = "network", feature = "email"))]
 pub use run::run;
 
 /// Rule evaluation alone, for the benchmarks: no stability promised.
@@ -73,9 +78,11 @@ pub enum Error {
     Config(rules::RuleErrors),
     #[error(transparent)]
     Baseline(#[from] baseline::BaselineError),
+    #[cfg(feature = "email")]
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
     /// Fetch failures, one per organization that failed (`None`: the only one).
+    #[cfg(feature = "network")]
     #[error("{}", fetch_errors(.0))]
     Fetch(Vec<(Option<String>, source::telnyx::FetchError)>),
     #[error(transparent)]
@@ -90,6 +97,7 @@ pub enum Error {
     Usage(String),
 }
 
+#[cfg(feature = "network")]
 fn fetch_errors(errors: &[(Option<String>, source::telnyx::FetchError)]) -> String {
     let lines: Vec<String> = errors
         .iter()
@@ -105,7 +113,9 @@ impl Error {
     /// The exit status: 3 when a network step failed, 2 for bad usage, rules or input.
     pub fn exit_code(&self) -> u8 {
         match self {
+            #[cfg(feature = "network")]
             Error::Fetch(errors) => errors.iter().map(|(_, e)| e.exit_code()).min().unwrap_or(3),
+            #[cfg(feature = "email")]
             Error::Notify(e) => e.exit_code(),
             _ => 2,
         }
@@ -113,15 +123,18 @@ impl Error {
 }
 
 /// Hears what fetches do: the organization's name (when several are fetched) and the event.
+#[cfg(feature = "network")]
 pub type FetchObserver = Arc<dyn Fn(Option<&str>, source::telnyx::FetchEvent) + Send + Sync>;
 
 /// One report to fetch: an organization's name (when several are fetched) and how.
+#[cfg(feature = "network")]
 #[derive(Debug, Clone)]
 pub struct FetchTarget {
     pub organization: Option<String>,
     pub options: source::telnyx::FetchOptions,
 }
 
+#[cfg(feature = "network")]
 /// Fetches every target, at most `concurrency` at once. All failures are collected; any
 /// failure fails the whole fetch, so that an audit never silently misses an organization.
 pub async fn fetch_all(
@@ -168,6 +181,7 @@ pub async fn fetch_all(
 }
 
 /// [`fetch_all`] on a runtime of its own, for callers that are not async.
+#[cfg(feature = "network")]
 pub fn fetch_all_blocking(
     targets: &[FetchTarget],
     concurrency: usize,

@@ -334,7 +334,7 @@ fn email_plan(
         }
         Some(url) => {
             if flags.smtp_url.is_some()
-                && reqwest::Url::parse(&url).is_ok_and(|u| u.password().is_some())
+                && url::Url::parse(&url).is_ok_and(|u| u.password().is_some())
             {
                 return Err(Error::Usage(format!(
                     "--smtp-url {} holds a password, which every process list shows: give it in {} (or --smtp-password-file PATH) instead",

@@ -7,6 +7,7 @@ mod csv;
 mod error;
 mod json;
 mod scan;
+#[cfg(feature = "network")]
 pub mod telnyx;
 mod time;
 
@@ -113,6 +114,7 @@ pub fn load_capped(input: &Input, max_bytes: u64) -> Result<Loaded, SourceError>
 }
 
 /// Parses a report fetched from the Telnyx API; errors name the report's URL.
+#[cfg(feature = "network")]
 pub fn from_fetched(fetched: &telnyx::Fetched) -> Result<Loaded, SourceError> {
     let origin = format!(
         "{}{}",

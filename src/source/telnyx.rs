@@ -8,30 +8,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 
-/// The SDKs' default base URL.
-pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
-/// The environment variable the SDKs read the key from.
-pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
-/// The environment variable that overrides the base URL.
-pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
+pub use crate::defaults::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL};
 /// The path of the report below the base URL.
 pub const REPORT_PATH: &str = "/organizations/users/users_groups_report";
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
-/// A URL as it may be shown: a password written in it (`https://user:pass@host`) replaced by
-/// `***`. What is not a URL is shown as `<invalid URL>`, never as it is.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string().trim_end_matches('/').to_string()
-                + if url.ends_with('/') { "/" } else { "" }
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => "<invalid URL>".into(),
-    }
-}
+pub use crate::diag::redact_url;
 
 /// An API key. It has no `Display`, and its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
