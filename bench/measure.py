@@ -48,6 +48,27 @@ def measure(cmd):
     return statistics.median(t for t, _, _ in runs), max(k for _, k, _ in runs), runs[-1][2]
 
 
+def rule_files():
+    """(f) loading rules: 10k and 100k generated rules through `rules validate`; the ratio shows
+    whether loading is linear (10x the rules, about 10x the time)."""
+    times = {}
+    for n in (10_000, 100_000):
+        path = os.path.join(DATA, f"rules-{n}.yaml")
+        if not os.path.exists(path):
+            os.makedirs(DATA, exist_ok=True)
+            with open(path, "w") as f:
+                for i in range(n):
+                    f.write(f"- id: r-{i}\n  title: Rule {i}\n  severity: low\n  scope: user\n"
+                            f"  params: {{days: {i % 365}}}\n"
+                            f"  when: {{all: [{{field: active, equals: true}}, "
+                            f"{{field: created_at, older_than_days: {{param: days}}}}]}}\n"
+                            f"  message: '{{{{ user.email }}}} {i}'\n")
+        times[n], _, _ = measure([os.path.join(BIN, "orgaudit"), "rules", "validate", "--no-builtin", path])
+    print(f"| rules | (f) load and check 10k rules | {times[10_000]:.2f} s | | | |")
+    print(f"| rules | (f) load and check 100k rules | {times[100_000]:.2f} s | "
+          f"{times[100_000] / times[10_000]:.1f}x the 10k time (linear: about 10x) | | |")
+
+
 def main():
     sizes = sys.argv[1:] or list(SIZES)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -78,6 +99,7 @@ def main():
         findings = subprocess.run(["python3", "-c", "import json,sys;print(json.load(open(sys.argv[1]))['summary']['findings'])", out + ".json"],
                                   capture_output=True, text=True).stdout.strip()
         print(f"| {size} | findings written | {findings} | | {os.path.getsize(out + '.json') / 1e6:.0f} MB of JSON | |")
+    rule_files()
 
 
 if __name__ == "__main__":

@@ -754,3 +754,43 @@ async fn saved_reports_never_overwrite_each_other_nor_follow_links() {
         assert!(meta.file_type().is_file(), "{n} is a file again");
     }
 }
+
+/// Item 7: a Content-Length is not believed before the bytes arrive. A server announcing a
+/// terabyte (under a cap raised to two) and sending a few bytes made the process abort on the
+/// allocation; now the short body is a network error, exit 3.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_content_length_is_not_preallocated() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // One connection per attempt; no retries are asked for.
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1099511627776\r\n\r\n{\"data\": [",
+            );
+        }
+    });
+    let r = orgaudit(
+        &[
+            "fetch",
+            "--base-url",
+            &format!("http://{addr}/v2"),
+            "--max-bytes",
+            "2048GiB",
+            "--retries",
+            "0",
+            "--timeout",
+            "5",
+            "-o",
+            "/dev/null",
+        ],
+        &[("TELNYX_API_KEY", KEY)],
+    )
+    .await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    server.join().unwrap();
+}

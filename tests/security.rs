@@ -395,3 +395,44 @@ fn blanket_waivers_are_refused_and_broad_ones_reported() {
         r.stderr
     );
 }
+
+/// Item 21: on a terminal, an error first clears the progress line it may follow, so it never
+/// starts mid-line. Runs the binary under `script`, which gives it a terminal.
+#[test]
+fn errors_on_a_terminal_start_on_a_clean_line() {
+    let Ok(out) = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} audit -i /no/such/report.json",
+            env!("CARGO_BIN_EXE_orgaudit")
+        ))
+        .arg("/dev/null")
+        .output()
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`script` (util-linux) is needed for this test in CI"
+        );
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\r\x1b[Kerror: /no/such/report.json: cannot read the report"),
+        "{text:?}"
+    );
+}
+
+/// Item 11: terminal escapes in what a file says (a CSV header) reach the terminal escaped.
+#[test]
+fn error_messages_are_terminal_safe() {
+    let csv = "id,\x1b[2J\x1b]0;owned\x07,email\nu1,x,a@b.c\n";
+    let r = run_with_stdin(&["audit", "-i", "-"], Some(csv.as_bytes().to_vec()));
+    assert_eq!(r.code, 2);
+    assert!(
+        !r.stderr.contains('\x1b') && !r.stderr.contains('\x07'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\\u{1b}[2J"), "{}", r.stderr);
+}
