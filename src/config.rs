@@ -177,7 +177,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
         return Ok(cfg);
     };
     if docs.len() > 1 {
-        r.err(docs[1].pos, "a configuration is one YAML document".into());
+        r.err(docs[1].pos, "a configuration is one YAML document");
     }
     let base = Path::new(name)
         .parent()
@@ -247,7 +247,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                             }
                             _ => r.err(
                                 v.pos,
-                                "`rules.severity` must be a mapping of rule ids to severities, e.g. `sso-bypass: critical`".into(),
+                                "`rules.severity` must be a mapping of rule ids to severities, e.g. `sso-bypass: critical`",
                             ),
                         },
                         "disable" => rs.disable = r.strings(v, "rules.disable"),
@@ -270,8 +270,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                             }
                             _ => r.err(
                                 v.pos,
-                                "`rules.params` must be a mapping of RULE_ID.PARAM to values"
-                                    .into(),
+                                "`rules.params` must be a mapping of RULE_ID.PARAM to values",
                             ),
                         },
                         _ => {}
@@ -295,7 +294,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                                     cfg.outputs.push((f, base.join(p)));
                                 }
                             }
-                            _ => r.err(item.pos, "an output needs `format` and `path`".into()),
+                            _ => r.err(item.pos, "an output needs `format` and `path`"),
                         }
                     }
                 }
@@ -322,7 +321,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                                 .and_then(|u| url::Url::parse(u).ok())
                                 .is_some_and(|u| u.password().is_some())
                             {
-                                r.err(v.pos, "`email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`".into());
+                                r.err(v.pos, "`email.smtp_url` holds a password; keep secrets out of this file: name the variable that holds it with `password_env`");
                             }
                         }
                         "password_env" => e.password_env = r.string(v, "email.password_env"),
@@ -409,7 +408,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     let get =
                         |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
                     let (Some(n), Some(e)) = (get("name"), get("api_key_env")) else {
-                        r.err(item.pos, "an organization needs `name` and `api_key_env` (the environment variable holding its API key)".into());
+                        r.err(item.pos, "an organization needs `name` and `api_key_env` (the environment variable holding its API key)");
                         continue;
                     };
                     let name = r.string(n, "name");
@@ -418,7 +417,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     if let Some(env) = &env {
                         if !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                             // The value is not echoed: it may be a key pasted by mistake.
-                            r.err(e.pos, "`api_key_env` must name an environment variable (letters, digits and `_`), not hold the key itself".into());
+                            r.err(e.pos, "`api_key_env` must name an environment variable (letters, digits and `_`), not hold the key itself");
                         }
                     }
                     if let (Some(name), Some(env)) = (name, env) {

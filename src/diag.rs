@@ -198,7 +198,31 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn err(&mut self, pos: Pos, message: String) {
+    /// Reports every key of `entries` that is not in `valid`, with a did-you-mean.
+    pub fn keys(&mut self, entries: &[(Key, Node)], valid: &[&str], what: &str) {
+        for (k, _) in entries {
+            if !valid.contains(&k.name.as_str()) {
+                self.errors
+                    .push(unknown_key(self.file, k.pos, &k.name, what, valid));
+            }
+        }
+    }
+
+    /// An RFC 3339 time, in UTC.
+    pub fn time(&mut self, node: &Node) -> Option<crate::model::Timestamp> {
+        let t = node
+            .text()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if t.is_none() {
+            self.err(
+                node.pos,
+                "`now` must be an RFC 3339 time such as 2026-06-01T00:00:00Z",
+            );
+        }
+        t.map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push(RuleError::new(self.file, pos, message));
     }
 

@@ -25,6 +25,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::diag::Reader;
 use crate::model::{normalize_email, Timestamp};
 use crate::rules::{RuleError, RuleErrors, RuleSet};
 use crate::yaml::{self, Node, NodeKind, Pos};
@@ -121,40 +122,6 @@ pub fn find(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleErrors> {
     Ok(out)
 }
 
-struct Reader<'a> {
-    file: &'a str,
-    errors: Vec<RuleError>,
-}
-
-impl Reader<'_> {
-    fn err(&mut self, pos: Pos, m: impl Into<String>) {
-        self.errors.push(RuleError::new(self.file, pos, m));
-    }
-
-    fn keys(&mut self, entries: &[(yaml::Key, Node)], valid: &[&str], what: &str) {
-        for (k, _) in entries {
-            if !valid.contains(&k.name.as_str()) {
-                self.errors.push(crate::diag::unknown_key(
-                    self.file, k.pos, &k.name, what, valid,
-                ));
-            }
-        }
-    }
-
-    fn time(&mut self, node: &Node) -> Option<Timestamp> {
-        let t = node
-            .text()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if t.is_none() {
-            self.err(
-                node.pos,
-                "`now` must be an RFC 3339 time such as 2026-06-01T00:00:00Z",
-            );
-        }
-        t.map(|t| t.with_timezone(&chrono::Utc))
-    }
-}
-
 fn get<'n>(entries: &'n [(yaml::Key, Node)], key: &str) -> Option<&'n Node> {
     entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
 }
@@ -165,10 +132,7 @@ pub fn load(path: &Path) -> Result<TestFile, RuleErrors> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let docs =
         yaml::parse(&text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(&name, &e)))?;
-    let mut r = Reader {
-        file: &name,
-        errors: Vec::new(),
-    };
+    let mut r = Reader::new(&name);
     let Some(NodeKind::Map(entries)) = docs.first().map(|d| &d.kind) else {
         return Err(RuleError::file(&name, "expected a mapping with `tests:`").into());
     };
