@@ -1,9 +1,8 @@
 //! The command line: what the user typed (clap definitions), and its translation into library
 //! calls. Nothing here decides audit behaviour.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -11,10 +10,12 @@ use orgaudit::config::{self, Config, FetchFlags};
 use orgaudit::notify;
 use orgaudit::output::FileMode;
 use orgaudit::plan::{self, EmailFlags, Flags, Plan};
+
+use crate::console::{progress, report_error};
 use orgaudit::render;
 use orgaudit::rules::{RuleSet, Severity};
 use orgaudit::run as runs;
-use orgaudit::source::telnyx::{FetchEvent, ReportFormat};
+use orgaudit::source::telnyx::ReportFormat;
 use orgaudit::{Error, RuleOptions};
 
 /// Audit who has access to a Telnyx organization.
@@ -442,90 +443,6 @@ fn fetch_flags(api: &ApiArgs, format: FetchFormat) -> FetchFlags {
     }
 }
 
-fn human(bytes: f64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// Writes to standard error, ignoring a closed one: a message nobody can read is not worth a
-/// panic (`eprintln!` panics when stderr's reader went away).
-pub fn say(text: std::fmt::Arguments<'_>) {
-    let _ = std::io::stderr().lock().write_fmt(text);
-}
-
-/// Prints an error as `error:` lines (help lines indented under theirs), made safe for a
-/// terminal, after clearing a progress line that a terminal may show.
-pub fn report_error(e: &Error) {
-    let mut text = String::new();
-    if std::io::stderr().is_terminal() {
-        text.push_str("\r\x1b[K");
-    }
-    for line in e.to_string().lines() {
-        let line = render::safe::terminal(line);
-        if line.starts_with("  ") {
-            text.push_str(&format!("{line}\n"));
-        } else {
-            text.push_str(&format!("error: {line}\n"));
-        }
-    }
-    say(format_args!("{text}"));
-}
-
-/// Progress on a terminal; each step with `-v`; nothing otherwise. Nothing here sees the key,
-/// and what a server or the network says is made safe for the terminal.
-fn progress(verbose: bool) -> orgaudit::FetchObserver {
-    let tty = std::io::stderr().is_terminal();
-    Arc::new(move |org, ev| {
-        let who = org
-            .map(|o| format!(" [{}]", render::safe::terminal(o)))
-            .unwrap_or_default();
-        let clear = if tty { "\r\x1b[K" } else { "" };
-        match ev {
-            FetchEvent::Attempt { n, of, url } if verbose => say(format_args!(
-                "{clear}orgaudit{who}: GET {} (attempt {n} of {of})\n",
-                render::safe::terminal(&url)
-            )),
-            FetchEvent::Response { status } if verbose => {
-                say(format_args!("{clear}orgaudit{who}: HTTP {status}\n"))
-            }
-            FetchEvent::Retry { after, reason } if verbose || tty => say(format_args!(
-                "{clear}orgaudit{who}: {}; retrying in {:.1} s\n",
-                render::safe::terminal(&reason),
-                after.as_secs_f64()
-            )),
-            FetchEvent::Body { bytes, elapsed } if tty => {
-                let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
-                say(format_args!(
-                    "{clear}orgaudit{who}: downloading {} ({}/s)",
-                    human(bytes as f64),
-                    human(rate)
-                ));
-            }
-            FetchEvent::Done { bytes, elapsed } => {
-                say(format_args!("{clear}"));
-                if verbose {
-                    say(format_args!(
-                        "orgaudit{who}: received {} in {:.1} s\n",
-                        human(bytes as f64),
-                        elapsed.as_secs_f64()
-                    ));
-                }
-            }
-            _ => {}
-        }
-    })
-}
-
 fn fetch(args: FetchArgs) -> Result<u8, Error> {
     let cfg = load_config(&args.api)?;
     let fetched = runs::fetch_reports(
@@ -614,19 +531,11 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
             "orgaudit: no findings, so no email (--email-when findings)"
         );
     }
+    drop(err);
     for e in &outcome.failures {
-        for line in e.to_string().lines() {
-            let _ = writeln!(
-                err,
-                "{}{line}",
-                if line.starts_with("  ") {
-                    ""
-                } else {
-                    "error: "
-                }
-            );
-        }
+        report_error(e);
     }
+    let mut err = std::io::stderr().lock();
     if let runs::Verdict::Fail {
         count,
         threshold,

@@ -2,6 +2,7 @@
 //! status (0 ran, 1 findings reached --fail-on, 2 bad usage/rules/input, 3 network failure).
 
 mod cli;
+mod console;
 
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            cli::report_error(&e);
+            console::report_error(&e);
             ExitCode::from(e.exit_code())
         }
     }
