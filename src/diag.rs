@@ -2,7 +2,7 @@
 //! tests): what was found, what was expected, and where (`file:line:column`), with a help line
 //! (the valid names, a did-you-mean). Readers collect them and report them together. The
 //! shared pieces live here: the error type, unknown keys, did-you-mean, reading a source file,
-//! and [`Reader`], the typed value reader of a YAML mapping.
+//! and `Reader`, the typed value reader of a YAML mapping (crate-private).
 
 use std::fmt;
 
@@ -185,7 +185,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -
 
 /// Reads typed values out of a YAML mapping, collecting a positioned error for each value of
 /// the wrong type or key that does not belong. `what` names the value in messages.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     pub file: &'a str,
     pub errors: Vec<RuleError>,
 }
