@@ -198,6 +198,48 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub fn err_help(&mut self, pos: Pos, message: impl Into<String>, help: impl Into<String>) {
+        self.errors
+            .push(RuleError::new(self.file, pos, message).with_help(help));
+    }
+
+    /// An unknown key, with the valid ones and a did-you-mean.
+    pub fn unknown_key(&mut self, pos: Pos, key: &str, what: &str, valid: &[&str]) {
+        self.errors
+            .push(unknown_key(self.file, pos, key, what, valid));
+    }
+
+    /// Any string (empty too); `what` is named as given.
+    pub fn text(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.scalar() {
+            Some(Scalar::Str(s)) => Some(s.to_string()),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!("{what} must be a string; found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; `what` is named as given.
+    pub fn texts(&mut self, node: &Node, what: &str) -> Vec<String> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.text(i, what)).collect(),
+            _ => {
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} must be a list of strings; found {}",
+                        node.describe()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// Reports every key of `entries` that is not in `valid`, with a did-you-mean.
     pub fn keys(&mut self, entries: &[(Key, Node)], valid: &[&str], what: &str) {
         for (k, _) in entries {

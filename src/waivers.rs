@@ -21,7 +21,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::diag::unknown_key;
+use crate::diag::Reader;
 use crate::findings::{AuditReport, Finding, WaiverInfo};
 use crate::model::{normalize_email, Timestamp, Warning};
 use crate::rules::{RuleError, RuleErrors, Scope};
@@ -140,19 +140,15 @@ pub fn parse(
     max_days: u32,
 ) -> Result<Vec<Waiver>, RuleErrors> {
     let docs = yaml::parse(text).map_err(|e| RuleErrors::from(RuleError::yaml_syntax(name, &e)))?;
-    let mut errors = Vec::new();
+    let mut r = Reader::new(name);
     let mut out = Vec::new();
-    let err = |errors: &mut Vec<RuleError>, pos: Pos, m: String| {
-        errors.push(RuleError::new(name, pos, m));
-    };
     let Some(doc) = docs.first() else {
         return Ok(out);
     };
     let list = match &doc.kind {
         NodeKind::Map(entries) => {
             for (k, _) in entries.iter().filter(|(k, _)| k.name != "waivers") {
-                err(
-                    &mut errors,
+                r.err(
                     k.pos,
                     format!(
                         "unknown key `{}`; a waivers file has one key, `waivers`",
@@ -163,37 +159,31 @@ pub fn parse(
             match entries.iter().find(|(k, _)| k.name == "waivers") {
                 Some((_, v)) => v,
                 None => {
-                    err(
-                        &mut errors,
-                        doc.pos,
-                        "expected `waivers:` with a list of waivers".into(),
-                    );
-                    return Err(RuleErrors(errors));
+                    r.err(doc.pos, "expected `waivers:` with a list of waivers");
+                    return Err(RuleErrors(r.errors));
                 }
             }
         }
         _ => {
-            err(
-                &mut errors,
+            r.err(
                 doc.pos,
                 format!(
                     "expected `waivers:` with a list of waivers; found {}",
                     doc.describe()
                 ),
             );
-            return Err(RuleErrors(errors));
+            return Err(RuleErrors(r.errors));
         }
     };
     let items = match &list.kind {
         NodeKind::Seq(items) => items.as_slice(),
         _ if list.is_null() => &[],
         _ => {
-            err(
-                &mut errors,
+            r.err(
                 list.pos,
                 format!("`waivers` must be a list; found {}", list.describe()),
             );
-            return Err(RuleErrors(errors));
+            return Err(RuleErrors(r.errors));
         }
     };
     // A limit past the calendar's end means no limit, never an overflow.
@@ -203,57 +193,43 @@ pub fn parse(
         .unwrap_or(NaiveDate::MAX);
     for item in items {
         let NodeKind::Map(entries) = &item.kind else {
-            err(
-                &mut errors,
+            r.err(
                 item.pos,
                 format!("a waiver is a mapping; found {}", item.describe()),
             );
             continue;
         };
-        let before = errors.len();
-        for (k, _) in entries {
-            if !KEYS.contains(&k.name.as_str()) {
-                errors.push(unknown_key(name, k.pos, &k.name, "a waiver", KEYS));
-            }
-        }
+        let before = r.errors.len();
+        r.keys(entries, KEYS, "a waiver");
         let get = |k: &str| {
             entries
                 .iter()
                 .find(|(key, _)| key.name == k)
                 .map(|(_, v)| v)
         };
-        let text_of = |errors: &mut Vec<RuleError>, key: &str, why: &str| -> Option<String> {
+        let text_of = |r: &mut Reader, key: &str, why: &str| -> Option<String> {
             match get(key) {
                 None => {
-                    err(errors, item.pos, format!("a waiver needs `{key}` ({why})"));
+                    r.err(item.pos, format!("a waiver needs `{key}` ({why})"));
                     None
                 }
                 Some(v) => match v.scalar() {
                     Some(Scalar::Str(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
                     _ => {
-                        err(
-                            errors,
-                            v.pos,
-                            format!("`{key}` must be a non-empty text ({why})"),
-                        );
+                        r.err(v.pos, format!("`{key}` must be a non-empty text ({why})"));
                         None
                     }
                 },
             }
         };
-        let rule = text_of(
-            &mut errors,
-            "rule",
-            "a rule id or a glob such as \"stale-*\"",
-        );
-        let reason = text_of(&mut errors, "reason", "why the risk is accepted");
-        let approved_by = text_of(&mut errors, "approved_by", "who accepted the risk");
+        let rule = text_of(&mut r, "rule", "a rule id or a glob such as \"stale-*\"");
+        let reason = text_of(&mut r, "reason", "why the risk is accepted");
+        let approved_by = text_of(&mut r, "approved_by", "who accepted the risk");
         let expires = match get("expires") {
             None => {
-                err(
-                    &mut errors,
+                r.err(
                     item.pos,
-                    "a waiver needs `expires` (YYYY-MM-DD, the last day it applies)".into(),
+                    "a waiver needs `expires` (YYYY-MM-DD, the last day it applies)",
                 );
                 None
             }
@@ -262,8 +238,7 @@ pub fn parse(
                 .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
             {
                 None => {
-                    err(
-                        &mut errors,
+                    r.err(
                         v.pos,
                         format!(
                             "`expires` must be a date as YYYY-MM-DD; found {}",
@@ -274,7 +249,7 @@ pub fn parse(
                 }
                 Some(d) if d > latest => {
                     let days = (d - now.date_naive()).num_days();
-                    errors.push(
+                    r.errors.push(
                         RuleError::new(name, v.pos, format!("`expires` {d} is {days} days away; a waiver may last at most {max_days} days"))
                             .with_help("choose an earlier date and review the risk again then (the limit is set with --waiver-max-days)"),
                     );
@@ -288,8 +263,7 @@ pub fn parse(
             Some(v) => match v.scalar() {
                 Some(Scalar::Bool(b)) => b,
                 _ => {
-                    err(
-                        &mut errors,
+                    r.err(
                         v.pos,
                         format!(
                             "`all_subjects` must be true or false; found {}",
@@ -304,25 +278,23 @@ pub fn parse(
             (Some(v), false) => match v.text() {
                 Some(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
                 _ => {
-                    err(
-                        &mut errors,
+                    r.err(
                         v.pos,
-                        "`subject` must be a user id or email, or a group id or name".into(),
+                        "`subject` must be a user id or email, or a group id or name",
                     );
                     None
                 }
             },
             (Some(v), true) => {
-                err(
-                    &mut errors,
+                r.err(
                     v.pos,
-                    "give either `subject` or `all_subjects: true`, not both".into(),
+                    "give either `subject` or `all_subjects: true`, not both",
                 );
                 None
             }
             (None, true) => None,
             (None, false) => {
-                errors.push(
+                r.errors.push(
                     RuleError::new(
                         name,
                         item.pos,
@@ -334,7 +306,7 @@ pub fn parse(
             }
         };
         let ticket = get("ticket").and_then(|v| v.text()).map(str::to_string);
-        if errors.len() > before {
+        if r.errors.len() > before {
             continue;
         }
         if let (Some(rule), Some(reason), Some(approved_by), Some(expires)) =
@@ -352,10 +324,10 @@ pub fn parse(
             });
         }
     }
-    if errors.is_empty() {
+    if r.errors.is_empty() {
         Ok(out)
     } else {
-        Err(RuleErrors(errors))
+        Err(RuleErrors(r.errors))
     }
 }
 

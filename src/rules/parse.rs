@@ -66,9 +66,22 @@ const RULE_KEYS: &[&str] = &[
     "message",
 ];
 
+/// The rule reader: the shared diagnostics reader, and what only rules need.
 struct Reader<'a> {
-    file: &'a str,
-    errors: &'a mut Vec<RuleError>,
+    d: crate::diag::Reader<'a>,
+}
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = crate::diag::Reader<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.d
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.d
+    }
 }
 
 /// Parses one rule file. A document is one rule, a list of rules, or `rules: [...]`.
@@ -85,7 +98,9 @@ pub(super) fn parse_file(
             return Vec::new();
         }
     };
-    let mut r = Reader { file, errors };
+    let mut r = Reader {
+        d: crate::diag::Reader::new(file),
+    };
     let mut out = Vec::new();
     if docs.is_empty() {
         r.errors
@@ -137,6 +152,7 @@ pub(super) fn parse_file(
             }
         }
     }
+    errors.extend(r.d.errors);
     out
 }
 
@@ -161,49 +177,6 @@ fn is_kebab(id: &str) -> bool {
 }
 
 impl Reader<'_> {
-    fn err(&mut self, pos: Pos, message: String) {
-        self.errors.push(RuleError::new(self.file, pos, message));
-    }
-
-    fn err_help(&mut self, pos: Pos, message: String, help: String) {
-        self.errors
-            .push(RuleError::new(self.file, pos, message).with_help(help));
-    }
-
-    fn unknown_key(&mut self, pos: Pos, key: &str, what: &str, valid: &[&str]) {
-        self.errors
-            .push(crate::diag::unknown_key(self.file, pos, key, what, valid));
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
-        match node.scalar() {
-            Some(Scalar::Str(s)) => Some(s.to_string()),
-            _ => {
-                self.err(
-                    node.pos,
-                    format!("{what} must be a string; found {}", node.describe()),
-                );
-                None
-            }
-        }
-    }
-
-    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
-        match &node.kind {
-            NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
-            _ => {
-                self.err(
-                    node.pos,
-                    format!(
-                        "{what} must be a list of strings; found {}",
-                        node.describe()
-                    ),
-                );
-                Vec::new()
-            }
-        }
-    }
-
     fn rule(&mut self, node: &Node, builtin: bool) -> Option<Rule> {
         let NodeKind::Map(entries) = &node.kind else {
             self.err(
@@ -248,19 +221,17 @@ impl Reader<'_> {
                 missing(name);
             }
         }
-        let id = id_n
-            .and_then(|n| self.string(n, "`id`"))
-            .unwrap_or_default();
+        let id = id_n.and_then(|n| self.text(n, "`id`")).unwrap_or_default();
         if let Some(n) = id_n {
             if !id.is_empty() && !is_kebab(&id) {
                 self.err(n.pos, format!("rule id `{id}` must be kebab-case: lower-case letters and digits joined by single dashes, e.g. `stale-sign-in`"));
             }
         }
         let title = title_n
-            .and_then(|n| self.string(n, "`title`"))
+            .and_then(|n| self.text(n, "`title`"))
             .unwrap_or_default();
         let severity = sev_n.and_then(|n| {
-            let s = self.string(n, "`severity`")?;
+            let s = self.text(n, "`severity`")?;
             let v = Severity::parse(&s);
             if v.is_none() {
                 self.err(
@@ -273,7 +244,7 @@ impl Reader<'_> {
             v
         });
         let scope = scope_n.and_then(|n| {
-            let s = self.string(n, "`scope`")?;
+            let s = self.text(n, "`scope`")?;
             let v = Scope::parse(&s);
             if v.is_none() {
                 self.err(
@@ -284,15 +255,15 @@ impl Reader<'_> {
             v
         });
         let description = get("description")
-            .and_then(|n| self.string(n, "`description`"))
+            .and_then(|n| self.text(n, "`description`"))
             .unwrap_or_default();
         let remediation = get("remediation")
-            .and_then(|n| self.string(n, "`remediation`"))
+            .and_then(|n| self.text(n, "`remediation`"))
             .unwrap_or_default();
-        let message = get("message").and_then(|n| self.string(n, "`message`"));
+        let message = get("message").and_then(|n| self.text(n, "`message`"));
         let message_pos = get("message").map_or(node.pos, |n| n.pos);
         let tags = get("tags")
-            .map(|n| self.strings(n, "`tags`"))
+            .map(|n| self.texts(n, "`tags`"))
             .unwrap_or_default();
         let enabled = match get("enabled") {
             None => true,
@@ -328,7 +299,7 @@ impl Reader<'_> {
                     params: &params,
                     evidence: None,
                 };
-                check_template(&names, text, message_pos, false, self.errors);
+                check_template(&names, text, message_pos, false, &mut self.d.errors);
             }
             return None;
         }
@@ -382,8 +353,8 @@ impl Reader<'_> {
             let (mut framework, mut control) = (None, None);
             for (k, v) in entries {
                 match k.name.as_str() {
-                    "framework" => framework = self.string(v, "`framework`"),
-                    "control" => control = self.string(v, "`control`"),
+                    "framework" => framework = self.text(v, "`framework`"),
+                    "control" => control = self.text(v, "`control`"),
                     other => {
                         self.unknown_key(k.pos, other, "a reference", &["framework", "control"])
                     }
@@ -391,10 +362,7 @@ impl Reader<'_> {
             }
             match (framework, control) {
                 (Some(framework), Some(control)) => out.push(Reference { framework, control }),
-                _ => self.err(
-                    item.pos,
-                    "a reference needs both `framework` and `control`".into(),
-                ),
+                _ => self.err(item.pos, "a reference needs both `framework` and `control`"),
             }
         }
         out
@@ -447,7 +415,7 @@ impl Reader<'_> {
         };
         let mut out = Vec::new();
         for item in items {
-            let Some(text) = self.string(item, "an entry of `requires`") else {
+            let Some(text) = self.text(item, "an entry of `requires`") else {
                 continue;
             };
             match text.strip_prefix("params.") {
@@ -458,8 +426,7 @@ impl Reader<'_> {
                 None => self.err_help(
                     item.pos,
                     format!("`requires` takes parameters; found `{text}`"),
-                    "write `params.NAME`: the rule is not evaluated while that parameter is empty"
-                        .into(),
+                    "write `params.NAME`: the rule is not evaluated while that parameter is empty",
                 ),
             }
         }
@@ -470,7 +437,7 @@ impl Reader<'_> {
         if let NodeKind::Map(entries) = &node.kind {
             if let [(k, v)] = entries.as_slice() {
                 if k.name == "param" {
-                    let name = self.string(v, "`param`")?;
+                    let name = self.text(v, "`param`")?;
                     self.check_param(&name, v.pos, params)?;
                     return Some(Operand::Param { name, pos: v.pos });
                 }
@@ -609,7 +576,7 @@ impl Reader<'_> {
             }
             FormKind::Expr => {
                 only_head(self)?;
-                let source = self.string(head, "`expr`")?;
+                let source = self.text(head, "`expr`")?;
                 Some(Cond::Expr {
                     source,
                     pos: head.pos,
@@ -628,7 +595,7 @@ impl Reader<'_> {
                 self.count(head, scope, params)
             }
             FormKind::Param => {
-                let name = self.string(head, "`param`")?;
+                let name = self.text(head, "`param`")?;
                 self.check_param(&name, head.pos, params)?;
                 let mut empty = None;
                 for (k, v) in entries.iter().filter(|(k, _)| k.name != "param") {
@@ -655,7 +622,7 @@ impl Reader<'_> {
                 let Some(empty) = empty else {
                     self.err(
                         node.pos,
-                        "a `param` condition needs `empty: true` or `empty: false`".into(),
+                        "a `param` condition needs `empty: true` or `empty: false`",
                     );
                     return None;
                 };
@@ -723,7 +690,7 @@ impl Reader<'_> {
             [] => {
                 self.err(
                     node.pos,
-                    "a `count` needs a comparison: gt, ge, lt, le or eq with a number".into(),
+                    "a `count` needs a comparison: gt, ge, lt, le or eq with a number",
                 );
                 return None;
             }
@@ -740,7 +707,7 @@ impl Reader<'_> {
             None => {
                 self.err(
                     node.pos,
-                    "a `count` needs `where`: the user condition to count".into(),
+                    "a `count` needs `where`: the user condition to count",
                 );
                 None
             }
@@ -763,7 +730,7 @@ impl Reader<'_> {
         scope: Scope,
         params: &[Param],
     ) -> Option<Cond> {
-        let name = self.string(head, "`field`")?;
+        let name = self.text(head, "`field`")?;
         let Some(field) = registry::field(scope, &name) else {
             let valid: Vec<&str> = registry::fields_of(scope).map(|d| d.name).collect();
             let elsewhere: Vec<&str> = FIELDS
@@ -843,7 +810,7 @@ impl Reader<'_> {
             return None;
         }
         if op.kind == registry::OpKind::Shared && scope != Scope::User {
-            self.err(key.pos, "`shared` is for user rules".into());
+            self.err(key.pos, "`shared` is for user rules");
             return None;
         }
         let operand = self.operand(value, params)?;
