@@ -63,9 +63,10 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Baseline, BaselineError> {
     })?;
     match version.schema_version {
         None => return Err(fail(format!("no `schema_version`; {not_ours}"))),
-        Some(v) if v != AuditReport::SCHEMA_VERSION => {
+        // Version 2 only added fields: a version 1 output is read the same way.
+        Some(v) if !(v == 1 || v == AuditReport::SCHEMA_VERSION) => {
             return Err(fail(format!(
-                "schema_version {v}, but this orgaudit reads baselines of schema version {}; run the audit again with this version to make a new baseline",
+                "schema_version {v}, but this orgaudit reads baselines of schema versions 1 to {}; run the audit again with this version to make a new baseline",
                 AuditReport::SCHEMA_VERSION
             )))
         }
@@ -154,10 +155,10 @@ mod tests {
         );
         let e = parse(b"{\"data\": []}", "b.json").unwrap_err();
         assert_eq!(e.to_string(), "b.json: no `schema_version`; expected the JSON output of `orgaudit audit --format json`");
-        let e = parse(b"{\"schema_version\": 2, \"findings\": []}", "b.json").unwrap_err();
+        let e = parse(b"{\"schema_version\": 3, \"findings\": []}", "b.json").unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "b.json: schema_version 2, but this orgaudit reads baselines of schema version 1"
+                "b.json: schema_version 3, but this orgaudit reads baselines of schema versions 1 to 2"
             ),
             "{e}"
         );

@@ -44,6 +44,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print the JSON Schema of the JSON output (docs/schema/orgaudit-output.schema.json).
     Schema,
+    /// The history of runs.
+    #[command(subcommand)]
+    History(HistoryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +56,19 @@ pub enum ConfigCommand {
         /// The configuration file.
         #[arg(long, value_name = "PATH", default_value = "orgaudit.yaml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// The runs, newest first, with their finding counts.
+    List {
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+        /// Output format.
+        #[arg(long, short = 'f', value_enum, default_value = "text")]
+        format: ListFormat,
     },
 }
 
@@ -335,6 +351,21 @@ pub struct AuditArgs {
     /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
+    /// Keep a history of runs here (a file path or sqlite:PATH; created on first use): findings
+    /// get first_seen and age_days, and the previous run is the baseline [default:
+    /// ORGAUDIT_HISTORY, or history: in the configuration].
+    #[arg(long, value_name = "LOCATION", conflicts_with = "no_history")]
+    pub history: Option<String>,
+    /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Fail (exit 3, no outputs) when the history cannot be opened or written; by default the
+    /// outputs are written and the run exits 3.
+    #[arg(long)]
+    pub history_required: bool,
+    /// The organization's key in the history [default: org_id in the configuration, or default].
+    #[arg(long, value_name = "ID")]
+    pub org_id: Option<String>,
     /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
     #[arg(long, value_name = "PATH")]
     pub waivers: Option<PathBuf>,
@@ -399,6 +430,42 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
+        Command::History(HistoryCommand::List { history, format }) => {
+            let location = history
+                .or_else(|| std::env::var(plan::HISTORY_ENV).ok())
+                .ok_or_else(|| {
+                    Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into())
+                })?;
+            let runs = orgaudit::history::Location::parse(&location)?
+                .open()?
+                .list()?;
+            write_output(None, |out| match format {
+                ListFormat::Json => {
+                    serde_json::to_writer_pretty(&mut *out, &runs).map_err(std::io::Error::from)?;
+                    Ok(out.write_all(b"\n")?)
+                }
+                ListFormat::Text => {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<20}  {:<22}  {:>8}  {:>8}",
+                        "RUN", "ORGANIZATION", "AUDITED AT", "FINDINGS", "UNWAIVED"
+                    )?;
+                    for r in &runs {
+                        writeln!(
+                            out,
+                            "{:>6}  {:<20}  {:<22}  {:>8}  {:>8}",
+                            r.id,
+                            render::safe::terminal(&r.organization),
+                            r.audited_at,
+                            r.findings,
+                            r.unwaived
+                        )?;
+                    }
+                    Ok(())
+                }
+            })?;
+            Ok(0)
+        }
         Command::Schema => {
             let schema = orgaudit::findings::output_schema();
             println!(
@@ -506,6 +573,10 @@ impl AuditArgs {
             rules: self.rules.options(),
             file_mode: self.file_mode,
             allow_blanket_waivers: self.allow_blanket_waiver,
+            history: self.history.clone(),
+            no_history: self.no_history,
+            history_required: self.history_required,
+            org_id: self.org_id.clone(),
             color: match self.color {
                 ColorWhen::Auto => plan::ColorWhen::Auto,
                 ColorWhen::Always => plan::ColorWhen::Always,
@@ -524,6 +595,9 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
         for w in &outcome.report.warnings {
             let _ = writeln!(err, "{}", render::safe::terminal(&w.to_string()));
         }
+    }
+    if outcome.first_run && args.fail_on_new {
+        let _ = writeln!(err, "orgaudit: no previous run: gating on all findings");
     }
     if outcome.email == runs::Email::Skipped {
         let _ = writeln!(

@@ -76,6 +76,10 @@ pub struct Config {
     pub file_mode: Option<crate::output::FileMode>,
     /// `allow_blanket_waivers`: accept a waiver of every rule for every subject.
     pub allow_blanket_waivers: Option<bool>,
+    /// `history`: where the history of runs is kept.
+    pub history: Option<String>,
+    /// `org_id`: the organization's key in the history (a single organization).
+    pub org_id: Option<String>,
 }
 
 /// The `rules` section.
@@ -128,6 +132,8 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "file_mode",
     "allow_blanket_waivers",
+    "history",
+    "org_id",
 ];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
@@ -349,6 +355,19 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                 }
                 cfg.email = Some(e);
             }
+            "history" => {
+                // A relative path is the configuration's folder's.
+                cfg.history = r.string(v, "history").map(|h| {
+                    if h.contains("://") || std::path::Path::new(&h).is_absolute() {
+                        h
+                    } else if let Some(p) = h.strip_prefix("sqlite:") {
+                        format!("sqlite:{}", base.join(p).display())
+                    } else {
+                        base.join(&h).display().to_string()
+                    }
+                })
+            }
+            "org_id" => cfg.org_id = r.string(v, "org_id"),
             "allow_blanket_waivers" => {
                 cfg.allow_blanket_waivers = r.boolean(v, "allow_blanket_waivers")
             }

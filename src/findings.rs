@@ -44,6 +44,9 @@ pub enum BaselineStatus {
     Unchanged,
     /// In the baseline, gone now (only in `resolved`).
     Resolved,
+    /// Not in the previous run, but in an earlier one: a finding that came back (with a
+    /// history).
+    Reopened,
 }
 
 /// The accepted risk that covers a finding.
@@ -88,6 +91,15 @@ pub struct Finding {
     /// The waiver that covers this finding, when `waived`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub waiver: Option<Box<WaiverInfo>>,
+    /// With a history: the `audited_at` of the first run that had this finding.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_seen: Option<String>,
+    /// With a history: whole days since `first_seen`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub age_days: Option<i64>,
+    /// In `resolved`, with a history: the `audited_at` of the last run that had it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen: Option<String>,
 }
 
 /// What made a finding fire: named values in the order the rule records them. Serializes as a
@@ -423,6 +435,31 @@ pub struct AuditReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineInfo>,
     pub warnings: Vec<Warning>,
+    /// With a history: where, and the run this one is compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryInfo>,
+}
+
+/// A run as the history lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunInfo {
+    pub id: i64,
+    pub organization: String,
+    pub audited_at: String,
+    pub findings: usize,
+    pub unwaived: usize,
+}
+
+/// The history block of the JSON output.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct HistoryInfo {
+    /// Where the history is (a path; never a password).
+    pub location: String,
+    /// The organization's key in the history.
+    pub organization: String,
+    /// The run this one is compared with; absent on the first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_run: Option<RunInfo>,
 }
 
 /// The baseline an audit was compared with.
@@ -450,6 +487,8 @@ pub(crate) struct WithFindings<'a, F> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<&'a BaselineInfo>,
     pub warnings: &'a [Warning],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<&'a HistoryInfo>,
 }
 
 /// The JSON Schema of the JSON output, generated from [`AuditReport`]: what
@@ -479,7 +518,7 @@ pub fn output_schema() -> serde_json::Value {
 }
 
 impl AuditReport {
-    pub const SCHEMA_VERSION: u32 = 1;
+    pub const SCHEMA_VERSION: u32 = 2;
 
     /// This document with `findings` in place of its findings (templates get them converted
     /// once; the JSON writer writes them in parallel chunks).
@@ -495,6 +534,7 @@ impl AuditReport {
             resolved: self.resolved.as_deref(),
             baseline: self.baseline.as_ref(),
             warnings: &self.warnings,
+            history: self.history.as_ref(),
         }
     }
 
@@ -504,7 +544,13 @@ impl AuditReport {
         self.findings
             .iter()
             .filter(|f| !f.waived && f.severity >= threshold)
-            .filter(|f| !only_new || f.baseline_status == Some(BaselineStatus::New))
+            .filter(|f| {
+                !only_new
+                    || matches!(
+                        f.baseline_status,
+                        Some(BaselineStatus::New | BaselineStatus::Reopened)
+                    )
+            })
             .count()
     }
 }
@@ -532,6 +578,9 @@ mod tests {
             waived: false,
             baseline_status: None,
             waiver: None,
+            first_seen: None,
+            age_days: None,
+            last_seen: None,
         }
     }
 

@@ -31,16 +31,18 @@ pub mod defaults;
 pub mod diag;
 pub(crate) mod engine;
 pub mod findings;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod model;
 #[cfg(feature = "email")]
 pub mod notify;
 pub mod output;
-#[cfg(all(feature = "network", feature = "email"))]
+#[cfg(all(feature = "network", feature = "email", feature = "history"))]
 pub mod plan;
 pub mod render;
 pub mod rules;
 pub mod ruletest;
-#[cfg(all(feature = "network", feature = "email"))]
+#[cfg(all(feature = "network", feature = "email", feature = "history"))]
 pub mod run;
 pub mod source;
 pub mod waivers;
@@ -52,7 +54,7 @@ use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
-#[cfg(all(feature = "network", feature = "email"))]
+#[cfg(all(feature = "network", feature = "email", feature = "history"))]
 pub use run::run;
 
 /// Rule evaluation alone, for the benchmarks: no stability promised.
@@ -95,6 +97,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    #[cfg(feature = "history")]
+    #[error(transparent)]
+    History(#[from] history::HistoryError),
 }
 
 #[cfg(feature = "network")]
@@ -117,6 +122,8 @@ impl Error {
             Error::Fetch(errors) => errors.iter().map(|(_, e)| e.exit_code()).min().unwrap_or(3),
             #[cfg(feature = "email")]
             Error::Notify(e) => e.exit_code(),
+            #[cfg(feature = "history")]
+            Error::History(e) => e.exit_code(),
             _ => 2,
         }
     }
@@ -347,6 +354,7 @@ pub fn audit_compiled(
         resolved: None,
         baseline: None,
         warnings,
+        history: None,
     }
 }
 

@@ -69,6 +69,13 @@ pub struct Flags {
     pub file_mode: Option<crate::output::FileMode>,
     /// Accept a waiver of every rule for every subject.
     pub allow_blanket_waivers: bool,
+    /// `--history LOCATION` (`Some`), `--no-history` (`no_history`).
+    pub history: Option<String>,
+    pub no_history: bool,
+    /// Fail the run (exit 3, no outputs) when the history cannot be opened or written.
+    pub history_required: bool,
+    /// `--org-id`: the organization's key in the history.
+    pub org_id: Option<String>,
 }
 
 /// Where the report comes from.
@@ -141,6 +148,10 @@ pub struct Plan {
     pub file_mode: crate::output::FileMode,
     /// Accept a waiver of every rule for every subject (`--allow-blanket-waiver`).
     pub allow_blanket_waivers: bool,
+    /// The history of runs: where, and the organization's key in it.
+    pub history: Option<crate::history::Location>,
+    pub org_id: String,
+    pub history_required: bool,
     /// Hears the fetch's progress.
     pub on_fetch: Option<FetchObserver>,
 }
@@ -158,6 +169,9 @@ impl std::fmt::Debug for Plan {
             .finish_non_exhaustive()
     }
 }
+
+/// The environment variable naming the history's location.
+pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
 
 /// The current time, whole seconds, UTC.
 pub fn now() -> Timestamp {
@@ -202,10 +216,22 @@ impl Plan {
             },
         };
         let baseline = flags.baseline.clone().or(file.baseline.clone());
+        // --history, then ORGAUDIT_HISTORY, then the configuration; --no-history: none.
+        let history = match (flags.no_history, &flags.history) {
+            (true, _) => None,
+            (false, Some(h)) => Some(h.clone()),
+            (false, None) => std::env::var(HISTORY_ENV)
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+                .or(file.history.clone()),
+        };
+        let history = history
+            .map(|h| crate::history::Location::parse(&h))
+            .transpose()?;
         let only_new = flags.fail_on_new || file.fail_on_new == Some(true);
-        if only_new && baseline.is_none() {
+        if only_new && baseline.is_none() && history.is_none() {
             return Err(Error::Usage(
-                "--fail-on-new needs a baseline: give --baseline PATH (an earlier JSON output)"
+                "--fail-on-new needs a baseline or a history: give --history PATH (or --baseline PATH, an earlier JSON output)"
                     .into(),
             ));
         }
@@ -261,6 +287,13 @@ impl Plan {
             file_mode: flags.file_mode.or(file.file_mode).unwrap_or_default(),
             allow_blanket_waivers: flags.allow_blanket_waivers
                 || file.allow_blanket_waivers == Some(true),
+            history,
+            org_id: flags
+                .org_id
+                .clone()
+                .or(file.org_id.clone())
+                .unwrap_or_else(|| "default".into()),
+            history_required: flags.history_required,
             config: cfg,
         })
     }

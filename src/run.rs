@@ -54,6 +54,9 @@ pub struct Outcome {
     pub email: Email,
     /// Outputs or the email that failed; the others were still written or sent.
     pub failures: Vec<Error>,
+    /// The history had no previous run of this organization (a gate on new findings then
+    /// counts every finding).
+    pub first_run: bool,
 }
 
 /// The exit status of several results at once: 2 (bad input, rules, usage) over 3 (network,
@@ -155,6 +158,38 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             ))
         })
         .collect();
+    // The history: the previous run is the baseline (unless --baseline decides), every finding
+    // gets its first_seen and age. A history that cannot be read is a failure of the run (exit
+    // 3), after the outputs, unless --history-required.
+    let mut store = None;
+    let mut first_run = false;
+    if let Some(location) = &plan.history {
+        let opened = location.open().and_then(|mut s| {
+            let previous = s.previous(&plan.org_id)?;
+            let seen = s.seen(&plan.org_id)?;
+            Ok((s, previous, seen))
+        });
+        match opened {
+            Ok((s, previous, seen)) => {
+                first_run = previous.is_none();
+                let info = crate::history::HistoryInfo {
+                    location: location.to_string(),
+                    organization: plan.org_id.clone(),
+                    previous_run: previous.as_ref().map(|p| p.run.clone()),
+                };
+                crate::history::apply(
+                    &mut report,
+                    previous.as_ref(),
+                    &seen,
+                    info,
+                    plan.baseline.is_some(),
+                );
+                store = Some(s);
+            }
+            Err(e) if plan.history_required => return Err(e.into()),
+            Err(e) => failures.push(e.into()),
+        }
+    }
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
         None => Templates::embedded(),
@@ -197,12 +232,21 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             }
         },
     };
-    let verdict = gate(&report, plan);
+    let verdict = gate(&report, plan, first_run);
+    if let Some(mut s) = store {
+        if let Err(e) = s.record(&plan.org_id, &report) {
+            if plan.history_required {
+                return Err(e.into());
+            }
+            failures.push(e.into());
+        }
+    }
     Ok(Outcome {
         report,
         verdict,
         email,
         failures,
+        first_run,
     })
 }
 
@@ -237,8 +281,9 @@ fn write(
     })
 }
 
-fn gate(report: &AuditReport, plan: &Plan) -> Verdict {
-    let only_new = plan.gate.only_new;
+fn gate(report: &AuditReport, plan: &Plan, first_run: bool) -> Verdict {
+    // The first run of a history has nothing to be new against: it gates on every finding.
+    let only_new = plan.gate.only_new && !(first_run && plan.baseline.is_none());
     let Some(threshold) = plan.gate.threshold() else {
         return Verdict::NoGate;
     };

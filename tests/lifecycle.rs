@@ -232,7 +232,7 @@ fn corrupt_or_foreign_baselines_are_exit_2() {
     let cases = [
         ("truncated.json", "{\"schema_version\": 1, \"findings\": [", "truncated.json: line 1, column 35: not valid JSON"),
         ("report.json", "{\"data\": []}", "report.json: no `schema_version`; expected the JSON output of `orgaudit audit --format json`"),
-        ("v2.json", "{\"schema_version\": 2, \"findings\": []}", "v2.json: schema_version 2, but this orgaudit reads baselines of schema version 1"),
+        ("v3.json", "{\"schema_version\": 3, \"findings\": []}", "v3.json: schema_version 3, but this orgaudit reads baselines of schema versions 1 to 2"),
     ];
     for (name, content, want) in cases {
         let p = dir.path().join(name);

@@ -137,6 +137,9 @@ impl<'a> Ctx<'a> {
             waived: false,
             baseline_status: None,
             waiver: None,
+            first_seen: None,
+            age_days: None,
+            last_seen: None,
         })
     }
 }

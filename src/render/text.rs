@@ -177,9 +177,19 @@ pub(super) fn render(
 /// `[new]` and `[waived until ...: reason]` before a finding's message.
 fn tags(f: &Finding, st: &Style) -> String {
     let mut t = String::new();
-    if f.baseline_status == Some(crate::findings::BaselineStatus::New) {
-        t.push_str(&st.paint("1;35", "[new]"));
-        t.push(' ');
+    match f.baseline_status {
+        Some(crate::findings::BaselineStatus::New) => {
+            t.push_str(&st.paint("1;35", "[new]"));
+            t.push(' ');
+        }
+        Some(crate::findings::BaselineStatus::Reopened) => {
+            t.push_str(&st.paint("1;35", "[reopened]"));
+            t.push(' ');
+        }
+        Some(
+            crate::findings::BaselineStatus::Unchanged | crate::findings::BaselineStatus::Resolved,
+        )
+        | None => {}
     }
     if let Some(w) = &f.waiver {
         t.push_str(&st.paint(

@@ -186,6 +186,9 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             "waived",
             "baseline_status",
             "waiver",
+            "first_seen",
+            "age_days",
+            "last_seen",
         ],
         values: vec![
             f.organization.as_deref().and_then(text),
@@ -200,6 +203,9 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             Some(Value::from(f.waived)),
             f.baseline_status.as_ref().and_then(serde),
             f.waiver.as_ref().and_then(serde),
+            f.first_seen.as_deref().and_then(text),
+            f.age_days.map(Value::from),
+            f.last_seen.as_deref().and_then(text),
         ],
     })
 }

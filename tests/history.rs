@@ -1,0 +1,259 @@
+//! The history of runs (SQLite): a sequence of weekly reports through the binary, with users
+//! added, fixed and coming back; lifecycles, resolved lists, the first run's gate, listing, and a
+//! history that cannot be read.
+
+mod common;
+
+use common::run_with_env;
+use serde_json::{json, Value};
+
+fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
+    json!({"id": id, "record_type": "organization_sub_user", "email": format!("{id}@acme.example"),
+        "user_status": "enabled", "organization_user_bypasses_sso": bypass,
+        "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": last_sign_in,
+        "groups": [{"id": "g", "name": "Eng"}]})
+}
+
+struct Week {
+    code: i32,
+    doc: Value,
+    stderr: String,
+}
+
+fn week(
+    dir: &std::path::Path,
+    now: &str,
+    users: Vec<Value>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Week {
+    let input = dir.join(format!("{now}.json"));
+    std::fs::write(&input, json!({ "data": users }).to_string()).unwrap();
+    let mut args = vec![
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        now,
+        "-f",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let r = run_with_env(&args, env);
+    Week {
+        code: r.code,
+        doc: serde_json::from_str(&r.stdout).unwrap_or(Value::Null),
+        stderr: r.stderr,
+    }
+}
+
+fn finding<'a>(doc: &'a Value, rule: &str, subject: &str) -> Option<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == rule && f["subject"]["id"] == subject)
+}
+
+#[test]
+fn weekly_runs_have_lifecycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let h = db.to_str().unwrap();
+    let recent = "2026-11-20T00:00:00Z";
+    let old = "2026-01-01T00:00:00Z";
+    let gate = ["--history", h, "--fail-on-new", "--fail-on", "low"];
+
+    // Week 1: the first run gates on every finding, and says so.
+    let w1 = week(
+        dir.path(),
+        "2026-11-29T00:00:00Z",
+        vec![user("u1", true, recent), user("u2", false, old)],
+        &gate,
+        &[],
+    );
+    assert_eq!(w1.code, 1, "{}", w1.stderr);
+    assert!(
+        w1.stderr
+            .contains("orgaudit: no previous run: gating on all findings"),
+        "{}",
+        w1.stderr
+    );
+    let f = finding(&w1.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(f["first_seen"], "2026-11-29T00:00:00Z");
+    assert_eq!(f["age_days"], 0);
+    assert!(f.get("baseline_status").is_none());
+    assert!(w1.doc["history"]["previous_run"].is_null());
+    assert_eq!(w1.doc["history"]["organization"], "default");
+
+    // Week 2: u2 signed in (resolved), u3 bypasses SSO (new), u1 unchanged and a week older.
+    let w2 = week(
+        dir.path(),
+        "2026-12-06T00:00:00Z",
+        vec![
+            user("u1", true, recent),
+            user("u2", false, recent),
+            user("u3", true, recent),
+        ],
+        &gate,
+        &[],
+    );
+    assert_eq!(w2.code, 1, "u3 is new: {}", w2.stderr);
+    assert!(!w2.stderr.contains("no previous run"));
+    let u1 = finding(&w2.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(
+        (&u1["baseline_status"], &u1["age_days"]),
+        (&json!("unchanged"), &json!(7))
+    );
+    assert_eq!(u1["first_seen"], "2026-11-29T00:00:00Z");
+    assert_eq!(
+        finding(&w2.doc, "sso-bypass", "u3").unwrap()["baseline_status"],
+        "new"
+    );
+    let resolved = w2.doc["resolved"].as_array().unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (&resolved[0]["rule_id"], &resolved[0]["subject"]["id"]),
+        (&json!("stale-sign-in"), &json!("u2"))
+    );
+    assert_eq!(resolved[0]["last_seen"], "2026-11-29T00:00:00Z");
+    assert_eq!(w2.doc["summary"]["new"], 1);
+    assert_eq!(
+        w2.doc["history"]["previous_run"]["audited_at"],
+        "2026-11-29T00:00:00Z"
+    );
+
+    // Week 3: u3 fixed, u2 stale again: reopened, and it gates like a new one.
+    let w3 = week(
+        dir.path(),
+        "2026-12-13T00:00:00Z",
+        vec![
+            user("u1", true, recent),
+            user("u2", false, old),
+            user("u3", false, recent),
+        ],
+        &gate,
+        &[],
+    );
+    assert_eq!(w3.code, 1, "{}", w3.stderr);
+    let u2 = finding(&w3.doc, "stale-sign-in", "u2").unwrap();
+    assert_eq!(u2["baseline_status"], "reopened");
+    assert_eq!(u2["first_seen"], "2026-11-29T00:00:00Z");
+    assert_eq!(u2["age_days"], 14);
+    assert_eq!(w3.doc["resolved"][0]["subject"]["id"], "u3");
+
+    // Week 4, nothing changed: the gate on new findings passes; ORGAUDIT_HISTORY names it.
+    let w4 = week(
+        dir.path(),
+        "2026-12-20T00:00:00Z",
+        vec![
+            user("u1", true, recent),
+            user("u2", false, old),
+            user("u3", false, recent),
+        ],
+        &["--fail-on-new", "--fail-on", "low"],
+        &[("ORGAUDIT_HISTORY", h)],
+    );
+    assert_eq!(w4.code, 0, "{}", w4.stderr);
+    assert_eq!(
+        finding(&w4.doc, "sso-bypass", "u1").unwrap()["age_days"],
+        21
+    );
+
+    // The runs, newest first.
+    let list = run_with_env(&["history", "list", "--history", h, "-f", "json"], &[]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let runs: Value = serde_json::from_str(&list.stdout).unwrap();
+    let times: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["audited_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2026-12-20T00:00:00Z",
+            "2026-12-13T00:00:00Z",
+            "2026-12-06T00:00:00Z",
+            "2026-11-29T00:00:00Z"
+        ]
+    );
+    assert_eq!(runs[3]["findings"], w1.doc["summary"]["findings"]);
+
+    // --no-history wins over the environment: no history block, no new run.
+    let w5 = week(
+        dir.path(),
+        "2026-12-27T00:00:00Z",
+        vec![user("u1", true, recent)],
+        &["--no-history"],
+        &[("ORGAUDIT_HISTORY", h)],
+    );
+    assert_eq!(w5.code, 0);
+    assert!(w5.doc.get("history").is_none());
+    let list = run_with_env(&["history", "list", "--history", h], &[]);
+    assert_eq!(list.stdout.lines().count(), 5, "{}", list.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the history holds every user's email");
+    }
+}
+
+/// A history that cannot be read is exit 3 after the outputs are written (or before anything,
+/// with --history-required); a file that is not a history is never overwritten.
+#[test]
+fn an_unreadable_history_is_exit_3_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.txt");
+    std::fs::write(&db, "these are my notes, not a database\n".repeat(200)).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let out = dir.path().join("out.json");
+    let input = common::example("acme-users-groups.json");
+    let args = [
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        common::NOW,
+        "--history",
+        db.to_str().unwrap(),
+        "-f",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let r = run_with_env(&args, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("error: history {}: ", db.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(out.is_file(), "the outputs are written");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    std::fs::remove_file(&out).unwrap();
+    let mut required = args.to_vec();
+    required.push("--history-required");
+    let r = run_with_env(&required, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!out.exists(), "nothing is written");
+    let r = run_with_env(
+        &[
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--history",
+            "postgres://db/x",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not supported by this version"),
+        "{}",
+        r.stderr
+    );
+}
