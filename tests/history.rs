@@ -257,3 +257,82 @@ fn an_unreadable_history_is_exit_3_and_never_overwritten() {
         r.stderr
     );
 }
+
+/// Two audits writing the same history at once both land (WAL, a busy timeout, one
+/// transaction each).
+#[test]
+fn concurrent_audits_both_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let input = common::example("acme-users-groups.json");
+    let bin = env!("CARGO_BIN_EXE_orgaudit");
+    let spawn = |now: &str| {
+        std::process::Command::new(bin)
+            .args([
+                "audit",
+                "-i",
+                input.to_str().unwrap(),
+                "--now",
+                now,
+                "-o",
+                "/dev/null",
+                "--history",
+            ])
+            .arg(&db)
+            .spawn()
+            .unwrap()
+    };
+    // The first creates the schema; then four at once.
+    assert!(spawn("2026-11-01T00:00:00Z").wait().unwrap().success());
+    let children: Vec<_> = (2..6)
+        .map(|d| spawn(&format!("2026-11-0{d}T00:00:00Z")))
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let list = run_with_env(
+        &[
+            "history",
+            "list",
+            "--history",
+            db.to_str().unwrap(),
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    let runs: Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 5);
+}
+
+/// The scheduled example's command works on its very first run, and on the next.
+#[test]
+fn the_crontab_example_runs_from_the_first_week() {
+    let text = std::fs::read_to_string(common::example("schedule/crontab")).unwrap();
+    let line = text.lines().find(|l| l.contains("orgaudit audit")).unwrap();
+    let flags = &line[line.find("orgaudit audit").unwrap()..];
+    assert!(
+        flags.contains("--history /var/lib/orgaudit/history.db"),
+        "{flags}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let input = common::example("acme-users-groups.json");
+    for now in ["2026-11-23T06:00:00Z", "2026-11-30T06:00:00Z"] {
+        // The example's flags, with the bundled report instead of the configuration's fetch.
+        let r = run_with_env(
+            &[
+                "audit",
+                "-i",
+                input.to_str().unwrap(),
+                "--now",
+                now,
+                "--history",
+                db.to_str().unwrap(),
+                "-q",
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}

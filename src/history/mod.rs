@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::findings::{HistoryInfo, RunInfo};
 use crate::findings::{AuditReport, BaselineStatus, Finding};
+pub use crate::findings::{HistoryInfo, RunInfo};
 
 pub use sqlite::SqliteStore;
 
