@@ -61,6 +61,22 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
+    /// Recompute the chain of runs: exit 1 naming the first run whose content was changed or
+    /// whose predecessor is missing.
+    Verify {
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+    },
+    /// The JSON output a stored run wrote, byte for byte.
+    Show {
+        /// A run id, `latest`, `previous`, or a date (RFC 3339 or YYYY-MM-DD: the last run at or
+        /// before it).
+        run: String,
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+    },
     /// The runs, newest first, with their finding counts.
     List {
         /// The history [default: ORGAUDIT_HISTORY].
@@ -424,21 +440,85 @@ pub enum RulesCommand {
     Reference,
 }
 
+/// The history a `history` command names, opened.
+fn open_history(history: Option<String>) -> Result<Box<dyn orgaudit::history::Store>, Error> {
+    let location = history
+        .or_else(|| std::env::var(plan::HISTORY_ENV).ok())
+        .ok_or_else(|| Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into()))?;
+    Ok(orgaudit::history::Location::parse(&location)?.open()?)
+}
+
+/// A run by id, `latest`, `previous`, or a date (the last run at or before it). `runs` is
+/// newest first.
+fn pick_run(runs: &[orgaudit::history::RunInfo], which: &str) -> Result<i64, Error> {
+    let none = || Error::Usage(format!("no run `{which}` in the history"));
+    match which {
+        "latest" => runs.first().map(|r| r.id).ok_or_else(none),
+        "previous" => runs.get(1).map(|r| r.id).ok_or_else(none),
+        w => {
+            if let Ok(id) = w.parse::<i64>() {
+                return runs
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map(|r| r.id)
+                    .ok_or_else(none);
+            }
+            // A date: the end of that day, or the time given.
+            let at = if w.len() == 10 {
+                format!("{w}T23:59:59Z")
+            } else {
+                w.to_string()
+            };
+            let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|_| {
+                Error::Usage(format!(
+                    "`{w}` is not a run: give a run id, latest, previous, or a date (YYYY-MM-DD)"
+                ))
+            })?;
+            runs.iter()
+                .find(|r| {
+                    chrono::DateTime::parse_from_rfc3339(&r.audited_at).is_ok_and(|t| t <= at)
+                })
+                .map(|r| r.id)
+                .ok_or_else(none)
+        }
+    }
+}
+
 /// Runs a command; `Ok` holds its exit status.
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
+        Command::History(HistoryCommand::Verify { history }) => {
+            let mut store = open_history(history)?;
+            match store.verify()? {
+                orgaudit::history::Verified::Intact { runs, head } => {
+                    println!(
+                        "history intact: {runs} run{}, head {}",
+                        if runs == 1 { "" } else { "s" },
+                        head.as_deref().unwrap_or("(empty)")
+                    );
+                    Ok(0)
+                }
+                orgaudit::history::Verified::Broken { run, why } => {
+                    println!("history broken at run {run}: {why}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::History(HistoryCommand::Show { run, history }) => {
+            let mut store = open_history(history)?;
+            let runs = store.list()?;
+            let id = pick_run(&runs, &run)?;
+            let bytes = store
+                .output(id)?
+                .ok_or_else(|| Error::Usage(format!("no run {id} in the history")))?;
+            write_output(None, |out| Ok(out.write_all(&bytes)?))?;
+            Ok(0)
+        }
         Command::History(HistoryCommand::List { history, format }) => {
-            let location = history
-                .or_else(|| std::env::var(plan::HISTORY_ENV).ok())
-                .ok_or_else(|| {
-                    Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into())
-                })?;
-            let runs = orgaudit::history::Location::parse(&location)?
-                .open()?
-                .list()?;
+            let runs = open_history(history)?.list()?;
             write_output(None, |out| match format {
                 ListFormat::Json => {
                     serde_json::to_writer_pretty(&mut *out, &runs).map_err(std::io::Error::from)?;

@@ -460,6 +460,10 @@ pub struct HistoryInfo {
     /// The run this one is compared with; absent on the first run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_run: Option<RunInfo>,
+    /// The hash of the history's last run before this one (the chain's head): a copy of it
+    /// outside the database, for `history verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
 }
 
 /// The baseline an audit was compared with.

@@ -167,15 +167,17 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         let opened = location.open().and_then(|mut s| {
             let previous = s.previous(&plan.org_id)?;
             let seen = s.seen(&plan.org_id)?;
-            Ok((s, previous, seen))
+            let head = s.head()?;
+            Ok((s, previous, seen, head))
         });
         match opened {
-            Ok((s, previous, seen)) => {
+            Ok((s, previous, seen, head)) => {
                 first_run = previous.is_none();
                 let info = crate::history::HistoryInfo {
                     location: location.to_string(),
                     organization: plan.org_id.clone(),
                     previous_run: previous.as_ref().map(|p| p.run.clone()),
+                    head,
                 };
                 crate::history::apply(
                     &mut report,

@@ -336,3 +336,79 @@ fn the_crontab_example_runs_from_the_first_week() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
 }
+
+/// `history show` gives back a run's JSON output byte for byte; every output names the chain's
+/// head; `history verify` finds a run edited or deleted behind orgaudit's back.
+#[test]
+fn stored_runs_are_shown_as_written_and_tampering_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let h = db.to_str().unwrap();
+    let input = common::example("acme-users-groups.json");
+    let mut outputs = Vec::new();
+    for now in [
+        "2026-11-01T00:00:00Z",
+        "2026-11-08T00:00:00Z",
+        "2026-11-15T00:00:00Z",
+    ] {
+        let r = run_with_env(
+            &[
+                "audit",
+                "-i",
+                input.to_str().unwrap(),
+                "--now",
+                now,
+                "-f",
+                "json",
+                "--history",
+                h,
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        outputs.push(r.stdout);
+    }
+    let shown = run_with_env(&["history", "show", "previous", "--history", h], &[]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout == outputs[1], "byte for byte");
+    let by_date = run_with_env(&["history", "show", "2026-11-03", "--history", h], &[]);
+    assert!(by_date.stdout == outputs[0]);
+    let verified = run_with_env(&["history", "verify", "--history", h], &[]);
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert!(
+        verified.stdout.starts_with("history intact: 3 runs, head "),
+        "{}",
+        verified.stdout
+    );
+    // The third output names the head as it was: the second run's hash.
+    let third: Value = serde_json::from_str(&outputs[2]).unwrap();
+    let head = third["history"]["head"].as_str().unwrap().to_string();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let second: String = conn
+        .query_row("SELECT hash FROM runs WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(head, second);
+    // An edited run.
+    conn.execute("UPDATE runs SET content_hash = 'edited' WHERE id = 2", [])
+        .unwrap();
+    let r = run_with_env(&["history", "verify", "--history", h], &[]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (
+            1,
+            "history broken at run 2: its content was changed after it was recorded"
+        )
+    );
+    // A deleted run.
+    conn.execute("DELETE FROM findings WHERE run_id = 2", [])
+        .unwrap();
+    conn.execute("DELETE FROM runs WHERE id = 2", []).unwrap();
+    let r = run_with_env(&["history", "verify", "--history", h], &[]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (
+            1,
+            "history broken at run 3: the run before it in the chain is missing or was changed"
+        )
+    );
+}

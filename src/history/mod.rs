@@ -107,6 +107,21 @@ pub trait Store {
     fn record(&mut self, organization: &str, report: &AuditReport) -> Result<i64, HistoryError>;
     /// Every run, newest first.
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError>;
+    /// The chain's head: the hash of the last run recorded.
+    fn head(&mut self) -> Result<Option<String>, HistoryError>;
+    /// The JSON output a run wrote, byte for byte.
+    fn output(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError>;
+    /// Recomputes the chain of runs: each run's content hash and its link to the one before.
+    fn verify(&mut self) -> Result<Verified, HistoryError>;
+}
+
+/// What `history verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Every run is as recorded; `head` is the last run's hash.
+    Intact { runs: usize, head: Option<String> },
+    /// The first run whose content, hash or predecessor is not what was recorded.
+    Broken { run: i64, why: String },
 }
 
 /// Whole days from one RFC 3339 time to another (0 when either does not parse).

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{HistoryError, Previous, RunInfo, Seen, Store};
+use super::{HistoryError, Previous, RunInfo, Seen, Store, Verified};
 use crate::findings::{AuditReport, Finding};
 
 /// The schema, one migration per version; `user_version` says how far a file is.
@@ -23,7 +23,10 @@ const MIGRATIONS: &[&str] = &[
         source_kind TEXT NOT NULL,
         findings INTEGER NOT NULL,
         unwaived INTEGER NOT NULL,
-        output BLOB NOT NULL
+        output BLOB NOT NULL,
+        content_hash TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
     );
     CREATE INDEX runs_by_org ON runs (organization, audited_at);
     CREATE TABLE findings (
@@ -116,6 +119,25 @@ fn self_fail(location: &str, e: impl std::fmt::Display) -> HistoryError {
     }
 }
 
+/// The chain's start: the `prev_hash` of the first run.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A run's content: the hash of its JSON output.
+fn content_hash(output: &[u8]) -> String {
+    crate::source::sha256_hex(output)
+}
+
+/// A run's place in the chain: its content hashed after the previous run's hash.
+fn chain_hash(prev: &str, content: &str) -> String {
+    crate::source::sha256_hex(format!("{prev}\n{content}\n").as_bytes())
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
+    Ok(out)
+}
+
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(bytes)?;
@@ -189,16 +211,36 @@ impl Store for SqliteStore {
     fn record(&mut self, organization: &str, report: &AuditReport) -> Result<i64, HistoryError> {
         let location = self.location.clone();
         let fail = |e: &dyn std::fmt::Display| self_fail(&location, e);
-        let output = serde_json::to_vec(report).map_err(|e| fail(&e))?;
-        let output = gzip(&output).map_err(|e| fail(&e))?;
+        // The JSON output exactly as `-f json` writes it: `history show` gives it back byte for
+        // byte, and its hash is the run's content in the chain.
+        let mut output = Vec::new();
+        crate::render::render(
+            report,
+            crate::render::Format::Json,
+            &Default::default(),
+            &mut output,
+        )
+        .map_err(|e| fail(&e))?;
+        let content_hash = content_hash(&output);
+        let packed = gzip(&output).map_err(|e| fail(&e))?;
+        // The head is read inside the write transaction: two audits never fork the chain.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| fail(&e))?;
+        let prev_hash: String = tx
+            .query_row("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| fail(&e))?
+            .unwrap_or_else(|| GENESIS.to_string());
+        let hash = chain_hash(&prev_hash, &content_hash);
         let unwaived = report.findings.iter().filter(|f| !f.waived).count();
         tx.execute(
             "INSERT INTO runs (organization, audited_at, tool_version, source_sha256, source_kind,
-                findings, unwaived, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                findings, unwaived, output, content_hash, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 organization,
                 report.audited_at,
@@ -207,7 +249,10 @@ impl Store for SqliteStore {
                 report.source.kind,
                 report.findings.len() as i64,
                 unwaived as i64,
-                output
+                packed,
+                content_hash,
+                prev_hash,
+                hash
             ],
         )
         .map_err(|e| fail(&e))?;
@@ -238,6 +283,67 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(|e| fail(&e))?;
         Ok(id)
+    }
+
+    fn head(&mut self) -> Result<Option<String>, HistoryError> {
+        self.conn
+            .query_row("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    fn output(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError> {
+        let packed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT output FROM runs WHERE id = ?1", params![run], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        packed
+            .map(|p| gunzip(&p).map_err(|e| self.fail(format!("run {run}: {e}"))))
+            .transpose()
+    }
+
+    fn verify(&mut self) -> Result<Verified, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, output, content_hash, prev_hash, hash FROM runs ORDER BY id")
+            .map_err(|e| self.fail(e))?;
+        type Row = (i64, Vec<u8>, String, String, String);
+        let rows: Vec<Row> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(|e| self_fail(&self.location, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self_fail(&self.location, e))?;
+        let mut prev = GENESIS.to_string();
+        for (id, packed, content, prev_hash, hash) in &rows {
+            let problem = match gunzip(packed) {
+                Err(e) => Some(format!("its stored output cannot be read ({e})")),
+                Ok(out) if content_hash(&out) != *content => {
+                    Some("its content was changed after it was recorded".into())
+                }
+                Ok(_) if *prev_hash != prev => {
+                    Some("the run before it in the chain is missing or was changed".into())
+                }
+                Ok(_) if chain_hash(prev_hash, content) != *hash => {
+                    Some("its hash was changed after it was recorded".into())
+                }
+                Ok(_) => None,
+            };
+            if let Some(why) = problem {
+                return Ok(Verified::Broken { run: *id, why });
+            }
+            prev = hash.clone();
+        }
+        Ok(Verified::Intact {
+            runs: rows.len(),
+            head: rows.last().map(|r| r.4.clone()),
+        })
     }
 
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError> {
