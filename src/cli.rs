@@ -68,6 +68,18 @@ pub enum HistoryCommand {
         #[arg(long, value_name = "LOCATION")]
         history: Option<String>,
     },
+    /// The report a stored run audited (every user with status, flags, times and groups), as
+    /// JSON in the API's shape or as CSV.
+    Snapshot {
+        /// A run id, `latest`, `previous`, or a date (the last run at or before it).
+        run: String,
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+        /// json or csv.
+        #[arg(long, short = 'f', value_enum, default_value = "json")]
+        format: FetchFormat,
+    },
     /// The JSON output a stored run wrote, byte for byte.
     Show {
         /// A run id, `latest`, `previous`, or a date (RFC 3339 or YYYY-MM-DD: the last run at or
@@ -506,6 +518,30 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                     Ok(1)
                 }
             }
+        }
+        Command::History(HistoryCommand::Snapshot {
+            run,
+            history,
+            format,
+        }) => {
+            let mut store = open_history(history)?;
+            let runs = store.list()?;
+            let id = pick_run(&runs, &run)?;
+            let bytes = store.snapshot(id)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "run {id} kept no snapshot (a run of several organizations keeps none)"
+                ))
+            })?;
+            match format {
+                FetchFormat::Json => write_output(None, |out| Ok(out.write_all(&bytes)?))?,
+                FetchFormat::Csv => {
+                    let parsed = orgaudit::source::parse(&bytes, &format!("run {id}"))?;
+                    write_output(None, |out| {
+                        Ok(orgaudit::source::write_csv(&parsed.report, out)?)
+                    })?
+                }
+            }
+            Ok(0)
         }
         Command::History(HistoryCommand::Show { run, history }) => {
             let mut store = open_history(history)?;

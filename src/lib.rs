@@ -44,6 +44,7 @@ pub mod rules;
 pub mod ruletest;
 #[cfg(all(feature = "network", feature = "email", feature = "history"))]
 pub mod run;
+pub mod safe;
 pub mod source;
 pub mod waivers;
 pub(crate) mod yaml;

@@ -108,9 +108,14 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
+    // The audited report is kept for the history's snapshot (one organization).
+    let mut audited: Option<source::Loaded> = None;
     let mut report = match &plan.source {
         Source::Input(input) => {
-            crate::audit_compiled(&source::load_capped(input, plan.max_bytes)?, &rules, now)
+            let loaded = source::load_capped(input, plan.max_bytes)?;
+            let report = crate::audit_compiled(&loaded, &rules, now);
+            audited = Some(loaded);
+            report
         }
         Source::Fetch { api, save } => {
             let observer = plan
@@ -122,7 +127,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                 save_fetched(save.as_deref(), &fetched, plan.file_mode)?;
             }
             match fetched.as_slice() {
-                [(None, one)] => crate::audit_compiled(&source::from_fetched(one)?, &rules, now),
+                [(None, one)] => {
+                    let loaded = source::from_fetched(one)?;
+                    let report = crate::audit_compiled(&loaded, &rules, now);
+                    audited = Some(loaded);
+                    report
+                }
                 many => {
                     let mut loaded = Vec::new();
                     for (org, f) in many {
@@ -236,7 +246,8 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     };
     let verdict = gate(&report, plan, first_run);
     if let Some(mut s) = store {
-        if let Err(e) = s.record(&plan.org_id, &report) {
+        let snapshot = audited.as_ref().map(|l| &l.report);
+        if let Err(e) = s.record(&plan.org_id, &report, snapshot) {
             if plan.history_required {
                 return Err(e.into());
             }

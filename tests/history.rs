@@ -412,3 +412,68 @@ fn stored_runs_are_shown_as_written_and_tampering_is_found() {
         )
     );
 }
+
+/// `history snapshot` gives the report a run audited: the users as they were, as JSON that
+/// orgaudit reads again (the same findings) or as CSV.
+#[test]
+fn a_run_keeps_the_report_it_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let h = db.to_str().unwrap();
+    let input = common::example("acme-users-groups.json");
+    let first = run_with_env(
+        &[
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            common::NOW,
+            "-f",
+            "json",
+            "--history",
+            h,
+        ],
+        &[],
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let snap = run_with_env(&["history", "snapshot", "latest", "--history", h], &[]);
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+    let again = dir.path().join("snap.json");
+    std::fs::write(&again, &snap.stdout).unwrap();
+    let second = run_with_env(
+        &[
+            "audit",
+            "-i",
+            again.to_str().unwrap(),
+            "--now",
+            common::NOW,
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    let a: Value = serde_json::from_str(&first.stdout).unwrap();
+    let b: Value = serde_json::from_str(&second.stdout).unwrap();
+    let key = |d: &Value| -> Vec<(Value, Value, Value)> {
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["fingerprint"].clone(),
+                    f["message"].clone(),
+                    f["evidence"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(key(&a), key(&b), "the snapshot audits the same");
+    let csv = run_with_env(
+        &["history", "snapshot", "latest", "--history", h, "-f", "csv"],
+        &[],
+    );
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert!(csv.stdout.starts_with("id,record_type,email,user_status,organization_user_bypasses_sso,created_at,last_sign_in_at,groups,group_ids\n"));
+    assert_eq!(csv.stdout.lines().count(), 15, "a header and 14 users");
+}

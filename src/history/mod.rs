@@ -103,8 +103,16 @@ pub trait Store {
     fn previous(&mut self, organization: &str) -> Result<Option<Previous>, HistoryError>;
     /// Every fingerprint ever recorded for `organization`, with its first and last run.
     fn seen(&mut self, organization: &str) -> Result<HashMap<String, Seen>, HistoryError>;
-    /// Records a run whole (its findings and its JSON output), or nothing: one transaction.
-    fn record(&mut self, organization: &str, report: &AuditReport) -> Result<i64, HistoryError>;
+    /// Records a run whole (its findings, its JSON output and a snapshot of the report it
+    /// audited), or nothing: one transaction.
+    fn record(
+        &mut self,
+        organization: &str,
+        report: &AuditReport,
+        snapshot: Option<&crate::model::Report>,
+    ) -> Result<i64, HistoryError>;
+    /// The report a run audited, in the API's JSON shape; `None` if it kept none.
+    fn snapshot(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError>;
     /// Every run, newest first.
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError>;
     /// The chain's head: the hash of the last run recorded.

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
         findings INTEGER NOT NULL,
         unwaived INTEGER NOT NULL,
         output BLOB NOT NULL,
+        snapshot BLOB,
         content_hash TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
@@ -122,9 +123,11 @@ fn self_fail(location: &str, e: impl std::fmt::Display) -> HistoryError {
 /// The chain's start: the `prev_hash` of the first run.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// A run's content: the hash of its JSON output.
-fn content_hash(output: &[u8]) -> String {
-    crate::source::sha256_hex(output)
+/// A run's content: the hashes of its JSON output and of its snapshot.
+fn content_hash(output: &[u8], snapshot: Option<&[u8]>) -> String {
+    let snap = snapshot.map(crate::source::sha256_hex).unwrap_or_default();
+    let out = crate::source::sha256_hex(output);
+    crate::source::sha256_hex(format!("{out}\n{snap}\n").as_bytes())
 }
 
 /// A run's place in the chain: its content hashed after the previous run's hash.
@@ -208,7 +211,12 @@ impl Store for SqliteStore {
             .map_err(|e| self_fail(&self.location, e))
     }
 
-    fn record(&mut self, organization: &str, report: &AuditReport) -> Result<i64, HistoryError> {
+    fn record(
+        &mut self,
+        organization: &str,
+        report: &AuditReport,
+        snapshot: Option<&crate::model::Report>,
+    ) -> Result<i64, HistoryError> {
         let location = self.location.clone();
         let fail = |e: &dyn std::fmt::Display| self_fail(&location, e);
         // The JSON output exactly as `-f json` writes it: `history show` gives it back byte for
@@ -221,8 +229,17 @@ impl Store for SqliteStore {
             &mut output,
         )
         .map_err(|e| fail(&e))?;
-        let content_hash = content_hash(&output);
+        let snap = match snapshot {
+            Some(r) => {
+                let mut bytes = Vec::new();
+                crate::source::write_json(r, &mut bytes).map_err(|e| fail(&e))?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let content_hash = content_hash(&output, snap.as_deref());
         let packed = gzip(&output).map_err(|e| fail(&e))?;
+        let snap = snap.map(|s| gzip(&s)).transpose().map_err(|e| fail(&e))?;
         // The head is read inside the write transaction: two audits never fork the chain.
         let tx = self
             .conn
@@ -239,8 +256,8 @@ impl Store for SqliteStore {
         let unwaived = report.findings.iter().filter(|f| !f.waived).count();
         tx.execute(
             "INSERT INTO runs (organization, audited_at, tool_version, source_sha256, source_kind,
-                findings, unwaived, output, content_hash, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                findings, unwaived, output, snapshot, content_hash, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 organization,
                 report.audited_at,
@@ -250,6 +267,7 @@ impl Store for SqliteStore {
                 report.findings.len() as i64,
                 unwaived as i64,
                 packed,
+                snap,
                 content_hash,
                 prev_hash,
                 hash
@@ -285,6 +303,22 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
+    fn snapshot(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError> {
+        let packed: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row(
+                "SELECT snapshot FROM runs WHERE id = ?1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        packed
+            .flatten()
+            .map(|p| gunzip(&p).map_err(|e| self.fail(format!("run {run}: {e}"))))
+            .transpose()
+    }
+
     fn head(&mut self) -> Result<Option<String>, HistoryError> {
         self.conn
             .query_row("SELECT hash FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
@@ -310,30 +344,42 @@ impl Store for SqliteStore {
     fn verify(&mut self) -> Result<Verified, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, output, content_hash, prev_hash, hash FROM runs ORDER BY id")
+            .prepare(
+                "SELECT id, output, snapshot, content_hash, prev_hash, hash FROM runs ORDER BY id",
+            )
             .map_err(|e| self.fail(e))?;
-        type Row = (i64, Vec<u8>, String, String, String);
+        type Row = (i64, Vec<u8>, Option<Vec<u8>>, String, String, String);
         let rows: Vec<Row> = stmt
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .map_err(|e| self_fail(&self.location, e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self_fail(&self.location, e))?;
         let mut prev = GENESIS.to_string();
-        for (id, packed, content, prev_hash, hash) in &rows {
-            let problem = match gunzip(packed) {
-                Err(e) => Some(format!("its stored output cannot be read ({e})")),
-                Ok(out) if content_hash(&out) != *content => {
+        for (id, packed, snapshot, content, prev_hash, hash) in &rows {
+            let snap = snapshot.as_deref().map(gunzip).transpose();
+            let problem = match (gunzip(packed), snap) {
+                (Err(e), _) | (_, Err(e)) => {
+                    Some(format!("its stored output cannot be read ({e})"))
+                }
+                (Ok(out), Ok(snap)) if content_hash(&out, snap.as_deref()) != *content => {
                     Some("its content was changed after it was recorded".into())
                 }
-                Ok(_) if *prev_hash != prev => {
+                _ if *prev_hash != prev => {
                     Some("the run before it in the chain is missing or was changed".into())
                 }
-                Ok(_) if chain_hash(prev_hash, content) != *hash => {
+                _ if chain_hash(prev_hash, content) != *hash => {
                     Some("its hash was changed after it was recorded".into())
                 }
-                Ok(_) => None,
+                _ => None,
             };
             if let Some(why) = problem {
                 return Ok(Verified::Broken { run: *id, why });
@@ -342,7 +388,7 @@ impl Store for SqliteStore {
         }
         Ok(Verified::Intact {
             runs: rows.len(),
-            head: rows.last().map(|r| r.4.clone()),
+            head: rows.last().map(|r| r.5.clone()),
         })
     }
 

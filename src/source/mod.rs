@@ -10,6 +10,9 @@ mod scan;
 #[cfg(feature = "network")]
 pub mod telnyx;
 mod time;
+mod write;
+
+pub use write::{write_csv, write_json};
 
 use std::path::PathBuf;
 
