@@ -384,6 +384,10 @@ pub struct AuditArgs {
     /// ORGAUDIT_HISTORY, or history: in the configuration].
     #[arg(long, value_name = "LOCATION", conflicts_with = "no_history")]
     pub history: Option<String>,
+    /// Exit 1 when an unwaived finding is past its SLA (`sla:` in the configuration; needs a
+    /// history); combines with --fail-on by OR.
+    #[arg(long)]
+    pub fail_on_overdue: bool,
     /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
     #[arg(long)]
     pub no_history: bool,
@@ -693,6 +697,7 @@ impl AuditArgs {
             no_history: self.no_history,
             history_required: self.history_required,
             org_id: self.org_id.clone(),
+            fail_on_overdue: self.fail_on_overdue,
             color: match self.color {
                 ColorWhen::Auto => plan::ColorWhen::Auto,
                 ColorWhen::Always => plan::ColorWhen::Always,
@@ -740,6 +745,14 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
             if count == 1 { "" } else { "s" },
             if only_new { " --fail-on-new" } else { "" },
             if waived > 0 { format!("; {waived} waived") } else { String::new() }
+        );
+    }
+    if let Some(n) = outcome.overdue.filter(|n| *n > 0) {
+        let _ = writeln!(
+            err,
+            "orgaudit: {n} finding{} past {} SLA (--fail-on-overdue)",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "its" } else { "their" }
         );
     }
     let code = outcome.exit_code();

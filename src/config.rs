@@ -80,6 +80,10 @@ pub struct Config {
     pub history: Option<String>,
     /// `org_id`: the organization's key in the history (a single organization).
     pub org_id: Option<String>,
+    /// `sla`: days to fix a finding, per severity.
+    pub sla: Option<crate::findings::Sla>,
+    /// `fail_on_overdue`: fail when a finding is past its SLA.
+    pub fail_on_overdue: Option<bool>,
 }
 
 /// The `rules` section.
@@ -134,6 +138,8 @@ const TOP_KEYS: &[&str] = &[
     "allow_blanket_waivers",
     "history",
     "org_id",
+    "sla",
+    "fail_on_overdue",
 ];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
@@ -368,6 +374,19 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                 })
             }
             "org_id" => cfg.org_id = r.string(v, "org_id"),
+            "fail_on_overdue" => cfg.fail_on_overdue = r.boolean(v, "fail_on_overdue"),
+            "sla" => {
+                let mut sla = crate::findings::Sla::default();
+                for (k, v) in r.map(v, "`sla`", &SEVERITIES[..5]) {
+                    if let (Some(sev), Some(days)) = (
+                        crate::rules::Severity::parse(&k.name),
+                        r.number(v, "sla days", 0.0, 36_500.0),
+                    ) {
+                        sla.set(sev, days as u32);
+                    }
+                }
+                cfg.sla = Some(sla);
+            }
             "allow_blanket_waivers" => {
                 cfg.allow_blanket_waivers = r.boolean(v, "allow_blanket_waivers")
             }

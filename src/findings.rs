@@ -100,6 +100,48 @@ pub struct Finding {
     /// In `resolved`, with a history: the `audited_at` of the last run that had it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_seen: Option<String>,
+    /// With a history and an SLA for its severity: the last day (UTC, `YYYY-MM-DD`) by which
+    /// it should be fixed, `first_seen` plus the SLA's days.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub due: Option<String>,
+    /// Past `due` and not waived.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub overdue: Option<bool>,
+}
+
+/// Remediation SLAs: days to fix a finding, per severity (`sla:` in the configuration).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct Sla {
+    pub critical: Option<u32>,
+    pub high: Option<u32>,
+    pub medium: Option<u32>,
+    pub low: Option<u32>,
+    pub info: Option<u32>,
+}
+
+impl Sla {
+    /// The days allowed for a finding of `severity`, if any.
+    pub fn days(&self, severity: Severity) -> Option<u32> {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Info => self.info,
+        }
+    }
+
+    pub fn set(&mut self, severity: Severity, days: u32) {
+        *match severity {
+            Severity::Critical => &mut self.critical,
+            Severity::High => &mut self.high,
+            Severity::Medium => &mut self.medium,
+            Severity::Low => &mut self.low,
+            Severity::Info => &mut self.info,
+        } = Some(days);
+    }
 }
 
 /// What made a finding fire: named values in the order the rule records them. Serializes as a
@@ -585,6 +627,8 @@ mod tests {
             first_seen: None,
             age_days: None,
             last_seen: None,
+            due: None,
+            overdue: None,
         }
     }
 

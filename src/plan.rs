@@ -76,6 +76,8 @@ pub struct Flags {
     pub history_required: bool,
     /// `--org-id`: the organization's key in the history.
     pub org_id: Option<String>,
+    /// `--fail-on-overdue`: fail when a finding is past its SLA.
+    pub fail_on_overdue: bool,
 }
 
 /// Where the report comes from.
@@ -152,6 +154,10 @@ pub struct Plan {
     pub history: Option<crate::history::Location>,
     pub org_id: String,
     pub history_required: bool,
+    /// Remediation SLAs (`sla:` in the configuration).
+    pub sla: Option<crate::findings::Sla>,
+    /// Fail the run when a finding is past its SLA.
+    pub fail_on_overdue: bool,
     /// Hears the fetch's progress.
     pub on_fetch: Option<FetchObserver>,
 }
@@ -229,6 +235,13 @@ impl Plan {
             .map(|h| crate::history::Location::parse(&h))
             .transpose()?;
         let only_new = flags.fail_on_new || file.fail_on_new == Some(true);
+        if (flags.fail_on_overdue || file.fail_on_overdue == Some(true))
+            && (history.is_none() || file.sla.is_none())
+        {
+            return Err(Error::Usage(
+                "--fail-on-overdue needs a history (--history PATH) and SLAs (sla: in the configuration)".into(),
+            ));
+        }
         if only_new && baseline.is_none() && history.is_none() {
             return Err(Error::Usage(
                 "--fail-on-new needs a baseline or a history: give --history PATH (or --baseline PATH, an earlier JSON output)"
@@ -294,6 +307,8 @@ impl Plan {
                 .or(file.org_id.clone())
                 .unwrap_or_else(|| "default".into()),
             history_required: flags.history_required,
+            sla: file.sla,
+            fail_on_overdue: flags.fail_on_overdue || file.fail_on_overdue == Some(true),
             config: cfg,
         })
     }

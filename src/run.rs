@@ -57,6 +57,9 @@ pub struct Outcome {
     /// The history had no previous run of this organization (a gate on new findings then
     /// counts every finding).
     pub first_run: bool,
+    /// With `--fail-on-overdue`: how many findings are past their SLA (the gate fails when
+    /// any is).
+    pub overdue: Option<usize>,
 }
 
 /// The exit status of several results at once: 2 (bad input, rules, usage) over 3 (network,
@@ -75,9 +78,11 @@ pub fn worst_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
 impl Outcome {
     /// The run's exit status: the worst failure's, else 1 when the gate failed, else 0.
     pub fn exit_code(&self) -> u8 {
-        let gate = match self.verdict {
-            Verdict::Fail { .. } => 1,
-            Verdict::NoGate | Verdict::Pass { .. } => 0,
+        // Gates combine with OR.
+        let gate = match (self.verdict, self.overdue) {
+            (Verdict::Fail { .. }, _) => 1,
+            (_, Some(n)) if n > 0 => 1,
+            (Verdict::NoGate | Verdict::Pass { .. }, _) => 0,
         };
         worst_exit(self.failures.iter().map(Error::exit_code).chain([gate]))
     }
@@ -195,6 +200,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                     &seen,
                     info,
                     plan.baseline.is_some(),
+                    plan.sla.as_ref(),
                 );
                 store = Some(s);
             }
@@ -245,6 +251,13 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         },
     };
     let verdict = gate(&report, plan, first_run);
+    let overdue = plan.fail_on_overdue.then(|| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.overdue == Some(true))
+            .count()
+    });
     if let Some(mut s) = store {
         let snapshot = audited.as_ref().map(|l| &l.report);
         if let Err(e) = s.record(&plan.org_id, &report, snapshot) {
@@ -260,6 +273,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         email,
         failures,
         first_run,
+        overdue,
     })
 }
 

@@ -477,3 +477,90 @@ fn a_run_keeps_the_report_it_audited() {
     assert!(csv.stdout.starts_with("id,record_type,email,user_status,organization_user_bypasses_sso,created_at,last_sign_in_at,groups,group_ids\n"));
     assert_eq!(csv.stdout.lines().count(), 15, "a header and 14 users");
 }
+
+/// SLAs: each finding gets `due` (first seen plus its severity's days) and `overdue`; a waived
+/// one is never overdue; --fail-on-overdue fails on them, naming the gate.
+#[test]
+fn findings_past_their_sla_are_overdue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("history: {}\nsla: {{high: 7, medium: 90}}\n", db.display()),
+    )
+    .unwrap();
+    let waivers = dir.path().join("w.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - {rule: sso-bypass, subject: u2, reason: r, approved_by: a, expires: 2027-01-31}\n",
+    )
+    .unwrap();
+    let recent = "2026-11-20T00:00:00Z";
+    let users = vec![user("u1", true, recent), user("u2", true, recent)];
+    let c = cfg.to_str().unwrap();
+    let w = waivers.to_str().unwrap();
+    let args = ["--config", c, "--waivers", w, "--fail-on-overdue"];
+    let w1 = week(
+        dir.path(),
+        "2026-11-29T00:00:00Z",
+        users.clone(),
+        &args,
+        &[],
+    );
+    assert_eq!(w1.code, 0, "{}", w1.stderr);
+    let f = finding(&w1.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(
+        (&f["due"], &f["overdue"]),
+        (&json!("2026-12-06"), &json!(false))
+    );
+    let w2 = week(
+        dir.path(),
+        "2026-12-07T00:00:00Z",
+        users.clone(),
+        &args,
+        &[],
+    );
+    assert_eq!(w2.code, 1, "{}", w2.stderr);
+    assert_eq!(
+        finding(&w2.doc, "sso-bypass", "u1").unwrap()["overdue"],
+        true
+    );
+    assert_eq!(
+        finding(&w2.doc, "sso-bypass", "u2").unwrap()["overdue"],
+        false,
+        "waived"
+    );
+    // u1 and the organization (no active owner, high); not u2, waived.
+    assert!(
+        w2.stderr
+            .contains("orgaudit: 2 findings past their SLA (--fail-on-overdue)"),
+        "{}",
+        w2.stderr
+    );
+    // The text output says so.
+    let input = dir.path().join("2026-12-07T00:00:00Z.json");
+    let r = run_with_env(
+        &[
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            "2026-12-08T00:00:00Z",
+            "--config",
+            c,
+        ],
+        &[],
+    );
+    assert!(
+        r.stdout.contains("[overdue since 2026-12-06]"),
+        "{}",
+        r.stdout
+    );
+    // Without a history, the gate cannot be asked for.
+    let r = run_with_env(
+        &["audit", "-i", input.to_str().unwrap(), "--fail-on-overdue"],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+}

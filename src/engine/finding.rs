@@ -140,6 +140,8 @@ impl<'a> Ctx<'a> {
             first_seen: None,
             age_days: None,
             last_seen: None,
+            due: None,
+            overdue: None,
         })
     }
 }

@@ -153,8 +153,12 @@ pub fn apply(
     seen: &HashMap<String, Seen>,
     info: HistoryInfo,
     baseline_decides: bool,
+    sla: Option<&crate::findings::Sla>,
 ) {
     let now = report.audited_at.clone();
+    let today = DateTime::parse_from_rfc3339(&now)
+        .map(|t| t.with_timezone(&Utc).date_naive())
+        .ok();
     let before: std::collections::HashSet<&str> = previous
         .map(|p| p.findings.iter().map(|f| f.fingerprint.as_str()).collect())
         .unwrap_or_default();
@@ -165,6 +169,19 @@ pub fn apply(
             .map_or(now.as_str(), |s| s.first_seen.as_str());
         f.age_days = Some(days_between(first, &now).max(0));
         f.first_seen = Some(first.to_string());
+        // The SLA of its effective severity, in UTC days from the day it was first seen; a
+        // waived finding is never overdue.
+        let due = sla.and_then(|s| s.days(f.severity)).and_then(|days| {
+            DateTime::parse_from_rfc3339(first)
+                .ok()?
+                .with_timezone(&Utc)
+                .date_naive()
+                .checked_add_days(chrono::Days::new(days.into()))
+        });
+        if let Some(due) = due {
+            f.due = Some(due.to_string());
+            f.overdue = Some(!f.waived && today.is_some_and(|t| t > due));
+        }
         if baseline_decides || previous.is_none() {
             continue;
         }

@@ -191,6 +191,10 @@ fn tags(f: &Finding, st: &Style) -> String {
         )
         | None => {}
     }
+    if let (Some(true), Some(due)) = (f.overdue, &f.due) {
+        t.push_str(&st.paint("1;31", &format!("[overdue since {due}]")));
+        t.push(' ');
+    }
     if let Some(w) = &f.waiver {
         t.push_str(&st.paint(
             "2",

@@ -189,6 +189,8 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             "first_seen",
             "age_days",
             "last_seen",
+            "due",
+            "overdue",
         ],
         values: vec![
             f.organization.as_deref().and_then(text),
@@ -206,6 +208,8 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             f.first_seen.as_deref().and_then(text),
             f.age_days.map(Value::from),
             f.last_seen.as_deref().and_then(text),
+            f.due.as_deref().and_then(text),
+            f.overdue.map(Value::from),
         ],
     })
 }
