@@ -275,6 +275,7 @@ pub struct FetchArgs {
 pub enum EmailWhen {
     Always,
     Findings,
+    Changed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -678,6 +679,7 @@ impl AuditArgs {
                 when: e.email_when.map(|w| match w {
                     EmailWhen::Always => notify::SendWhen::Always,
                     EmailWhen::Findings => notify::SendWhen::Findings,
+                    EmailWhen::Changed => notify::SendWhen::Changed,
                 }),
                 attach: e
                     .email_attach
@@ -723,7 +725,7 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
     if outcome.email == runs::Email::Skipped {
         let _ = writeln!(
             err,
-            "orgaudit: no findings, so no email (--email-when findings)"
+            "orgaudit: nothing to report, so no email (--email-when)"
         );
     }
     drop(err);

@@ -343,7 +343,9 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                         }
                         "ca_file" => e.ca_file = r.string(v, "email.ca_file").map(|p| base.join(p)),
                         "insecure" => e.insecure = r.boolean(v, "email.insecure"),
-                        "when" => e.when = r.one_of(v, "email.when", &["always", "findings"]),
+                        "when" => {
+                            e.when = r.one_of(v, "email.when", &["always", "findings", "changed"])
+                        }
                         "attach" => {
                             e.attach = r.strings(v, "email.attach");
                             for a in &e.attach {

@@ -362,6 +362,7 @@ fn email_plan(
     let when = match (flags.when, f.when.as_deref()) {
         (Some(w), _) => w,
         (None, Some("findings")) => notify::SendWhen::Findings,
+        (None, Some("changed")) => notify::SendWhen::Changed,
         (None, _) => notify::SendWhen::Always,
     };
     let settings = notify::EmailSettings {

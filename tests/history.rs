@@ -564,3 +564,50 @@ fn findings_past_their_sla_are_overdue() {
     );
     assert_eq!(r.code, 2);
 }
+
+/// `--email-when changed` sends on the first run, stays quiet while nothing changes, and sends
+/// again when a finding is new.
+#[test]
+fn email_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let eml = dir.path().join("m.eml");
+    let recent = "2026-11-20T00:00:00Z";
+    let args = [
+        "--history",
+        db.to_str().unwrap(),
+        "--email-to",
+        "sec@acme.example",
+        "--email-from",
+        "orgaudit@acme.example",
+        "--email-when",
+        "changed",
+        "--email-dry-run",
+        eml.to_str().unwrap(),
+    ];
+    let sent = |now: &str, users: Vec<Value>| {
+        let _ = std::fs::remove_file(&eml);
+        let w = week(dir.path(), now, users, &args, &[]);
+        assert_eq!(w.code, 0, "{}", w.stderr);
+        eml.is_file()
+    };
+    assert!(
+        sent("2026-11-29T00:00:00Z", vec![user("u1", true, recent)]),
+        "the first run"
+    );
+    assert!(
+        !sent("2026-12-06T00:00:00Z", vec![user("u1", true, recent)]),
+        "nothing changed"
+    );
+    assert!(
+        sent(
+            "2026-12-13T00:00:00Z",
+            vec![user("u1", true, recent), user("u2", true, recent)]
+        ),
+        "u2 is new"
+    );
+    assert!(
+        sent("2026-12-20T00:00:00Z", vec![user("u2", true, recent)]),
+        "u1 is resolved"
+    );
+}

@@ -29,6 +29,9 @@ pub enum SendWhen {
     Always,
     /// Only when there are findings.
     Findings,
+    /// Only when something changed against the previous run or baseline: a finding new,
+    /// reopened or overdue, or one resolved (always, when there is nothing to compare with).
+    Changed,
 }
 
 /// What to attach besides the CSV of findings (always attached).
@@ -330,7 +333,27 @@ pub fn build(
 
 /// Whether to send at all.
 pub fn should_send(report: &AuditReport, when: SendWhen) -> bool {
-    when == SendWhen::Always || report.summary.findings > 0
+    use crate::findings::BaselineStatus;
+    match when {
+        SendWhen::Always => true,
+        SendWhen::Findings => report.summary.findings > 0,
+        SendWhen::Changed => {
+            let compared = report.baseline.is_some()
+                || report
+                    .history
+                    .as_ref()
+                    .is_some_and(|h| h.previous_run.is_some());
+            !compared
+                || report.findings.iter().any(|f| {
+                    f.overdue == Some(true)
+                        || matches!(
+                            f.baseline_status,
+                            Some(BaselineStatus::New | BaselineStatus::Reopened)
+                        )
+                })
+                || report.resolved.as_ref().is_some_and(|r| !r.is_empty())
+        }
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
