@@ -33,15 +33,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE findings (
         run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
         fingerprint TEXT NOT NULL,
-        rule_id TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        subject_kind TEXT NOT NULL,
-        subject_id TEXT NOT NULL,
-        waived INTEGER NOT NULL,
-        finding TEXT NOT NULL,
         PRIMARY KEY (run_id, fingerprint)
-    );
-    CREATE INDEX findings_by_fingerprint ON findings (fingerprint);",
+    ) WITHOUT ROWID;",
 ];
 
 /// A history in a SQLite file.
@@ -142,7 +135,7 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(bytes)?;
     gz.finish()
 }
@@ -170,20 +163,15 @@ impl Store for SqliteStore {
         let Some(run) = run else {
             return Ok(None);
         };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT finding FROM findings WHERE run_id = ?1")
-            .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map(params![run.id], |r| r.get::<_, String>(0))
-            .map_err(|e| self.fail(e))?;
-        let mut findings = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| self_fail(&self.location, e))?;
-            let f: Finding = serde_json::from_str(&text)
-                .map_err(|e| self_fail(&self.location, format!("a stored finding: {e}")))?;
-            findings.push(f);
+        // Its findings as it wrote them: the stored JSON output's list.
+        let output = self.output(run.id)?.unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            findings: Vec<Finding>,
         }
+        let findings = serde_json::from_slice::<Doc>(&output)
+            .map_err(|e| self.fail(format!("run {}: its stored output: {e}", run.id)))?
+            .findings;
         Ok(Some(Previous { run, findings }))
     }
 
@@ -277,25 +265,11 @@ impl Store for SqliteStore {
         let id = tx.last_insert_rowid();
         {
             let mut insert = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO findings (run_id, fingerprint, rule_id, severity,
-                        subject_kind, subject_id, waived, finding)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
+                .prepare("INSERT OR IGNORE INTO findings (run_id, fingerprint) VALUES (?1, ?2)")
                 .map_err(|e| fail(&e))?;
             for f in &report.findings {
-                let text = serde_json::to_string(f).map_err(|e| fail(&e))?;
                 insert
-                    .execute(params![
-                        id,
-                        f.fingerprint,
-                        f.rule_id,
-                        f.severity.as_str(),
-                        f.subject.kind.as_str(),
-                        f.subject.id,
-                        f.waived,
-                        text
-                    ])
+                    .execute(params![id, f.fingerprint])
                     .map_err(|e| fail(&e))?;
             }
         }
