@@ -28,6 +28,10 @@ use orgaudit::{Error, RuleOptions};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The largest YAML file (rules, configuration, waivers, rule tests) or template read, in
+    /// bytes or with KiB, MiB, GiB [default: 16MiB].
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_text_bytes: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,6 +507,9 @@ fn pick_run(runs: &[orgaudit::history::RunInfo], which: &str) -> Result<i64, Err
 
 /// Runs a command; `Ok` holds its exit status.
 pub fn run(cli: Cli) -> Result<u8, Error> {
+    if let Some(n) = cli.max_text_bytes {
+        orgaudit::defaults::set_text_max_bytes(n);
+    }
     match cli.command {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),

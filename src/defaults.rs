@@ -16,9 +16,22 @@ pub const API_RETRIES: u32 = 2;
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest API response body accepted, in bytes.
 pub const API_MAX_BYTES: u64 = 1 << 30;
-/// The largest YAML file read (rules, configuration, waivers, rule tests), template, key or
-/// password file, in bytes.
+/// The largest YAML file read (rules, configuration, waivers, rule tests) or template, in
+/// bytes, unless [`set_text_max_bytes`] (`--max-text-bytes`) changed it for the process.
 pub const TEXT_MAX_BYTES: u64 = 16 << 20;
+
+static TEXT_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(TEXT_MAX_BYTES);
+
+/// The largest YAML file or template read now.
+pub fn text_max_bytes() -> u64 {
+    TEXT_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the largest YAML file or template read, for the whole process (it bounds the reading
+/// of the configuration file itself, so it is set before anything is read).
+pub fn set_text_max_bytes(n: u64) {
+    TEXT_LIMIT.store(n, std::sync::atomic::Ordering::Relaxed);
+}
 /// The permissions of a new file orgaudit writes (reports hold every user's email).
 pub const FILE_MODE: u32 = 0o600;
 /// Organizations fetched at once.

@@ -130,7 +130,7 @@ pub fn unknown_key(file: &str, pos: Pos, key: &str, what: &str, valid: &[&str]) 
 /// names the file and says what it was meant to hold.
 pub fn read_source(path: &std::path::Path, what: &str) -> Result<(String, String), RuleErrors> {
     let name = path.display().to_string();
-    let text = read_capped(path, crate::defaults::TEXT_MAX_BYTES).and_then(|b| {
+    let text = read_capped(path, crate::defaults::text_max_bytes()).and_then(|b| {
         String::from_utf8(b)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
     });

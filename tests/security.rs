@@ -239,6 +239,18 @@ fn devices_are_read_up_to_a_cap() {
             vec!["audit", "-i", input, "--waivers", "/dev/zero"],
             "error: /dev/zero: cannot read the waivers: larger than the limit of 16777216 bytes",
         ),
+        (
+            vec![
+                "audit",
+                "-i",
+                input,
+                "--waivers",
+                "/dev/zero",
+                "--max-text-bytes",
+                "1KiB",
+            ],
+            "error: /dev/zero: cannot read the waivers: larger than the limit of 1024 bytes",
+        ),
     ] {
         let r = run(&args);
         assert_eq!(r.code, 2, "{args:?}");

@@ -74,7 +74,7 @@ impl Templates {
         if let Some(dir) = &self.dir {
             let path = confined(dir, name)?;
             if path.is_file() {
-                return crate::diag::read_capped(&path, crate::defaults::TEXT_MAX_BYTES)
+                return crate::diag::read_capped(&path, crate::defaults::text_max_bytes())
                     .and_then(|b| {
                         String::from_utf8(b).map_err(|_| {
                             std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
