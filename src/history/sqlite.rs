@@ -106,6 +106,17 @@ impl SqliteStore {
     }
 }
 
+/// A run's listing from a row of `id, organization, audited_at, findings, unwaived`.
+fn run_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
+    Ok(RunInfo {
+        id: r.get(0)?,
+        organization: r.get(1)?,
+        audited_at: r.get(2)?,
+        findings: r.get::<_, i64>(3)? as usize,
+        unwaived: r.get::<_, i64>(4)? as usize,
+    })
+}
+
 fn self_fail(location: &str, e: impl std::fmt::Display) -> HistoryError {
     HistoryError::Storage {
         location: location.to_string(),
@@ -148,15 +159,7 @@ impl Store for SqliteStore {
                 "SELECT id, organization, audited_at, findings, unwaived FROM runs
                  WHERE organization = ?1 ORDER BY audited_at DESC, id DESC LIMIT 1",
                 params![organization],
-                |r| {
-                    Ok(RunInfo {
-                        id: r.get(0)?,
-                        organization: r.get(1)?,
-                        audited_at: r.get(2)?,
-                        findings: r.get::<_, i64>(3)? as usize,
-                        unwaived: r.get::<_, i64>(4)? as usize,
-                    })
-                },
+                run_info,
             )
             .optional()
             .map_err(|e| self.fail(e))?;
@@ -375,15 +378,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| self.fail(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(RunInfo {
-                    id: r.get(0)?,
-                    organization: r.get(1)?,
-                    audited_at: r.get(2)?,
-                    findings: r.get::<_, i64>(3)? as usize,
-                    unwaived: r.get::<_, i64>(4)? as usize,
-                })
-            })
+            .query_map([], run_info)
             .map_err(|e| self_fail(&self.location, e))?;
         rows.collect::<Result<_, _>>()
             .map_err(|e| self_fail(&self.location, e))

@@ -32,23 +32,23 @@ pub fn run(args: &[&str]) -> Run {
 /// Runs `orgaudit` with these arguments and environment variables.
 pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::cargo_bin("orgaudit").unwrap();
-    cmd.env_remove("NO_COLOR").args(args);
+    // A history the developer keeps must not join the tests' runs.
+    cmd.env_remove("ORGAUDIT_HISTORY");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    let r = Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
+    finish(cmd, args, None)
 }
 
 /// Runs `orgaudit` with these arguments and standard input; it must exit, never panic.
 pub fn run_with_stdin(args: &[&str], stdin: Option<Vec<u8>>) -> Run {
     let mut cmd = Command::cargo_bin("orgaudit").unwrap();
+    cmd.env_remove("ORGAUDIT_HISTORY");
+    finish(cmd, args, stdin)
+}
+
+/// Runs a prepared command (`NO_COLOR` unset); it must exit, never panic.
+fn finish(mut cmd: Command, args: &[&str], stdin: Option<Vec<u8>>) -> Run {
     cmd.env_remove("NO_COLOR").args(args);
     if let Some(input) = stdin {
         cmd.write_stdin(input);
