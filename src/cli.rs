@@ -1,5 +1,8 @@
 //! The command line: what the user typed (clap definitions), and its translation into library
 //! calls. Nothing here decides audit behaviour.
+//!
+//! Longer than most files: it is the declaration of every command and flag with its help text
+//! (what `--help` prints), and their mapping to the library's `Flags`; the work is elsewhere.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -461,50 +464,6 @@ pub enum RulesCommand {
     Reference,
 }
 
-/// The history a `history` command names, opened.
-fn open_history(history: Option<String>) -> Result<Box<dyn orgaudit::history::Store>, Error> {
-    let location = history
-        .or_else(|| std::env::var(plan::HISTORY_ENV).ok())
-        .ok_or_else(|| Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into()))?;
-    Ok(orgaudit::history::Location::parse(&location)?.open()?)
-}
-
-/// A run by id, `latest`, `previous`, or a date (the last run at or before it). `runs` is
-/// newest first.
-fn pick_run(runs: &[orgaudit::history::RunInfo], which: &str) -> Result<i64, Error> {
-    let none = || Error::Usage(format!("no run `{which}` in the history"));
-    match which {
-        "latest" => runs.first().map(|r| r.id).ok_or_else(none),
-        "previous" => runs.get(1).map(|r| r.id).ok_or_else(none),
-        w => {
-            if let Ok(id) = w.parse::<i64>() {
-                return runs
-                    .iter()
-                    .find(|r| r.id == id)
-                    .map(|r| r.id)
-                    .ok_or_else(none);
-            }
-            // A date: the end of that day, or the time given.
-            let at = if w.len() == 10 {
-                format!("{w}T23:59:59Z")
-            } else {
-                w.to_string()
-            };
-            let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|_| {
-                Error::Usage(format!(
-                    "`{w}` is not a run: give a run id, latest, previous, or a date (YYYY-MM-DD)"
-                ))
-            })?;
-            runs.iter()
-                .find(|r| {
-                    chrono::DateTime::parse_from_rfc3339(&r.audited_at).is_ok_and(|t| t <= at)
-                })
-                .map(|r| r.id)
-                .ok_or_else(none)
-        }
-    }
-}
-
 /// Runs a command; `Ok` holds its exit status.
 pub fn run(cli: Cli) -> Result<u8, Error> {
     if let Some(n) = cli.max_text_bytes {
@@ -515,7 +474,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
         Command::History(HistoryCommand::Verify { history }) => {
-            let mut store = open_history(history)?;
+            let mut store = orgaudit::history::open_named(history)?;
             match store.verify()? {
                 orgaudit::history::Verified::Intact { runs, head } => {
                     println!(
@@ -536,9 +495,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             history,
             format,
         }) => {
-            let mut store = open_history(history)?;
+            let mut store = orgaudit::history::open_named(history)?;
             let runs = store.list()?;
-            let id = pick_run(&runs, &run)?;
+            let id = orgaudit::history::find_run(&runs, &run)?;
             let bytes = store.snapshot(id)?.ok_or_else(|| {
                 Error::Usage(format!(
                     "run {id} kept no snapshot (a run of several organizations keeps none)"
@@ -556,9 +515,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::History(HistoryCommand::Show { run, history }) => {
-            let mut store = open_history(history)?;
+            let mut store = orgaudit::history::open_named(history)?;
             let runs = store.list()?;
-            let id = pick_run(&runs, &run)?;
+            let id = orgaudit::history::find_run(&runs, &run)?;
             let bytes = store
                 .output(id)?
                 .ok_or_else(|| Error::Usage(format!("no run {id} in the history")))?;
@@ -566,7 +525,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::History(HistoryCommand::List { history, format }) => {
-            let runs = open_history(history)?.list()?;
+            let runs = orgaudit::history::open_named(history)?.list()?;
             write_output(None, |out| match format {
                 ListFormat::Json => {
                     serde_json::to_writer_pretty(&mut *out, &runs).map_err(std::io::Error::from)?;

@@ -2,6 +2,9 @@
 //! line. Secrets are never in it: it names the environment variables that hold them. Unknown keys
 //! are errors with file:line:column, so a typo never silently changes an audit.
 //!
+//! Longer than most files: one reader per key of the file (each with its own errors), and
+//! `config check`'s description of the settings with their defaults.
+//!
 //! ```yaml
 //! telnyx:
 //!   base_url: https://api.telnyx.com/v2   # default; TELNYX_BASE_URL and --base-url override

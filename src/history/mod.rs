@@ -132,6 +132,49 @@ pub enum Verified {
     Broken { run: i64, why: String },
 }
 
+/// The history a command names (or `ORGAUDIT_HISTORY`), opened.
+pub fn open_named(location: Option<String>) -> Result<Box<dyn Store>, crate::Error> {
+    let location = location
+        .or_else(|| std::env::var(crate::plan::HISTORY_ENV).ok())
+        .ok_or_else(|| {
+            crate::Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into())
+        })?;
+    Ok(Location::parse(&location)?.open()?)
+}
+
+/// A run by id, `latest`, `previous`, or a date (RFC 3339, or `YYYY-MM-DD` meaning the end of
+/// that day: the last run at or before it). `runs` is newest first, as [`Store::list`] gives it.
+pub fn find_run(runs: &[RunInfo], which: &str) -> Result<i64, crate::Error> {
+    let none = || crate::Error::Usage(format!("no run `{which}` in the history"));
+    match which {
+        "latest" => runs.first().map(|r| r.id).ok_or_else(none),
+        "previous" => runs.get(1).map(|r| r.id).ok_or_else(none),
+        w => {
+            if let Ok(id) = w.parse::<i64>() {
+                return runs
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map(|r| r.id)
+                    .ok_or_else(none);
+            }
+            let at = if w.len() == 10 {
+                format!("{w}T23:59:59Z")
+            } else {
+                w.to_string()
+            };
+            let at = DateTime::parse_from_rfc3339(&at).map_err(|_| {
+                crate::Error::Usage(format!(
+                    "`{w}` is not a run: give a run id, latest, previous, or a date (YYYY-MM-DD)"
+                ))
+            })?;
+            runs.iter()
+                .find(|r| DateTime::parse_from_rfc3339(&r.audited_at).is_ok_and(|t| t <= at))
+                .map(|r| r.id)
+                .ok_or_else(none)
+        }
+    }
+}
+
 /// Whole days from one RFC 3339 time to another (0 when either does not parse).
 fn days_between(from: &str, to: &str) -> i64 {
     match (
