@@ -10,6 +10,10 @@ pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
 pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
 /// The environment variable that overrides the base URL.
 pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
+/// The environment variable naming the history's location.
+pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
+/// The largest stored record (a run's JSON output or snapshot) read back from a history.
+pub const STORED_MAX_BYTES: u64 = 4 << 30;
 /// Retries of an API request after the first attempt (the Telnyx SDKs' default).
 pub const API_RETRIES: u32 = 2;
 /// Seconds for each API attempt, from the request to the body's last byte.

@@ -176,9 +176,6 @@ impl std::fmt::Debug for Plan {
     }
 }
 
-/// The environment variable naming the history's location.
-pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
-
 /// The current time, whole seconds, UTC.
 pub fn now() -> Timestamp {
     chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0)
@@ -226,7 +223,7 @@ impl Plan {
         let history = match (flags.no_history, &flags.history) {
             (true, _) => None,
             (false, Some(h)) => Some(h.clone()),
-            (false, None) => std::env::var(HISTORY_ENV)
+            (false, None) => std::env::var(crate::defaults::HISTORY_ENV)
                 .ok()
                 .filter(|h| !h.trim().is_empty())
                 .or(file.history.clone()),

@@ -246,7 +246,7 @@ fn an_unreadable_history_is_exit_3_and_never_overwritten() {
             "-i",
             input.to_str().unwrap(),
             "--history",
-            "postgres://db/x",
+            "postgres://auditor:hunter2@db/x",
         ],
         &[],
     );
@@ -254,6 +254,11 @@ fn an_unreadable_history_is_exit_3_and_never_overwritten() {
     assert!(
         r.stderr.contains("not supported by this version"),
         "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("hunter2") && r.stderr.contains("auditor:***@db"),
+        "the password in a location is never echoed: {}",
         r.stderr
     );
 }

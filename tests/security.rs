@@ -340,57 +340,41 @@ fn blanket_waivers_are_refused_and_broad_ones_reported() {
     let input = example("acme-users-groups.json");
     let input = input.to_str().unwrap();
     let waivers = w.to_str().unwrap();
+    let gate = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "-i",
+            input,
+            "--now",
+            NOW,
+            "--waivers",
+            waivers,
+            "--fail-on",
+            "low",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
     std::fs::write(
         &w,
         "waivers:\n  - {rule: '*', all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31}\n",
     )
     .unwrap();
-    let r = run(&[
-        "audit",
-        "-i",
-        input,
-        "--now",
-        NOW,
-        "--waivers",
-        waivers,
-        "--fail-on",
-        "low",
-    ]);
+    let r = gate(&[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains(":2:5: the waiver `*` with all_subjects: true covers every rule of the audit (11): it would silence the whole gate"),
         "{}",
         r.stderr
     );
-    let r = run(&[
-        "audit",
-        "-i",
-        input,
-        "--now",
-        NOW,
-        "--waivers",
-        waivers,
-        "--fail-on",
-        "low",
-        "--allow-blanket-waiver",
-    ]);
+    let r = gate(&["--allow-blanket-waiver"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     std::fs::write(
         &w,
         "waivers:\n  - {rule: 'sso-*', all_subjects: true, reason: r, approved_by: a, expires: 2026-12-31}\n",
     )
     .unwrap();
-    let r = run(&[
-        "audit",
-        "-i",
-        input,
-        "--now",
-        NOW,
-        "--waivers",
-        waivers,
-        "--fail-on",
-        "low",
-    ]);
+    let r = gate(&[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("warning[broad-waiver]: waiver at ")

@@ -45,8 +45,14 @@ pub enum Location {
 impl Location {
     /// A path, or `sqlite:PATH`. Other schemes are refused with what is supported.
     pub fn parse(s: &str) -> Result<Location, HistoryError> {
+        // A URL may hold a password: it is never echoed.
+        let shown = if s.contains("://") {
+            crate::diag::redact_url(s)
+        } else {
+            s.to_string()
+        };
         let bad = |message: String| HistoryError::Location {
-            location: s.to_string(),
+            location: shown.clone(),
             message,
         };
         if let Some(path) = s.strip_prefix("sqlite:") {
@@ -135,9 +141,12 @@ pub enum Verified {
 /// The history a command names (or `ORGAUDIT_HISTORY`), opened.
 pub fn open_named(location: Option<String>) -> Result<Box<dyn Store>, crate::Error> {
     let location = location
-        .or_else(|| std::env::var(crate::plan::HISTORY_ENV).ok())
+        .or_else(|| std::env::var(crate::defaults::HISTORY_ENV).ok())
         .ok_or_else(|| {
-            crate::Error::Usage("give --history LOCATION (or set ORGAUDIT_HISTORY)".into())
+            crate::Error::Usage(format!(
+                "give --history LOCATION (or set {})",
+                crate::defaults::HISTORY_ENV
+            ))
         })?;
     Ok(Location::parse(&location)?.open()?)
 }

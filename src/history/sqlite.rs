@@ -139,10 +139,12 @@ fn chain_hash(prev: &str, content: &str) -> String {
     crate::source::sha256_hex(format!("{prev}\n{content}\n").as_bytes())
 }
 
+/// A stored record unpacked, up to a cap: a history file is read like any input.
 fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
-    Ok(out)
+    crate::diag::read_all_capped(
+        flate2::read::GzDecoder::new(bytes),
+        crate::defaults::STORED_MAX_BYTES,
+    )
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
