@@ -96,6 +96,55 @@ pub enum HistoryCommand {
         #[arg(long, value_name = "LOCATION")]
         history: Option<String>,
     },
+    /// Findings by severity over the last runs, new and resolved per run, and each rule's mean
+    /// time to resolve.
+    Trend {
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+        /// The organization's key [default: default].
+        #[arg(long, value_name = "ID", default_value = "default")]
+        org_id: String,
+        /// How many runs.
+        #[arg(long, value_name = "N", default_value_t = orgaudit::defaults::TREND_RUNS)]
+        runs: usize,
+        /// Output format.
+        #[arg(long, short = 'f', value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+    /// Remove the oldest runs, leaving a checkpoint that `verify` accepts.
+    Prune {
+        /// `90d`: keep the runs of the last 90 days; `12runs`: the newest 12 of each
+        /// organization.
+        #[arg(long, value_name = "DAYS|RUNS")]
+        keep: orgaudit::history::Keep,
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+    },
+    /// Start a history from JSON outputs people already kept (only into an empty history; the
+    /// runs are marked imported).
+    Import {
+        /// JSON outputs of earlier audits (`-f json`), in any order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The organization's key [default: default].
+        #[arg(long, value_name = "ID", default_value = "default")]
+        org_id: String,
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+    },
+    /// Remove a person's data (their findings, their record in snapshots, their address
+    /// anywhere in stored outputs); `verify` still passes.
+    Forget {
+        /// The person's email address.
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        /// The history [default: ORGAUDIT_HISTORY].
+        #[arg(long, value_name = "LOCATION")]
+        history: Option<String>,
+    },
     /// The runs, newest first, with their finding counts.
     List {
         /// The history [default: ORGAUDIT_HISTORY].
@@ -476,12 +525,25 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::History(HistoryCommand::Verify { history }) => {
             let mut store = orgaudit::history::open_named(history)?;
             match store.verify()? {
-                orgaudit::history::Verified::Intact { runs, head } => {
+                orgaudit::history::Verified::Intact {
+                    runs,
+                    head,
+                    redacted,
+                    pruned_before,
+                } => {
                     println!(
                         "history intact: {runs} run{}, head {}",
                         if runs == 1 { "" } else { "s" },
                         head.as_deref().unwrap_or("(empty)")
                     );
+                    if pruned_before > 0 {
+                        println!("  {pruned_before} earlier run(s) pruned behind a checkpoint");
+                    }
+                    if redacted > 0 {
+                        println!(
+                            "  {redacted} run(s) redacted by `history forget`: linked by their recorded hashes, content not checkable"
+                        );
+                    }
                     Ok(0)
                 }
                 orgaudit::history::Verified::Broken { run, why } => {
@@ -522,6 +584,65 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 .output(id)?
                 .ok_or_else(|| Error::Usage(format!("no run {id} in the history")))?;
             write_output(None, |out| Ok(out.write_all(&bytes)?))?;
+            Ok(0)
+        }
+        Command::History(HistoryCommand::Trend {
+            history,
+            org_id,
+            runs,
+            format,
+        }) => {
+            let mut store = orgaudit::history::open_named(history)?;
+            let trend = orgaudit::history::trend(&mut *store, &org_id, runs)?;
+            write_output(None, |out| match format {
+                ListFormat::Json => {
+                    serde_json::to_writer_pretty(&mut *out, &trend)
+                        .map_err(std::io::Error::from)?;
+                    Ok(out.write_all(b"\n")?)
+                }
+                ListFormat::Text => Ok(trend.write_text(out)?),
+            })?;
+            Ok(0)
+        }
+        Command::History(HistoryCommand::Prune { keep, history }) => {
+            let mut store = orgaudit::history::open_named(history)?;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let pruned = store.prune(keep, &now)?;
+            println!("pruned {} run(s)", pruned.removed);
+            if let Some(cp) = &pruned.checkpoint {
+                println!(
+                    "checkpoint: through run {}, head {}",
+                    cp.through_run, cp.head
+                );
+            }
+            if pruned.kept_for_chain > 0 {
+                println!(
+                    "{} old run(s) kept: newer runs before them in the chain are kept",
+                    pruned.kept_for_chain
+                );
+            }
+            Ok(0)
+        }
+        Command::History(HistoryCommand::Import {
+            files,
+            org_id,
+            history,
+        }) => {
+            let outputs =
+                orgaudit::history::read_outputs(&files, orgaudit::defaults::API_MAX_BYTES)?;
+            let mut store = orgaudit::history::open_named(history)?;
+            let n = store.import(&org_id, outputs)?;
+            println!(
+                "imported {n} run(s) of `{}`",
+                render::safe::terminal(&org_id)
+            );
+            Ok(0)
+        }
+        Command::History(HistoryCommand::Forget { user, history }) => {
+            let mut store = orgaudit::history::open_named(history)?;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let n = store.forget(&user, &now)?;
+            println!("removed the person's data from {n} run(s)");
             Ok(0)
         }
         Command::History(HistoryCommand::List { history, format }) => {

@@ -12,6 +12,11 @@ pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
 pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
 /// The environment variable naming the history's location.
 pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
+/// Runs in a trend (the HTML chart, the JSON `trend` block, `history trend`).
+pub const TREND_RUNS: usize = 12;
+/// Days a history keeps runs (applied at each write; older runs are pruned behind a
+/// checkpoint).
+pub const RETENTION_DAYS: u32 = 400;
 /// The largest stored record (a run's JSON output or snapshot) read back from a history.
 pub const STORED_MAX_BYTES: u64 = 4 << 30;
 /// Retries of an API request after the first attempt (the Telnyx SDKs' default).
@@ -130,6 +135,12 @@ pub static TABLE: &[Setting] = &[
         flag: None,
         key: Some("limits.message_bytes"),
         value: || MESSAGE_MAX_BYTES.to_string(),
+    },
+    Setting {
+        name: "history retention (days)",
+        flag: None,
+        key: Some("history.retention_days"),
+        value: || RETENTION_DAYS.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

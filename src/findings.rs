@@ -316,7 +316,9 @@ pub fn by_rule(findings: &[Finding]) -> impl Iterator<Item = &[Finding]> {
 }
 
 /// Counts per severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct BySeverity {
     pub critical: usize,
     pub high: usize,
@@ -490,6 +492,25 @@ pub struct RunInfo {
     pub audited_at: String,
     pub findings: usize,
     pub unwaived: usize,
+    /// Imported from an earlier JSON output (`history import`), not recorded by an audit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
+}
+
+/// One run's counts in a trend: findings by severity (unwaived), waived, and, where the run
+/// had something to compare with, new and resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TrendPoint {
+    /// The run's id in the history; absent for the run being written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
+    pub audited_at: String,
+    pub unwaived_by_severity: BySeverity,
+    pub waived: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<usize>,
 }
 
 /// The history block of the JSON output.

@@ -2,11 +2,15 @@
 //! run of the same organization knows what is new, what is unchanged, what came back, what was
 //! resolved, and how long each finding has been open.
 //!
-//! [`Store`] is what a backend does; [`sqlite::SqliteStore`] is the embedded one. A location is a
-//! path or `sqlite:PATH`. The history reads and writes its own records only; it never changes a
-//! finding's fingerprint, which is what ties runs together.
+//! [`Store`] is what a history does, written once (`store.rs`) over two drivers: SQLite (a path
+//! or `sqlite:PATH`, the default) and PostgreSQL (`postgres://...`). The history reads and
+//! writes its own records only; it never changes a finding's fingerprint, which is what ties
+//! runs together.
 
+mod forget;
+mod postgres;
 mod sqlite;
+mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,9 +18,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use crate::findings::{AuditReport, BaselineStatus, Finding};
-pub use crate::findings::{HistoryInfo, RunInfo};
+pub use crate::findings::{HistoryInfo, RunInfo, TrendPoint};
 
-pub use sqlite::SqliteStore;
+pub use forget::MARKER as FORGOTTEN;
 
 /// An error of the history store: exit status 3 (storage), or 2 for a bad location.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +29,15 @@ pub enum HistoryError {
     Location { location: String, message: String },
     #[error("history {location}: {message}")]
     Storage { location: String, message: String },
+    /// A file given to the history (`import`) is not what it should be.
+    #[error("{path}: {message}")]
+    Input { path: String, message: String },
 }
 
 impl HistoryError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            HistoryError::Location { .. } => 2,
+            HistoryError::Location { .. } | HistoryError::Input { .. } => 2,
             HistoryError::Storage { .. } => 3,
         }
     }
@@ -40,6 +47,8 @@ impl HistoryError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL, without a password.
+    Postgres(String),
 }
 
 impl Location {
@@ -62,8 +71,12 @@ impl Location {
             return Ok(Location::Sqlite(path.into()));
         }
         if let Some((scheme, _)) = s.split_once("://") {
+            if scheme == "postgres" || scheme == "postgresql" {
+                postgres::check_url(s).map_err(bad)?;
+                return Ok(Location::Postgres(s.to_string()));
+            }
             return Err(bad(format!(
-                "`{scheme}://` histories are not supported by this version; give a file path or sqlite:PATH"
+                "`{scheme}://` histories are not supported; give a file path, sqlite:PATH or postgres://USER@HOST/DATABASE"
             )));
         }
         if s.trim().is_empty() {
@@ -74,7 +87,8 @@ impl Location {
 
     pub fn open(&self) -> Result<Box<dyn Store>, HistoryError> {
         match self {
-            Location::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+            Location::Sqlite(path) => Ok(Box::new(sqlite::open(path)?)),
+            Location::Postgres(url) => Ok(Box::new(postgres::open(url, &self.to_string())?)),
         }
     }
 }
@@ -83,6 +97,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Location::Postgres(url) => f.write_str(&crate::diag::redact_url(url)),
         }
     }
 }
@@ -101,6 +116,39 @@ pub struct Seen {
 pub struct Previous {
     pub run: RunInfo,
     pub findings: Vec<Finding>,
+    /// The report it audited (the API's JSON shape), when it kept one.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// What `history prune` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Runs of the last N days.
+    Days(u32),
+    /// The newest N runs of each organization.
+    Runs(usize),
+}
+
+/// What pruning removed: the chain's prefix up to a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub removed: usize,
+    /// Runs old enough to go that stay because a newer run before them in the chain stays.
+    pub kept_for_chain: usize,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What a prune leaves in place of the runs it removed, for `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last run removed.
+    pub through_run: i64,
+    pub runs: usize,
+    /// That run's hash: the chain goes on from it.
+    pub head: String,
+    /// The hash of the removed runs' hashes.
+    pub removed_sha256: String,
+    pub created_at: String,
 }
 
 /// What a backend does.
@@ -121,6 +169,27 @@ pub trait Store {
     fn snapshot(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError>;
     /// Every run, newest first.
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError>;
+    /// The counts of the last `runs` runs of `organization`, oldest first.
+    fn trend(&mut self, organization: &str, runs: usize) -> Result<Vec<TrendPoint>, HistoryError>;
+    /// Every (run, fingerprint, rule) recorded for `organization`.
+    fn fingerprints(
+        &mut self,
+        organization: &str,
+    ) -> Result<Vec<(i64, String, String)>, HistoryError>;
+    /// Earlier JSON outputs, as runs of `organization` in time order, marked imported; only
+    /// into an empty history. How many.
+    /// `outputs` are (file name, bytes).
+    fn import(
+        &mut self,
+        organization: &str,
+        outputs: Vec<(String, Vec<u8>)>,
+    ) -> Result<usize, HistoryError>;
+    /// Removes the oldest runs (a prefix of the chain), leaving a checkpoint.
+    fn prune(&mut self, keep: Keep, now: &str) -> Result<Pruned, HistoryError>;
+    /// Takes a person's data out of every run (their findings, their snapshot record, their
+    /// address wherever it appears); the runs' hashes stay, so the chain still verifies. How
+    /// many runs changed.
+    fn forget(&mut self, email: &str, now: &str) -> Result<usize, HistoryError>;
     /// The chain's head: the hash of the last run recorded.
     fn head(&mut self) -> Result<Option<String>, HistoryError>;
     /// The JSON output a run wrote, byte for byte.
@@ -133,7 +202,15 @@ pub trait Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
     /// Every run is as recorded; `head` is the last run's hash.
-    Intact { runs: usize, head: Option<String> },
+    Intact {
+        runs: usize,
+        head: Option<String>,
+        /// Runs whose content `history forget` changed (their hashes link the chain; their
+        /// content can no longer be checked against them).
+        redacted: usize,
+        /// Runs removed by `prune` before the first one, behind a checkpoint.
+        pruned_before: usize,
+    },
     /// The first run whose content, hash or predecessor is not what was recorded.
     Broken { run: i64, why: String },
 }
@@ -272,4 +349,196 @@ pub fn apply(
         report.resolved = Some(resolved);
     }
     report.history = Some(info);
+}
+
+impl std::str::FromStr for Keep {
+    type Err = String;
+    /// `90d` (or `90days`): the runs of the last 90 days; `12runs`: the newest 12 runs of each
+    /// organization.
+    fn from_str(s: &str) -> Result<Keep, String> {
+        let s = s.trim();
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = s.split_at(digits);
+        let bad = || format!("`{s}`: expected a number of days (`90d`) or of runs (`12runs`)");
+        let n: u32 = n.parse().map_err(|_| bad())?;
+        match unit {
+            "d" | "day" | "days" => Ok(Keep::Days(n)),
+            "r" | "run" | "runs" if n > 0 => Ok(Keep::Runs(n as usize)),
+            "r" | "run" | "runs" => Err(format!("`{s}`: keep at least one run")),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// How long a rule's findings stayed open before they were resolved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RuleResolution {
+    pub rule: String,
+    /// Findings that were resolved (gone from a later run).
+    pub resolved: usize,
+    /// Their mean time from first seen to the first run without them, in days.
+    pub mean_days_to_resolve: f64,
+    /// Findings still open in the latest run.
+    pub open: usize,
+}
+
+/// What `history trend` shows: counts per run, and mean time to resolve per rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Trend {
+    pub organization: String,
+    pub runs: Vec<TrendPoint>,
+    pub rules: Vec<RuleResolution>,
+}
+
+/// The trend of an organization over its last `runs` runs, and every rule's time to resolve
+/// over the whole history.
+pub fn trend(
+    store: &mut dyn Store,
+    organization: &str,
+    runs: usize,
+) -> Result<Trend, HistoryError> {
+    let points = store.trend(organization, runs)?;
+    let mut when: Vec<(i64, String)> = store
+        .list()?
+        .into_iter()
+        .filter(|r| r.organization == organization)
+        .map(|r| (r.id, r.audited_at))
+        .collect();
+    when.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let order: HashMap<i64, usize> = when.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
+    // For each fingerprint, the runs (by position) that had it.
+    let mut by_fp: HashMap<String, (String, Vec<usize>)> = HashMap::new();
+    for (run, fp, rule) in store.fingerprints(organization)? {
+        if let Some(&pos) = order.get(&run) {
+            by_fp
+                .entry(fp)
+                .or_insert_with(|| (rule, Vec::new()))
+                .1
+                .push(pos);
+        }
+    }
+    let mut per_rule: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
+    let last = when.len().saturating_sub(1);
+    for (rule, mut at) in by_fp.into_values() {
+        at.sort_unstable();
+        let entry = per_rule.entry(rule).or_default();
+        // Each stretch of consecutive runs is one time open; a gap is a resolution.
+        let mut start = at[0];
+        for pair in at.windows(2) {
+            if pair[1] != pair[0] + 1 {
+                entry.0 += 1;
+                entry.1 += days_between(&when[start].1, &when[pair[0] + 1].1) as f64;
+                start = pair[1];
+            }
+        }
+        let end = *at.last().unwrap_or(&start);
+        if end == last {
+            entry.2 += 1;
+        } else {
+            entry.0 += 1;
+            entry.1 += days_between(&when[start].1, &when[end + 1].1) as f64;
+        }
+    }
+    let rules = per_rule
+        .into_iter()
+        .map(|(rule, (resolved, days, open))| RuleResolution {
+            rule,
+            resolved,
+            mean_days_to_resolve: if resolved == 0 {
+                0.0
+            } else {
+                (days / resolved as f64 * 10.0).round() / 10.0
+            },
+            open,
+        })
+        .collect();
+    Ok(Trend {
+        organization: organization.to_string(),
+        runs: points,
+        rules,
+    })
+}
+
+/// The JSON outputs named, read with the input cap, for [`Store::import`].
+pub fn read_outputs(
+    paths: &[PathBuf],
+    max_bytes: u64,
+) -> Result<Vec<(String, Vec<u8>)>, HistoryError> {
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.display().to_string();
+            let bad = |message: String| HistoryError::Input {
+                path: name.clone(),
+                message,
+            };
+            let f = std::fs::File::open(p).map_err(|e| bad(format!("cannot read: {e}")))?;
+            let bytes =
+                crate::diag::read_all_capped(f, max_bytes).map_err(|e| bad(e.to_string()))?;
+            Ok((name, bytes))
+        })
+        .collect()
+}
+
+impl Trend {
+    /// The trend as a terminal table: one line per run, then one per rule.
+    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let t = crate::render::safe::terminal;
+        writeln!(out, "organization {}", t(&self.organization))?;
+        writeln!(
+            out,
+            "{:>6}  {:<22}  {:>8} {:>5} {:>6} {:>4} {:>4}  {:>6}  {:>4}  {:>8}",
+            "RUN",
+            "AUDITED AT",
+            "CRITICAL",
+            "HIGH",
+            "MEDIUM",
+            "LOW",
+            "INFO",
+            "WAIVED",
+            "NEW",
+            "RESOLVED"
+        )?;
+        let opt = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
+        for p in &self.runs {
+            let s = &p.unwaived_by_severity;
+            writeln!(
+                out,
+                "{:>6}  {:<22}  {:>8} {:>5} {:>6} {:>4} {:>4}  {:>6}  {:>4}  {:>8}",
+                p.run.map_or("-".to_string(), |r| r.to_string()),
+                t(&p.audited_at),
+                s.critical,
+                s.high,
+                s.medium,
+                s.low,
+                s.info,
+                p.waived,
+                opt(p.new),
+                opt(p.resolved)
+            )?;
+        }
+        if !self.rules.is_empty() {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{:<32}  {:>8}  {:>22}  {:>5}",
+                "RULE", "RESOLVED", "MEAN DAYS TO RESOLVE", "OPEN"
+            )?;
+            for r in &self.rules {
+                writeln!(
+                    out,
+                    "{:<32}  {:>8}  {:>22}  {:>5}",
+                    t(&r.rule),
+                    r.resolved,
+                    if r.resolved == 0 {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}", r.mean_days_to_resolve)
+                    },
+                    r.open
+                )?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,106 @@
+//! `history forget --user EMAIL`: a person's data taken out of stored runs. Their findings go
+//! (from `findings` and `resolved`), their user record leaves the snapshot, and every other
+//! string that holds their address (evidence, messages, changes) is replaced by a marker.
+
+use serde_json::Value;
+
+/// What replaces a forgotten address.
+pub const MARKER: &str = "[forgotten]";
+
+fn is(email: &str, want: &str) -> bool {
+    crate::model::normalize_email(email) == want
+}
+
+/// Replaces every string that mentions `want` (case-insensitively) with [`MARKER`].
+fn scrub(v: &mut Value, want: &str) {
+    match v {
+        Value::String(s) => {
+            if s.to_lowercase().contains(want) {
+                *s = MARKER.to_string();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| scrub(i, want)),
+        Value::Object(map) => map.values_mut().for_each(|i| scrub(i, want)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// A stored JSON output without the person: the new bytes, and the fingerprints of the
+/// findings that were about them.
+pub fn output(bytes: &[u8], want: &str) -> Result<(Vec<u8>, Vec<String>), serde_json::Error> {
+    let original: Value = serde_json::from_slice(bytes)?;
+    let mut doc = original.clone();
+    let mut gone = Vec::new();
+    for list in ["findings", "resolved"] {
+        if let Some(Value::Array(items)) = doc.get_mut(list) {
+            items.retain(|f| {
+                let about = f
+                    .pointer("/subject/email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| is(e, want));
+                if about {
+                    if let Some(fp) = f.get("fingerprint").and_then(Value::as_str) {
+                        gone.push(fp.to_string());
+                    }
+                }
+                !about
+            });
+        }
+    }
+    scrub(&mut doc, want);
+    if doc == original {
+        return Ok((bytes.to_vec(), gone));
+    }
+    let mut out = serde_json::to_vec_pretty(&doc)?;
+    out.push(b'\n');
+    Ok((out, gone))
+}
+
+/// A stored snapshot (`{"data": [users]}`) without the person's record.
+pub fn snapshot(bytes: &[u8], want: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let mut doc: Value = serde_json::from_slice(bytes)?;
+    let mut changed = false;
+    if let Some(Value::Array(users)) = doc.get_mut("data") {
+        let before = users.len();
+        users.retain(|u| {
+            !u.get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| is(e, want))
+        });
+        changed = users.len() != before;
+    }
+    if !changed {
+        return Ok(bytes.to_vec());
+    }
+    let mut out = serde_json::to_vec(&doc)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_leaves_findings_resolved_evidence_and_the_snapshot() {
+        let doc = serde_json::json!({
+            "findings": [
+                {"subject": {"email": "Ann@X.io"}, "fingerprint": "f1", "message": "Ann@X.io"},
+                {"subject": {"email": "bob@x.io"}, "fingerprint": "f2",
+                 "evidence": {"users": [{"email": "ann@x.io"}]}}
+            ],
+            "resolved": [{"subject": {"email": "ann@x.io"}, "fingerprint": "f3"}]
+        });
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        let (out, gone) = output(&bytes, "ann@x.io").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(gone, ["f1", "f3"]);
+        assert!(!text.to_lowercase().contains("ann@x.io"), "{text}");
+        assert!(text.contains("bob@x.io") && text.contains(MARKER));
+        let snap = br#"{"data":[{"email":"ann@x.io"},{"email":"bob@x.io"}]}"#;
+        let s = String::from_utf8(snapshot(snap, "ann@x.io").unwrap()).unwrap();
+        assert!(!s.contains("ann@") && s.contains("bob@"));
+        // Nobody to forget: the bytes stay as they were.
+        assert_eq!(snapshot(snap, "zed@x.io").unwrap(), snap.to_vec());
+    }
+}
