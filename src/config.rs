@@ -79,8 +79,10 @@ pub struct Config {
     pub file_mode: Option<crate::output::FileMode>,
     /// `allow_blanket_waivers`: accept a waiver of every rule for every subject.
     pub allow_blanket_waivers: Option<bool>,
-    /// `history`: where the history of runs is kept.
+    /// `history` (or `history.location`): where the history of runs is kept.
     pub history: Option<String>,
+    /// `history.retention_days`: runs older than this are pruned at each write.
+    pub history_retention_days: Option<u32>,
     /// `org_id`: the organization's key in the history (a single organization).
     pub org_id: Option<String>,
     /// `sla`: days to fix a finding, per severity.
@@ -144,6 +146,7 @@ const TOP_KEYS: &[&str] = &[
     "sla",
     "fail_on_overdue",
 ];
+const HISTORY_KEYS: &[&str] = &["location", "retention_days"];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
     "builtin", "paths", "disable", "enable", "params", "severity",
@@ -367,8 +370,27 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                 cfg.email = Some(e);
             }
             "history" => {
+                // `history: LOCATION`, or a section with `location` and `retention_days`.
+                let location = match &v.kind {
+                    crate::yaml::NodeKind::Map(_) => {
+                        let mut location = None;
+                        for (k, v) in r.map(v, "`history`", HISTORY_KEYS) {
+                            match k.name.as_str() {
+                                "location" => location = r.string(v, "history.location"),
+                                "retention_days" => {
+                                    cfg.history_retention_days = r
+                                        .number(v, "history.retention_days", 1.0, 36500.0)
+                                        .map(|n| n as u32)
+                                }
+                                _ => {}
+                            }
+                        }
+                        location
+                    }
+                    _ => r.string(v, "history"),
+                };
                 // A relative path is the configuration's folder's.
-                cfg.history = r.string(v, "history").map(|h| {
+                cfg.history = location.map(|h| {
                     if h.contains("://") || std::path::Path::new(&h).is_absolute() {
                         h
                     } else if let Some(p) = h.strip_prefix("sqlite:") {

@@ -482,6 +482,13 @@ pub struct AuditReport {
     /// With a history: where, and the run this one is compared with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryInfo>,
+    /// With a history: the counts of the last runs of this organization, oldest first, this
+    /// one last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend: Option<Vec<TrendPoint>>,
+    /// With a history that has an earlier snapshot of this organization: what changed since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::changes::Changes>,
 }
 
 /// A run as the history lists it.
@@ -556,6 +563,10 @@ pub(crate) struct WithFindings<'a, F> {
     pub warnings: &'a [Warning],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<&'a HistoryInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend: Option<&'a [TrendPoint]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<&'a crate::changes::Changes>,
 }
 
 /// The JSON Schema of the JSON output, generated from [`AuditReport`]: what
@@ -602,6 +613,8 @@ impl AuditReport {
             baseline: self.baseline.as_ref(),
             warnings: &self.warnings,
             history: self.history.as_ref(),
+            trend: self.trend.as_deref(),
+            changes: self.changes.as_ref(),
         }
     }
 

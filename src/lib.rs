@@ -26,11 +26,13 @@
 //! ```
 
 pub mod baseline;
+pub mod changes;
 pub mod config;
 pub mod defaults;
 pub mod diag;
 pub(crate) mod engine;
 pub mod findings;
+pub mod glob;
 #[cfg(feature = "history")]
 pub mod history;
 pub mod model;
@@ -356,6 +358,8 @@ pub fn audit_compiled(
         baseline: None,
         warnings,
         history: None,
+        trend: None,
+        changes: None,
     }
 }
 

@@ -85,6 +85,36 @@ pub struct User {
     pub last_sign_in_at: Option<Timestamp>,
     /// Memberships in source order.
     pub groups: Box<[GroupIx]>,
+    /// What changed since the previous snapshot ([`crate::changes::compare`]); `Unknown`
+    /// without one.
+    pub change: Change,
+}
+
+/// What changed for a user since the previous snapshot of the organization.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Change {
+    /// No previous snapshot to compare with.
+    #[default]
+    Unknown,
+    /// In the previous snapshot, as it is now.
+    Unchanged,
+    Changed(Box<UserChange>),
+}
+
+/// How a user differs from the previous snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserChange {
+    /// Not in the previous snapshot (every other field then compares with nothing).
+    pub is_new: bool,
+    /// `None` when new.
+    pub previous_status: Option<UserStatus>,
+    pub was_owner: bool,
+    pub bypassed_sso: bool,
+    /// Groups now that it was not in before (this report's groups).
+    pub groups_added: Box<[GroupIx]>,
+    /// Groups it was in before and is not now (the previous snapshot's groups,
+    /// [`Compared::groups`]).
+    pub groups_removed: Box<[GroupIx]>,
 }
 
 impl User {
@@ -188,6 +218,19 @@ impl GroupTable {
 pub struct Report {
     pub users: Vec<User>,
     pub groups: GroupTable,
+    /// With a previous snapshot: what the users' changes refer to.
+    pub compared: Option<Box<Compared>>,
+}
+
+/// What a report was compared with ([`crate::changes::compare`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compared {
+    /// The previous snapshot's groups (a user's `groups_removed` index them).
+    pub groups: GroupTable,
+    /// Users in the previous snapshot and not in this one.
+    pub removed_users: usize,
+    /// Users in this report and not in the previous snapshot.
+    pub new_users: usize,
 }
 
 impl Report {
@@ -203,6 +246,10 @@ impl Report {
 /// Counts over a whole report: what organization rules test.
 #[derive(Debug, Default, Clone)]
 pub struct OrgStats {
+    /// Users gone since the previous snapshot (0 without one).
+    pub removed_user_count: usize,
+    /// Users not in the previous snapshot (0 without one).
+    pub new_user_count: usize,
     pub user_count: usize,
     pub active_user_count: usize,
     pub owner_count: usize,
@@ -213,6 +260,8 @@ pub struct OrgStats {
 impl OrgStats {
     pub fn of(report: &Report) -> Self {
         let mut s = OrgStats {
+            removed_user_count: report.compared.as_ref().map_or(0, |c| c.removed_users),
+            new_user_count: report.compared.as_ref().map_or(0, |c| c.new_users),
             user_count: report.users.len(),
             group_count: report.groups.len(),
             ..Default::default()
@@ -327,6 +376,7 @@ mod tests {
             created_at: Utc::now(),
             last_sign_in_at: None,
             groups: Box::new([]),
+            change: Change::Unknown,
         };
         assert_eq!(u.email_domain(), "corp.io");
     }

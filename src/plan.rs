@@ -152,6 +152,8 @@ pub struct Plan {
     pub allow_blanket_waivers: bool,
     /// The history of runs: where, and the organization's key in it.
     pub history: Option<crate::history::Location>,
+    /// Runs older than this many days are pruned at each write (`history.retention_days`).
+    pub history_retention_days: u32,
     pub org_id: String,
     pub history_required: bool,
     /// Remediation SLAs (`sla:` in the configuration).
@@ -298,6 +300,9 @@ impl Plan {
             allow_blanket_waivers: flags.allow_blanket_waivers
                 || file.allow_blanket_waivers == Some(true),
             history,
+            history_retention_days: file
+                .history_retention_days
+                .unwrap_or(crate::defaults::RETENTION_DAYS),
             org_id: flags
                 .org_id
                 .clone()

@@ -31,7 +31,15 @@ use crate::rules::{RuleError, RuleErrors, RuleSet};
 use crate::yaml::{self, Node, NodeKind, Pos};
 
 const FILE_KEYS: &[&str] = &["rules", "now", "defaults", "tests"];
-const CASE_KEYS: &[&str] = &["name", "now", "params", "report", "report_file", "expect"];
+const CASE_KEYS: &[&str] = &[
+    "name",
+    "now",
+    "params",
+    "report",
+    "report_file",
+    "previous",
+    "expect",
+];
 
 /// A finding a case expects: a rule id and a subject (id, email, or group name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +63,9 @@ pub struct TestCase {
     /// `(rule id, param, value)`.
     pub params: Vec<(String, String, serde_json::Value)>,
     pub report: ReportInput,
+    /// The previous snapshot (inline users, as JSON text) that change-detection fields compare
+    /// with; without one they are unknown.
+    pub previous: Option<String>,
     pub expect: Vec<Expected>,
 }
 
@@ -254,36 +265,7 @@ fn case(
         }
     }
     let report = match (get(entries, "report"), get(entries, "report_file")) {
-        (Some(n), None) => {
-            let users = match n.to_json() {
-                serde_json::Value::Array(users) => users,
-                serde_json::Value::Object(mut o) => match o.remove("data") {
-                    Some(serde_json::Value::Array(users)) => users,
-                    _ => {
-                        r.err(n.pos, "`report` is a list of users, or {data: [users]}");
-                        return None;
-                    }
-                },
-                _ => {
-                    r.err(n.pos, "`report` is a list of users, or {data: [users]}");
-                    return None;
-                }
-            };
-            let users: Vec<serde_json::Value> = users
-                .into_iter()
-                .map(|u| match u {
-                    serde_json::Value::Object(m) => {
-                        let mut full = defaults.clone();
-                        full.extend(m);
-                        serde_json::Value::Object(full)
-                    }
-                    other => other,
-                })
-                .collect();
-            Some(ReportInput::Inline(
-                serde_json::json!({ "data": users }).to_string(),
-            ))
-        }
+        (Some(n), None) => inline_users(r, n, defaults, "report").map(ReportInput::Inline),
         (None, Some(f)) => f.text().map(|t| ReportInput::File(dir.join(t))),
         _ => {
             r.err(
@@ -293,6 +275,7 @@ fn case(
             None
         }
     };
+    let previous = get(entries, "previous").and_then(|n| inline_users(r, n, defaults, "previous"));
     let mut expect = Vec::new();
     match get(entries, "expect").map(|n| (n, &n.kind)) {
         Some((_, NodeKind::Seq(items))) => {
@@ -338,8 +321,51 @@ fn case(
         now: now?,
         params,
         report: report?,
+        previous,
         expect,
     })
+}
+
+/// Inline users (a list, or `{data: [users]}`), each completed from `defaults`, as the JSON
+/// text of a report.
+fn inline_users(
+    r: &mut crate::diag::Reader<'_>,
+    n: &Node,
+    defaults: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<String> {
+    let users = match n.to_json() {
+        serde_json::Value::Array(users) => users,
+        serde_json::Value::Object(mut o) => match o.remove("data") {
+            Some(serde_json::Value::Array(users)) => users,
+            _ => {
+                r.err(
+                    n.pos,
+                    format!("`{key}` is a list of users, or {{data: [users]}}"),
+                );
+                return None;
+            }
+        },
+        _ => {
+            r.err(
+                n.pos,
+                format!("`{key}` is a list of users, or {{data: [users]}}"),
+            );
+            return None;
+        }
+    };
+    let users: Vec<serde_json::Value> = users
+        .into_iter()
+        .map(|u| match u {
+            serde_json::Value::Object(m) => {
+                let mut full = defaults.clone();
+                full.extend(m);
+                serde_json::Value::Object(full)
+            }
+            other => other,
+        })
+        .collect();
+    Some(serde_json::json!({ "data": users }).to_string())
 }
 
 fn matches(e: &Expected, f: &crate::findings::Finding) -> bool {
@@ -382,10 +408,18 @@ fn run_case(file: &TestFile, rules: &RuleSet, c: &TestCase) -> CaseResult {
         }
         ReportInput::File(p) => crate::source::load(&crate::source::Input::Path(p.clone())),
     };
-    let loaded = match loaded {
+    let mut loaded = match loaded {
         Ok(l) => l,
         Err(e) => return result(Outcome::Error(e.to_string())),
     };
+    if let Some(previous) = &c.previous {
+        match crate::source::from_bytes(previous.as_bytes(), &format!("{place} (previous)")) {
+            Ok(p) => {
+                crate::changes::compare(&mut loaded.report, p.report, "previous");
+            }
+            Err(e) => return result(Outcome::Error(e.to_string())),
+        }
+    }
     let report = match crate::audit(&loaded, &rules, c.now) {
         Ok(r) => r,
         Err(e) => return result(Outcome::Error(e.to_string())),

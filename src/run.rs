@@ -113,15 +113,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
-    // The audited report is kept for the history's snapshot (one organization).
+    // One organization's report (kept for the history's snapshot and compared with the
+    // previous one), or several.
     let mut audited: Option<source::Loaded> = None;
-    let mut report = match &plan.source {
-        Source::Input(input) => {
-            let loaded = source::load_capped(input, plan.max_bytes)?;
-            let report = crate::audit_compiled(&loaded, &rules, now);
-            audited = Some(loaded);
-            report
-        }
+    let mut many = Vec::new();
+    match &plan.source {
+        Source::Input(input) => audited = Some(source::load_capped(input, plan.max_bytes)?),
         Source::Fetch { api, save } => {
             let observer = plan
                 .on_fetch
@@ -132,22 +129,68 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                 save_fetched(save.as_deref(), &fetched, plan.file_mode)?;
             }
             match fetched.as_slice() {
-                [(None, one)] => {
-                    let loaded = source::from_fetched(one)?;
-                    let report = crate::audit_compiled(&loaded, &rules, now);
-                    audited = Some(loaded);
-                    report
-                }
-                many => {
-                    let mut loaded = Vec::new();
-                    for (org, f) in many {
-                        loaded.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
+                [(None, one)] => audited = Some(source::from_fetched(one)?),
+                several => {
+                    for (org, f) in several {
+                        many.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
                     }
-                    crate::audit_organizations_compiled(&loaded, &rules, now)?
                 }
             }
         }
+    }
+    // The history, before the audit: the previous run's snapshot is what change detection
+    // compares with. A history that cannot be read is a failure of the run (exit 3), after the
+    // outputs, unless --history-required.
+    let mut failures: Vec<Error> = Vec::new();
+    let mut history = None;
+    if let Some(location) = &plan.history {
+        match open_history(location, &plan.org_id) {
+            Ok(h) => history = Some(h),
+            Err(e) if plan.history_required => return Err(e.into()),
+            Err(e) => failures.push(e.into()),
+        }
+    }
+    let mut changes = None;
+    if let (Some(loaded), Some(h)) = (audited.as_mut(), history.as_ref()) {
+        if let Some(prev) = &h.previous {
+            if let Some(bytes) = &prev.snapshot {
+                let name = format!("the snapshot of history run {}", prev.run.id);
+                match source::parse(bytes, &name) {
+                    Ok(p) => {
+                        changes = Some(crate::changes::compare(
+                            &mut loaded.report,
+                            p.report,
+                            &prev.run.audited_at,
+                        ))
+                    }
+                    Err(e) => failures.push(e.into()),
+                }
+            }
+        }
+    }
+    let mut report = match &audited {
+        Some(loaded) => crate::audit_compiled(loaded, &rules, now),
+        None => crate::audit_organizations_compiled(&many, &rules, now)?,
     };
+    report.changes = changes;
+    if history.is_some() && report.changes.is_none() {
+        // One warning for the rules that wait for a previous snapshot, never one per user.
+        let waiting: Vec<String> = report
+            .rules
+            .iter()
+            .filter(|r| r.outcome_reason.as_deref() == Some(crate::engine::NO_PREVIOUS))
+            .map(|r| format!("`{}`", r.id))
+            .collect();
+        if !waiting.is_empty() {
+            report.warnings.push(crate::model::Warning {
+                code: "no-previous-snapshot",
+                message: format!(
+                    "{} not evaluated: change detection compares with the previous run's snapshot of this organization, and the history has none yet",
+                    waiting.join(", ")
+                ),
+            });
+        }
+    }
     if let Some(path) = &plan.baseline {
         let b = crate::baseline::load_capped(path, plan.max_bytes)?;
         crate::baseline::apply(&mut report, &b);
@@ -160,53 +203,44 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         report.warnings.extend(broad);
     }
     // A rule that failed is an error of the run, after the outputs that show it.
-    let mut failures: Vec<Error> = report
-        .rules
-        .iter()
-        .filter(|r| r.outcome == crate::findings::RuleStatus::Error)
-        .map(|r| {
-            Error::RuleFailed(format!(
-                "rule `{}` ({}): {}",
-                r.id,
-                r.origin,
-                r.outcome_reason.as_deref().unwrap_or("evaluation failed")
-            ))
-        })
-        .collect();
+    failures.extend(
+        report
+            .rules
+            .iter()
+            .filter(|r| r.outcome == crate::findings::RuleStatus::Error)
+            .map(|r| {
+                Error::RuleFailed(format!(
+                    "rule `{}` ({}): {}",
+                    r.id,
+                    r.origin,
+                    r.outcome_reason.as_deref().unwrap_or("evaluation failed")
+                ))
+            }),
+    );
     // The history: the previous run is the baseline (unless --baseline decides), every finding
-    // gets its first_seen and age. A history that cannot be read is a failure of the run (exit
-    // 3), after the outputs, unless --history-required.
+    // gets its first_seen and age.
     let mut store = None;
     let mut first_run = false;
-    if let Some(location) = &plan.history {
-        let opened = location.open().and_then(|mut s| {
-            let previous = s.previous(&plan.org_id)?;
-            let seen = s.seen(&plan.org_id)?;
-            let head = s.head()?;
-            Ok((s, previous, seen, head))
-        });
-        match opened {
-            Ok((s, previous, seen, head)) => {
-                first_run = previous.is_none();
-                let info = crate::history::HistoryInfo {
-                    location: location.to_string(),
-                    organization: plan.org_id.clone(),
-                    previous_run: previous.as_ref().map(|p| p.run.clone()),
-                    head,
-                };
-                crate::history::apply(
-                    &mut report,
-                    previous.as_ref(),
-                    &seen,
-                    info,
-                    plan.baseline.is_some(),
-                    plan.sla.as_ref(),
-                );
-                store = Some(s);
-            }
-            Err(e) if plan.history_required => return Err(e.into()),
-            Err(e) => failures.push(e.into()),
-        }
+    if let (Some(h), Some(location)) = (history, &plan.history) {
+        first_run = h.previous.is_none();
+        let info = crate::history::HistoryInfo {
+            location: location.to_string(),
+            organization: plan.org_id.clone(),
+            previous_run: h.previous.as_ref().map(|p| p.run.clone()),
+            head: h.head,
+        };
+        crate::history::apply(
+            &mut report,
+            h.previous.as_ref(),
+            &h.seen,
+            info,
+            plan.baseline.is_some(),
+            plan.sla.as_ref(),
+        );
+        let mut trend = h.trend;
+        trend.push(crate::history::trend_point(&report));
+        report.trend = Some(trend);
+        store = Some(h.store);
     }
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
@@ -260,7 +294,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     });
     if let Some(mut s) = store {
         let snapshot = audited.as_ref().map(|l| &l.report);
-        if let Err(e) = s.record(&plan.org_id, &report, snapshot) {
+        // Retention: runs past `history.retention_days` go at each write, behind a checkpoint.
+        let keep = crate::history::Keep::Days(plan.history_retention_days);
+        let recorded = s
+            .record(&plan.org_id, &report, snapshot)
+            .and_then(|_| s.prune(keep, &report.audited_at));
+        if let Err(e) = recorded {
             if plan.history_required {
                 return Err(e.into());
             }
@@ -274,6 +313,29 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         failures,
         first_run,
         overdue,
+    })
+}
+
+/// What a run reads of its history before the audit.
+struct Opened {
+    store: Box<dyn crate::history::Store>,
+    previous: Option<crate::history::Previous>,
+    seen: std::collections::HashMap<String, crate::history::Seen>,
+    head: Option<String>,
+    trend: Vec<crate::findings::TrendPoint>,
+}
+
+fn open_history(
+    location: &crate::history::Location,
+    org: &str,
+) -> Result<Opened, crate::history::HistoryError> {
+    let mut store = location.open()?;
+    Ok(Opened {
+        previous: store.previous(org)?,
+        seen: store.seen(org)?,
+        head: store.head()?,
+        trend: store.trend(org, crate::defaults::TREND_RUNS - 1)?,
+        store,
     })
 }
 

@@ -37,7 +37,7 @@ fn text_audit_of_the_example() {
     let last = r.stdout.lines().last().unwrap();
     assert_eq!(
         last,
-        "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 11 rules over 14 users and 5 groups"
+        "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 14 rules over 14 users and 5 groups"
     );
     assert!(r.stdout.contains("\nCRITICAL 1 finding\n  owner-sso-bypass  Active owner may bypass SSO (1)\n    - owner bob@acme.example is active and may sign in with a password, bypassing SSO\n      user 7c2d9e10-0000-4a6b-8c3d-000000000002  active=true  is_owner=true  organization_user_bypasses_sso=true\n"), "{}", r.stdout);
     let colored = audit_example("acme-users-groups.json", &["--color", "always"]);
@@ -63,11 +63,11 @@ fn json_document_shape() {
     assert_eq!(src["sha256"], orgaudit::source::sha256_hex(&bytes));
     assert_eq!(
         doc["summary"],
-        serde_json::json!({"users": 14, "groups": 5, "rules_evaluated": 11, "findings": 14,
+        serde_json::json!({"users": 14, "groups": 5, "rules_evaluated": 14, "findings": 14,
             "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1}, "waived": 0})
     );
     let rules = doc["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 11);
+    assert_eq!(rules.len(), 14);
     let stale = rules.iter().find(|r| r["id"] == "stale-sign-in").unwrap();
     assert_eq!(stale["findings"], 2);
     assert_eq!(stale["scope"], "user");
@@ -120,8 +120,28 @@ fn json_document_shape() {
 #[test]
 fn every_builtin_rule_fires_on_the_examples() {
     let mut fired: Vec<String> = Vec::new();
+    // The change rules compare with last week's snapshot, from a history.
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("h.db");
+    let h = history.to_str().unwrap();
+    let last_week = example("acme-users-groups.last-week.json");
+    let r = run(&[
+        "audit",
+        "-i",
+        last_week.to_str().unwrap(),
+        "--now",
+        "2026-11-22T00:00:00Z",
+        "--history",
+        h,
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let watch = "added-to-watched-group.watched_groups=[Admins]";
     for (file, extra) in [
-        ("acme-users-groups.json", vec!["--set", ALLOW]),
+        (
+            "acme-users-groups.json",
+            vec!["--set", ALLOW, "--history", h, "--set", watch],
+        ),
         ("no-active-owner.json", vec![]),
     ] {
         let doc = audit_json(&example(file), &extra);
@@ -412,7 +432,7 @@ fn rule_errors_name_file_line_and_column() {
     assert_eq!(
         stderr,
         "error: a.yaml:3:11: unknown severity `hgih`; expected one of critical, high, medium, low, info\n\
-         error: a.yaml:7:15: unknown field `emial`\n  help: did you mean `email`? user fields: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count\n\
+         error: a.yaml:7:15: unknown field `emial`\n  help: did you mean `email`? user fields: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count, is_new_user, previous_user_status, sso_bypass_turned_on, became_owner, groups_added, group_ids_added, groups_removed, group_ids_removed\n\
          error: a.yaml:8:52: undefined param `days`\n  help: this rule declares no `params`\n\
          error: b.yml:2:5: duplicate rule id `sso-bypass` (first defined at builtin:sso-bypass.yaml:1:1)\n  help: built-in rule ids are reserved; give your rule another id, or run with --no-builtin\n\
          error: b.yml:6:35: invalid regular expression \"[a-\": unclosed character class\n"
@@ -490,7 +510,7 @@ fn rules_commands() {
     assert_eq!(list.code, 0);
     assert!(list.stdout.starts_with("ID "));
     assert!(list.stdout.contains("\nowner-sso-bypass              critical  user          yes      Active owner may bypass SSO\n"), "{}", list.stdout);
-    assert_eq!(list.stdout.lines().count(), 12);
+    assert_eq!(list.stdout.lines().count(), 15);
 
     let show = run(&[
         "rules",
@@ -531,7 +551,7 @@ fn rules_commands() {
             .unwrap(),
     ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(ok.stdout.starts_with("11 rules valid in "));
+    assert!(ok.stdout.starts_with("14 rules valid in "));
 
     let reference = run(&["rules", "reference"]);
     assert_eq!(

@@ -149,6 +149,7 @@ on_both_backends!(
     findings_past_their_sla_are_overdue,
     email_when_changed,
     import_trend_prune_and_forget,
+    change_detection_over_weeks,
 );
 
 fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
@@ -259,7 +260,10 @@ fn weekly_runs_have_lifecycles(hist: &Hist) {
         (&json!("stale-sign-in"), &json!("u2"))
     );
     assert_eq!(resolved[0]["last_seen"], "2026-11-29T00:00:00Z");
-    assert_eq!(w2.doc["summary"]["new"], 1);
+    // u3 is new, and may bypass SSO: change detection says so too.
+    assert_eq!(w2.doc["summary"]["new"], 2);
+    assert!(finding(&w2.doc, "sso-bypass-turned-on", "u3").is_some());
+    assert_eq!(w2.doc["changes"]["users_added"][0]["id"], "u3");
     assert_eq!(
         w2.doc["history"]["previous_run"]["audited_at"],
         "2026-11-29T00:00:00Z"
@@ -981,4 +985,137 @@ fn import_trend_prune_and_forget(hist: &Hist) {
     hist.tamper("UPDATE runs SET hash = 'x' WHERE id = 3");
     let v = run_with_env(&["history", "verify", "--history", h], &[]);
     assert_eq!(v.code, 1, "{}", v.stdout);
+}
+
+fn member(id: &str, owner: bool, bypass: bool, groups: &[(&str, &str)]) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(id, name)| json!({"id": id, "name": name}))
+        .collect();
+    json!({"id": id, "email": format!("{id}@acme.example"),
+        "record_type": if owner { "organization_owner" } else { "organization_sub_user" },
+        "user_status": "enabled", "organization_user_bypasses_sso": bypass,
+        "created_at": "2024-01-01T00:00:00Z", "last_sign_in_at": "2026-11-20T00:00:00Z",
+        "groups": groups})
+}
+
+fn rule_ids(doc: &Value, rule: &str) -> Vec<String> {
+    let mut ids: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == rule)
+        .map(|f| f["subject"]["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Change detection over weeks: users added, removed, moved into a watched group, SSO bypass
+/// turned on and off, a new owner; the changes section lists them whether or not a rule
+/// watches them; the first run says once why the change rules did not run.
+fn change_detection_over_weeks(hist: &Hist) {
+    let dir = hist.dir.path();
+    let h = hist.location.as_str();
+    let admin = ("g-admin", "Admins");
+    let eng = ("g-eng", "Engineering");
+    let args = [
+        "--history",
+        h,
+        "--set",
+        "added-to-watched-group.watched_groups=[Admin*]",
+    ];
+    let w1 = week(
+        dir,
+        "2026-11-01T00:00:00Z",
+        vec![
+            member("own", true, false, &[admin]),
+            member("a", false, false, &[eng]),
+            member("b", false, true, &[eng]),
+            member("c", false, false, &[eng]),
+        ],
+        &args,
+        &[],
+    );
+    assert_eq!(w1.code, 0, "{}", w1.stderr);
+    assert!(w1.doc.get("changes").is_none());
+    let outcome = |doc: &Value, id: &str| {
+        doc["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome(&w1.doc, "new-owner"), "not_evaluated");
+    let warned: Vec<&Value> = w1.doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "no-previous-snapshot")
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning, not one per user: {warned:?}");
+    // Week 2: a joins Admins, b's bypass is turned off, c's turned on and c is promoted, d
+    // arrives with bypass, own leaves.
+    let w2 = week(
+        dir,
+        "2026-11-08T00:00:00Z",
+        vec![
+            member("a", false, false, &[eng, admin]),
+            member("b", false, false, &[eng]),
+            member("c", true, true, &[eng]),
+            member("d", false, true, &[]),
+        ],
+        &args,
+        &[],
+    );
+    assert_eq!(w2.code, 0, "{}", w2.stderr);
+    assert_eq!(outcome(&w2.doc, "new-owner"), "failed");
+    assert_eq!(rule_ids(&w2.doc, "added-to-watched-group"), ["a"]);
+    assert_eq!(rule_ids(&w2.doc, "sso-bypass-turned-on"), ["c", "d"]);
+    assert_eq!(rule_ids(&w2.doc, "new-owner"), ["c"]);
+    let c = &w2.doc["changes"];
+    assert_eq!(c["since"], "2026-11-01T00:00:00Z");
+    assert_eq!(
+        c["users_added"],
+        json!([{"id": "d", "email": "d@acme.example"}])
+    );
+    assert_eq!(
+        c["users_removed"],
+        json!([{"id": "own", "email": "own@acme.example"}])
+    );
+    assert_eq!(
+        c["groups_changed"],
+        json!([{"id": "a", "email": "a@acme.example", "added": ["Admins"]}])
+    );
+    assert_eq!(c["sso_bypass_turned_off"][0]["id"], "b");
+    assert_eq!(c["became_owner"][0]["id"], "c");
+    let evidence = &finding(&w2.doc, "added-to-watched-group", "a").unwrap()["evidence"];
+    assert_eq!(evidence["groups_added"], json!(["Admins"]), "{evidence}");
+    // Week 3, nothing changed: the change rules find nothing, the section is empty.
+    let w3 = week(
+        dir,
+        "2026-11-15T00:00:00Z",
+        vec![
+            member("a", false, false, &[eng, admin]),
+            member("b", false, false, &[eng]),
+            member("c", true, true, &[eng]),
+            member("d", false, true, &[]),
+        ],
+        &args,
+        &[],
+    );
+    assert!(rule_ids(&w3.doc, "sso-bypass-turned-on").is_empty());
+    assert_eq!(outcome(&w3.doc, "new-owner"), "passed");
+    assert_eq!(w3.doc["changes"]["users_added"], json!([]));
+    // The trend block: three runs, this one last.
+    let trend = w3.doc["trend"].as_array().unwrap();
+    assert_eq!(trend.len(), 3);
+    assert!(trend[2].get("run").is_none() && trend[0]["run"].is_number());
+    // Week 2's new findings: the four change findings, c's sso-bypass and owner-sso-bypass, d's
+    // ungrouped-user. A change finding is an event: it is resolved the next week, when
+    // nothing changed again.
+    assert_eq!(trend[1]["new"], 7, "{trend:?}");
+    assert_eq!(trend[2]["resolved"], 4, "{trend:?}");
 }

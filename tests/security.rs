@@ -363,7 +363,7 @@ fn blanket_waivers_are_refused_and_broad_ones_reported() {
     let r = gate(&[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains(":2:5: the waiver `*` with all_subjects: true covers every rule of the audit (11): it would silence the whole gate"),
+        r.stderr.contains(":2:5: the waiver `*` with all_subjects: true covers every rule of the audit (14): it would silence the whole gate"),
         "{}",
         r.stderr
     );
@@ -379,7 +379,7 @@ fn blanket_waivers_are_refused_and_broad_ones_reported() {
     assert!(
         r.stderr.contains("warning[broad-waiver]: waiver at ")
             && r.stderr.contains(
-                "(rule sso-*) covers every subject of 1 rule(s) (1 finding(s)): sso-bypass"
+                "(rule sso-*) covers every subject of 2 rule(s) (1 finding(s)): sso-bypass-turned-on, sso-bypass"
             ),
         "{}",
         r.stderr

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use chrono::SecondsFormat;
 use serde_json::{json, Map, Value as J};
 
-use crate::model::{GroupInfo, OrgStats, Report, Timestamp, User};
-use crate::rules::registry::{fields_of, CountGet, FieldId, Get, GroupKey, TextGet};
+use crate::model::{Change, GroupInfo, GroupIx, GroupTable, OrgStats, Report, Timestamp, User};
+use crate::rules::registry::{fields_of, CountGet, FieldId, Get, GroupList, Membership, TextGet};
 use crate::rules::Scope;
 
 /// What a predicate is evaluated against.
@@ -82,16 +82,24 @@ pub fn bool_of(s: Subj<'_>, get: fn(&User) -> bool) -> bool {
     get(s.user())
 }
 
-/// The user's groups by `key`, without collecting them.
+/// A list of the user's groups, without collecting it.
 pub fn groups<'a>(
     report: &'a Report,
     s: Subj<'a>,
-    key: GroupKey,
+    list: GroupList,
 ) -> impl Iterator<Item = &'a str> + 'a {
-    s.user()
-        .groups
-        .iter()
-        .map(move |&g| key.of(&report.groups, g))
+    let u = s.user();
+    let changed = match &u.change {
+        Change::Changed(c) => Some(&**c),
+        Change::Unknown | Change::Unchanged => None,
+    };
+    let (ixs, table): (&[GroupIx], &GroupTable) = match (list.of, changed, &report.compared) {
+        (Membership::Current, _, _) => (&u.groups, &report.groups),
+        (Membership::Added, Some(c), _) => (&c.groups_added, &report.groups),
+        (Membership::Removed, Some(c), Some(before)) => (&c.groups_removed, &before.groups),
+        (Membership::Added | Membership::Removed, _, _) => (&[], &report.groups),
+    };
+    ixs.iter().map(move |&g| list.key.of(table, g))
 }
 
 /// A time field's value, for `days_since_<field>`: `None` when null, or when `f` is not a time.
@@ -108,7 +116,7 @@ pub fn present(report: &Report, s: Subj<'_>, get: Get) -> bool {
         Get::Text(t, _) => !text(report, s, t).is_empty(),
         Get::Bool(_) | Get::Count(_) => true,
         Get::Time(g) => g(s.user()).is_some(),
-        Get::Groups(_) => !s.user().groups.is_empty(),
+        Get::Groups(list) => groups(report, s, list).next().is_some(),
     }
 }
 

@@ -5,6 +5,7 @@ use super::access::*;
 use super::index::index_of;
 use super::message::{Messages, Needs};
 use super::{Buckets, Ctx, EngineError};
+use crate::glob::glob_match;
 use crate::model::{Timestamp, User};
 use crate::rules::registry::FieldId;
 use crate::rules::{ListTest, Pred, Quantifier, StrTest, TimeTest};
@@ -77,6 +78,7 @@ impl<'a> Ctx<'a> {
                     StrTest::StartsWith(x) => v.starts_with(&**x),
                     StrTest::EndsWith(x) => v.ends_with(&**x),
                     StrTest::Shared(field) => self.shared_with(*field, s.user()).is_some(),
+                    StrTest::Glob(globs) => globs.iter().any(|g| glob_match(g, &v)),
                 }
             }
             Pred::Time { get, test } => {
@@ -96,6 +98,7 @@ impl<'a> Ctx<'a> {
                     ListTest::Contains(x) => items.any(|i| i == &**x),
                     ListTest::ContainsAny(set) => items.any(|i| set.contains(i)),
                     ListTest::Matches(re) => items.any(|i| re.is_match(i)),
+                    ListTest::Glob(globs) => items.any(|i| globs.iter().any(|g| glob_match(g, i))),
                 }
             }
             Pred::Quant { q, inner } => {

@@ -171,10 +171,19 @@ fn evaluate_on(
         expr_error: RefCell::new(None),
     };
     let messages = Messages::new(rules, fast_messages);
-    // Rules whose requirements are not met are not evaluated at all.
+    // Rules whose requirements are not met are not evaluated at all: an empty parameter they
+    // require, or a change field without a previous snapshot to compare with.
+    let skip: Vec<Option<String>> = rules
+        .iter()
+        .map(|r| {
+            r.not_evaluated.clone().or_else(|| {
+                (r.uses_changes && report.compared.is_none()).then(|| NO_PREVIOUS.to_string())
+            })
+        })
+        .collect();
     let of_scope = |scope: Scope| -> Vec<usize> {
         (0..rules.len())
-            .filter(|&i| rules[i].rule.scope == scope && rules[i].not_evaluated.is_none())
+            .filter(|&i| rules[i].rule.scope == scope && skip[i].is_none())
             .collect()
     };
     let user_rules = of_scope(Scope::User);
@@ -334,13 +343,14 @@ fn evaluate_on(
         .iter()
         .zip(errors)
         .zip(counts)
-        .map(|((rule, error), findings)| {
+        .zip(&skip)
+        .map(|(((rule, error), findings), skip)| {
             let subjects = match rule.rule.scope {
                 Scope::User => report.users.len(),
                 Scope::Group => groups.len(),
                 Scope::Organization => 1,
             };
-            match (&rule.not_evaluated, error) {
+            match (skip, error) {
                 (Some(reason), _) => RuleRun {
                     ran: Ran::NotEvaluated(reason.clone()),
                     findings: 0,
@@ -365,6 +375,10 @@ fn evaluate_on(
         warnings,
     }
 }
+
+/// Why a rule that reads a change field is not evaluated without a previous snapshot.
+pub(crate) const NO_PREVIOUS: &str =
+    "no previous snapshot to compare with (it reads change-detection fields)";
 
 // A finding's `None` is a niche: a list of optional findings can become a list of findings in
 // place, without a second allocation.

@@ -261,6 +261,22 @@ pub fn find_run(runs: &[RunInfo], which: &str) -> Result<i64, crate::Error> {
     }
 }
 
+/// The counts of a run that trends read: unwaived by severity, waived, new, resolved.
+pub fn trend_point(report: &AuditReport) -> TrendPoint {
+    let mut by = crate::findings::BySeverity::default();
+    for f in report.findings.iter().filter(|f| !f.waived) {
+        by.add(f.severity);
+    }
+    TrendPoint {
+        run: None,
+        audited_at: report.audited_at.clone(),
+        unwaived_by_severity: by,
+        waived: report.summary.waived,
+        new: report.summary.new,
+        resolved: report.summary.resolved,
+    }
+}
+
 /// Whole days from one RFC 3339 time to another (0 when either does not parse).
 fn days_between(from: &str, to: &str) -> i64 {
     match (

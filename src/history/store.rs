@@ -453,22 +453,6 @@ fn head_of<D: Driver>(db: &mut D) -> Result<String, String> {
     )
 }
 
-/// The counts of a run that trends read: unwaived by severity, waived, new, resolved.
-pub(crate) fn trend_point(report: &AuditReport) -> TrendPoint {
-    let mut by = crate::findings::BySeverity::default();
-    for f in report.findings.iter().filter(|f| !f.waived) {
-        by.add(f.severity);
-    }
-    TrendPoint {
-        run: None,
-        audited_at: report.audited_at.clone(),
-        unwaived_by_severity: by,
-        waived: report.summary.waived,
-        new: report.summary.new,
-        resolved: report.summary.resolved,
-    }
-}
-
 impl<D: Driver> Store for SqlStore<D> {
     fn previous(&mut self, organization: &str) -> Result<Option<Previous>, HistoryError> {
         let Some(run) = self
@@ -553,7 +537,7 @@ impl<D: Driver> Store for SqlStore<D> {
             findings: &report.findings,
             output,
             snapshot,
-            trend: trend_point(report),
+            trend: super::trend_point(report),
             ruleset_sha256: ruleset_sha256(report),
             imported: false,
         })

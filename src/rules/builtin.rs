@@ -3,6 +3,10 @@
 /// `(file name, text)` of every built-in rule file, in name order.
 pub(super) static FILES: &[(&str, &str)] = &[
     (
+        "added-to-watched-group.yaml",
+        include_str!("../../rules/added-to-watched-group.yaml"),
+    ),
+    (
         "disabled-user-in-groups.yaml",
         include_str!("../../rules/disabled-user-in-groups.yaml"),
     ),
@@ -22,6 +26,7 @@ pub(super) static FILES: &[(&str, &str)] = &[
         "never-signed-in.yaml",
         include_str!("../../rules/never-signed-in.yaml"),
     ),
+    ("new-owner.yaml", include_str!("../../rules/new-owner.yaml")),
     (
         "no-active-owner.yaml",
         include_str!("../../rules/no-active-owner.yaml"),
@@ -33,6 +38,10 @@ pub(super) static FILES: &[(&str, &str)] = &[
     (
         "sign-in-before-creation.yaml",
         include_str!("../../rules/sign-in-before-creation.yaml"),
+    ),
+    (
+        "sso-bypass-turned-on.yaml",
+        include_str!("../../rules/sso-bypass-turned-on.yaml"),
     ),
     (
         "sso-bypass.yaml",

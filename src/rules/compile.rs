@@ -13,7 +13,7 @@ use serde_json::Value as J;
 
 use super::parse::{Cond, Operand};
 use super::registry::{
-    self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupKey, OpDef, OpKind, Quantifier,
+    self, Cmp, CountGet, FieldDef, FieldId, FieldType, Get, GroupList, OpDef, OpKind, Quantifier,
     TextGet,
 };
 use super::template::{check_template, Names};
@@ -60,7 +60,7 @@ pub enum Pred {
         test: TimeTest,
     },
     List {
-        key: GroupKey,
+        key: GroupList,
         test: ListTest,
     },
     Present {
@@ -98,6 +98,8 @@ pub enum StrTest {
     EndsWith(Box<str>),
     /// Another user record has the same (non-empty) value of this field.
     Shared(FieldId),
+    /// The value matches one of the globs.
+    Glob(Box<[Box<str>]>),
 }
 
 /// A set of strings for `in`, `not_in` and `contains_any`: a short list is scanned (faster than
@@ -140,6 +142,8 @@ pub enum ListTest {
     Contains(Box<str>),
     ContainsAny(StrSet),
     Matches(Regex),
+    /// An element matches one of the globs.
+    Glob(Box<[Box<str>]>),
 }
 
 /// What a finding's evidence records, in order.
@@ -196,6 +200,8 @@ pub struct CompiledRule {
     pub(crate) matching_limit: usize,
     /// The budget of its message and `expr`.
     pub(crate) limits: super::Limits,
+    /// It reads a change-detection field: without a previous snapshot it is not evaluated.
+    pub(crate) uses_changes: bool,
     pub(crate) params: serde_json::Map<String, J>,
 }
 
@@ -212,6 +218,7 @@ struct Compiler<'r> {
     evidence: Vec<EvidenceItem>,
     exprs: Vec<String>,
     counts: Vec<Pred>,
+    uses_changes: bool,
 }
 
 pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule, RuleErrors> {
@@ -222,6 +229,7 @@ pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule
         evidence: Vec::new(),
         exprs: Vec::new(),
         counts: Vec::new(),
+        uses_changes: false,
     };
     let pred = c.cond(&rule.when, true);
     // Only a rule whose condition compiled has the evidence the message may use; the rest of
@@ -237,6 +245,7 @@ pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule
         .find(|name| rule.param(name).is_none_or(|p| is_empty(&p.value)))
         .map(|name| format!("the parameter `{name}` it requires is empty"));
     Ok(CompiledRule {
+        uses_changes: c.uses_changes,
         not_evaluated,
         counts: c.counts,
         matching_limit,
@@ -313,6 +322,18 @@ impl Compiler<'_> {
                 .map(|i| Self::text(i, lowercase))
                 .collect::<Option<Vec<_>>>()
                 .map(StrSet::new),
+            _ => None,
+        }
+    }
+
+    /// A glob, or a list of them.
+    fn globs(v: &J) -> Option<Box<[Box<str>]>> {
+        match v {
+            J::String(s) => Some(Box::new([s.as_str().into()])),
+            J::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(Into::into))
+                .collect::<Option<Box<[_]>>>(),
             _ => None,
         }
     }
@@ -444,6 +465,7 @@ impl Compiler<'_> {
     /// Compiles one field condition: an exhaustive match on the operator, then on how the
     /// field is read.
     fn field(&mut self, field: &FieldDef, op: &OpDef, o: &Given<'_>, top: bool) -> Option<Pred> {
+        self.uses_changes |= field.change;
         let v = o.v;
         let lc = field.lowercase;
         let mismatch = |c: &mut Self| {
@@ -550,6 +572,20 @@ impl Compiler<'_> {
                 (Get::Groups(key), Some(s)) => Pred::List {
                     key,
                     test: ListTest::Contains(s),
+                },
+                (Get::Text(..) | Get::Groups(_), None) => return mismatch(self),
+                (Get::Bool(_) | Get::Count(_) | Get::Time(_), _) => {
+                    return self.inapplicable(field, op, o.pos)
+                }
+            },
+            OpKind::MatchesGlob => match (field.get, Self::globs(v)) {
+                (Get::Text(get, _), Some(globs)) => Pred::Str {
+                    get,
+                    test: StrTest::Glob(globs),
+                },
+                (Get::Groups(key), Some(globs)) => Pred::List {
+                    key,
+                    test: ListTest::Glob(globs),
                 },
                 (Get::Text(..) | Get::Groups(_), None) => return mismatch(self),
                 (Get::Bool(_) | Get::Count(_) | Get::Time(_), _) => {
@@ -787,7 +823,7 @@ mod tests {
     fn message_names_are_checked() {
         let e = load(&format!("{HEAD}when: {{field: created_at, older_than_days: 1}}\nmessage: '{{{{ evidence.days }}}} {{{{ user.emial }}}}'\n")).unwrap_err();
         assert_eq!(e, "r.yaml:6:10: the message template uses `evidence.days`, which this rule does not define\n  help: did you mean `evidence.days_since_created_at`? `evidence` has: created_at, days_since_created_at\n\
-            r.yaml:6:10: the message template uses `user.emial`, which this rule does not define\n  help: did you mean `user.email`? `user` has: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count");
+            r.yaml:6:10: the message template uses `user.emial`, which this rule does not define\n  help: did you mean `user.email`? `user` has: id, email, email_normalized, email_domain, record_type, user_status, active, is_owner, organization_user_bypasses_sso, created_at, last_sign_in_at, groups, group_ids, group_count, is_new_user, previous_user_status, sso_bypass_turned_on, became_owner, groups_added, group_ids_added, groups_removed, group_ids_removed");
         // An `expr` reads what its context holds: no evidence before there is a finding.
         let e = load(&format!(
             "{HEAD}when: {{expr: \"evidence.x or rule.severty\"}}\n"
@@ -845,6 +881,7 @@ mod tests {
                     evidence: Vec::new(),
                     exprs: Vec::new(),
                     counts: Vec::new(),
+                    uses_changes: false,
                 };
                 let given = Given {
                     v: &value,

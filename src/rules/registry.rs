@@ -6,7 +6,8 @@ use std::borrow::Cow;
 
 use super::Scope;
 use crate::model::{
-    GroupInfo, GroupIx, GroupTable, OrgStats, RecordType, Timestamp, User, UserStatus,
+    Change, GroupInfo, GroupIx, GroupTable, OrgStats, RecordType, Timestamp, User, UserChange,
+    UserStatus,
 };
 
 /// Every field a condition can test.
@@ -26,6 +27,14 @@ pub enum FieldId {
     Groups,
     GroupIds,
     GroupCount,
+    IsNewUser,
+    PreviousUserStatus,
+    SsoBypassTurnedOn,
+    BecameOwner,
+    GroupsAdded,
+    GroupIdsAdded,
+    GroupsRemoved,
+    GroupIdsRemoved,
     GroupId,
     GroupName,
     MemberCount,
@@ -35,6 +44,8 @@ pub enum FieldId {
     OwnerCount,
     ActiveOwnerCount,
     OrgGroupCount,
+    NewUserCount,
+    RemovedUserCount,
 }
 
 /// The type of a field, which decides the operators that apply to it.
@@ -88,6 +99,24 @@ impl GroupKey {
     }
 }
 
+/// Which list of groups a list field reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The user's groups now.
+    Current,
+    /// Groups joined since the previous snapshot.
+    Added,
+    /// Groups left since the previous snapshot (named as they were then).
+    Removed,
+}
+
+/// A list of a user's groups: which list, and which string of each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupList {
+    pub of: Membership,
+    pub key: GroupKey,
+}
+
 /// How a text field is read.
 #[derive(Debug, Clone, Copy)]
 pub enum TextGet {
@@ -114,8 +143,8 @@ pub enum Get {
     Count(CountGet),
     /// A time, `None` when null.
     Time(fn(&User) -> Option<Timestamp>),
-    /// The user's groups, by id or by name, in membership order.
-    Groups(GroupKey),
+    /// A list of the user's groups, by id or by name, in membership order.
+    Groups(GroupList),
 }
 
 impl Get {
@@ -150,6 +179,9 @@ pub struct FieldDef {
     pub get: Get,
     /// Can be null (only `last_sign_in_at`).
     pub nullable: bool,
+    /// Compares with the previous snapshot: unknown without one (a rule that reads it is then
+    /// not evaluated).
+    pub change: bool,
     /// Values are lower-case; constants compared with it are lower-cased too.
     pub lowercase: bool,
     pub doc: &'static str,
@@ -170,8 +202,25 @@ const fn f(name: &'static str, id: FieldId, get: Get, doc: &'static str) -> Fiel
         id,
         get,
         nullable: false,
+        change: false,
         lowercase: false,
         doc,
+    }
+}
+
+/// A change-detection field ([`FieldDef::change`]).
+const fn changed(name: &'static str, id: FieldId, get: Get, doc: &'static str) -> FieldDef {
+    FieldDef {
+        change: true,
+        ..f(name, id, get, doc)
+    }
+}
+
+/// The user's change, when something changed.
+fn change(u: &User) -> Option<&UserChange> {
+    match &u.change {
+        Change::Changed(c) => Some(c),
+        Change::Unknown | Change::Unchanged => None,
     }
 }
 
@@ -265,13 +314,19 @@ pub static FIELDS: &[FieldDef] = &[
     f(
         "groups",
         F::Groups,
-        Get::Groups(GroupKey::Name),
+        Get::Groups(GroupList {
+            of: Membership::Current,
+            key: GroupKey::Name,
+        }),
         "the names of the user's groups",
     ),
     f(
         "group_ids",
         F::GroupIds,
-        Get::Groups(GroupKey::Id),
+        Get::Groups(GroupList {
+            of: Membership::Current,
+            key: GroupKey::Id,
+        }),
         "the ids of the user's groups",
     ),
     f(
@@ -279,6 +334,78 @@ pub static FIELDS: &[FieldDef] = &[
         F::GroupCount,
         Get::Count(CountGet::User(|u| u.groups.len())),
         "how many groups the user is in",
+    ),
+    changed(
+        "is_new_user",
+        F::IsNewUser,
+        Get::Bool(|u| change(u).is_some_and(|c| c.is_new)),
+        "change: the user was not in the previous snapshot",
+    ),
+    FieldDef {
+        nullable: true,
+        ..changed(
+            "previous_user_status",
+            F::PreviousUserStatus,
+            Get::Text(
+                TextGet::User(|u| match &u.change {
+                    Change::Unknown => Cow::Borrowed(""),
+                    Change::Unchanged => Cow::Borrowed(u.user_status.as_str()),
+                    Change::Changed(c) => {
+                        Cow::Borrowed(c.previous_status.as_ref().map_or("", |s| s.as_str()))
+                    }
+                }),
+                Some(UserStatus::KNOWN),
+            ),
+            "change: `user_status` in the previous snapshot; empty for a new user",
+        )
+    },
+    changed(
+        "sso_bypass_turned_on",
+        F::SsoBypassTurnedOn,
+        Get::Bool(|u| u.bypasses_sso && change(u).is_some_and(|c| !c.bypassed_sso)),
+        "change: the user may bypass SSO and could not before (or is new and may)",
+    ),
+    changed(
+        "became_owner",
+        F::BecameOwner,
+        Get::Bool(|u| u.is_owner() && change(u).is_some_and(|c| !c.was_owner)),
+        "change: the user is an owner and was not before (or is a new owner)",
+    ),
+    changed(
+        "groups_added",
+        F::GroupsAdded,
+        Get::Groups(GroupList {
+            of: Membership::Added,
+            key: GroupKey::Name,
+        }),
+        "change: names of the groups the user joined (all of a new user's groups)",
+    ),
+    changed(
+        "group_ids_added",
+        F::GroupIdsAdded,
+        Get::Groups(GroupList {
+            of: Membership::Added,
+            key: GroupKey::Id,
+        }),
+        "change: ids of the groups the user joined",
+    ),
+    changed(
+        "groups_removed",
+        F::GroupsRemoved,
+        Get::Groups(GroupList {
+            of: Membership::Removed,
+            key: GroupKey::Name,
+        }),
+        "change: names (as they were) of the groups the user left",
+    ),
+    changed(
+        "group_ids_removed",
+        F::GroupIdsRemoved,
+        Get::Groups(GroupList {
+            of: Membership::Removed,
+            key: GroupKey::Id,
+        }),
+        "change: ids of the groups the user left",
     ),
     f(
         "id",
@@ -333,6 +460,18 @@ pub static FIELDS: &[FieldDef] = &[
         F::OrgGroupCount,
         Get::Count(CountGet::Org(|o| o.group_count)),
         "distinct groups (by id) in the report",
+    ),
+    changed(
+        "new_user_count",
+        F::NewUserCount,
+        Get::Count(CountGet::Org(|o| o.new_user_count)),
+        "change: users not in the previous snapshot",
+    ),
+    changed(
+        "removed_user_count",
+        F::RemovedUserCount,
+        Get::Count(CountGet::Org(|o| o.removed_user_count)),
+        "change: users in the previous snapshot and gone from this report",
     ),
 ];
 
@@ -408,6 +547,7 @@ pub enum OpKind {
     Before,
     After,
     Shared,
+    MatchesGlob,
 }
 
 #[derive(Debug)]
@@ -441,6 +581,7 @@ pub static OPERATORS: &[OpDef] = &[
     OpDef { name: "newer_than_days", kind: OpKind::NewerThanDays, applies: &[C::Timestamp], operand: "a number of days (>= 0)", doc: "strictly after `now - n days`; false when the field is null" },
     OpDef { name: "before", kind: OpKind::Before, applies: &[C::Timestamp], operand: "another timestamp field's name", doc: "strictly earlier than the other field; false when either is null" },
     OpDef { name: "after", kind: OpKind::After, applies: &[C::Timestamp], operand: "another timestamp field's name", doc: "strictly later than the other field; false when either is null" },
+    OpDef { name: "matches_glob", kind: OpKind::MatchesGlob, applies: &[C::Text, C::List], operand: "a glob or a list of globs (`*` any run of characters, `?` one)", doc: "the whole value matches one of the globs (case-sensitive); for a list, any element does" },
     OpDef { name: "shared", kind: OpKind::Shared, applies: &[C::Text], operand: "true", doc: "user rules: another user record has the same value (evidence lists those records); empty values are never shared" },
 ];
 

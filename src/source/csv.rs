@@ -303,6 +303,7 @@ impl Row<'_> {
             created_at,
             last_sign_in_at,
             groups: Box::new([]),
+            change: crate::model::Change::Unknown,
         })
     }
 

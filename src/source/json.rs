@@ -386,6 +386,7 @@ impl<'de> Visitor<'de> for UserSeed<'_, '_> {
             created_at,
             last_sign_in_at: last.flatten().map(|t| t.0),
             groups: groups.unwrap_or_default().into(),
+            change: crate::model::Change::Unknown,
         })
     }
 }
