@@ -84,6 +84,64 @@ impl Changes {
     }
 }
 
+/// One kind of change as reports list it: a label, how many, and the first few, each a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeList {
+    pub label: &'static str,
+    pub count: usize,
+    /// At most the limit given to [`Changes::lists`].
+    pub items: Vec<String>,
+}
+
+impl Changes {
+    /// The kinds of change that happened, in a fixed order, each with its first `limit` items:
+    /// what the text, HTML, Markdown and email reports show.
+    pub fn lists(&self, limit: usize) -> Vec<ChangeList> {
+        fn list<T>(
+            label: &'static str,
+            all: &[T],
+            limit: usize,
+            line: impl Fn(&T) -> String,
+        ) -> Option<ChangeList> {
+            (!all.is_empty()).then(|| ChangeList {
+                label,
+                count: all.len(),
+                items: all.iter().take(limit).map(line).collect(),
+            })
+        }
+        let email = |w: &Who| w.email.clone();
+        [
+            list("Users added", &self.users_added, limit, email),
+            list("Users removed", &self.users_removed, limit, email),
+            list(
+                "SSO bypass turned on",
+                &self.sso_bypass_turned_on,
+                limit,
+                email,
+            ),
+            list("Became owner", &self.became_owner, limit, email),
+            list("Group memberships", &self.groups_changed, limit, |g| {
+                let mut parts: Vec<String> = g.added.iter().map(|n| format!("+{n}")).collect();
+                parts.extend(g.removed.iter().map(|n| format!("-{n}")));
+                format!("{}: {}", g.email, parts.join(" "))
+            }),
+            list("Status changed", &self.status_changed, limit, |c| {
+                format!("{}: {} to {}", c.email, c.from, c.to)
+            }),
+            list(
+                "SSO bypass turned off",
+                &self.sso_bypass_turned_off,
+                limit,
+                email,
+            ),
+            list("No longer owner", &self.no_longer_owner, limit, email),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 fn who(u: &User) -> Who {
     Who {
         id: u.id.to_string(),

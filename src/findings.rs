@@ -337,6 +337,10 @@ impl BySeverity {
             *self.get_mut(s) += other.get(s);
         }
     }
+    /// Every severity together.
+    pub fn total(&self) -> usize {
+        Severity::ALL.iter().map(|s| self.get(*s)).sum()
+    }
     pub fn get(&self, s: Severity) -> usize {
         match s {
             Severity::Critical => self.critical,

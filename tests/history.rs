@@ -150,6 +150,7 @@ on_both_backends!(
     email_when_changed,
     import_trend_prune_and_forget,
     change_detection_over_weeks,
+    human_formats_show_the_history,
 );
 
 fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
@@ -1118,4 +1119,146 @@ fn change_detection_over_weeks(hist: &Hist) {
     // nothing changed again.
     assert_eq!(trend[1]["new"], 7, "{trend:?}");
     assert_eq!(trend[2]["resolved"], 4, "{trend:?}");
+}
+
+/// Every human format shows what the history knows: overdue findings first, how long each
+/// finding has been open, the changes since the last run, and (HTML, email) the trend chart.
+fn human_formats_show_the_history(hist: &Hist) {
+    let dir = hist.dir.path();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "history: {{location: '{}', retention_days: 30}}\nsla: {{high: 7}}\n",
+            hist.location
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let eml = dir.join("m.eml");
+    let html = dir.join("r.html");
+    let md = dir.join("r.md");
+    let args = [
+        "--config",
+        c,
+        "--report",
+        &format!("html={}", html.display()),
+        "--report",
+        &format!("markdown={}", md.display()),
+        "--email-to",
+        "sec@acme.example",
+        "--email-from",
+        "orgaudit@acme.example",
+        "--email-dry-run",
+        eml.to_str().unwrap(),
+    ];
+    let recent = "2026-11-20T00:00:00Z";
+    let weeks = [
+        ("2026-10-04T00:00:00Z", vec![user("u1", true, recent)]),
+        ("2026-11-08T00:00:00Z", vec![user("u1", true, recent)]),
+        (
+            "2026-11-15T00:00:00Z",
+            vec![user("u1", true, recent), user("u2", false, recent)],
+        ),
+        (
+            "2026-11-22T00:00:00Z",
+            vec![user("u1", true, recent), user("u3", true, recent)],
+        ),
+    ];
+    let mut last = None;
+    for (now, users) in weeks {
+        let w = week(dir, now, users, &args, &[]);
+        assert_eq!(w.code, 0, "{}", w.stderr);
+        last = Some(w);
+    }
+    let w = last.unwrap();
+    // Retention: the run of 2026-10-04 is more than 30 days older than the last one.
+    let list = run_with_env(
+        &["history", "list", "--history", &hist.location, "-f", "json"],
+        &[],
+    );
+    let runs: Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{}", list.stdout);
+    let v = run_with_env(&["history", "verify", "--history", &hist.location], &[]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    assert!(v.stdout.contains("1 earlier run(s) pruned"), "{}", v.stdout);
+    // u1's finding is first seen on 2026-11-08 now that the run before is pruned, and is
+    // overdue after 7 days.
+    let u1 = finding(&w.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(
+        (&u1["age_days"], &u1["overdue"]),
+        (&json!(14), &json!(true))
+    );
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    let at = |needle: &str| {
+        page.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in the HTML"))
+    };
+    assert!(
+        at("id=\"overdue\"") < at("id=\"findings\""),
+        "overdue first"
+    );
+    assert_eq!(
+        page.matches("data-trend-day=").count(),
+        3,
+        "one bar per run kept"
+    );
+    assert!(page.contains("<svg class=\"chart trend\""));
+    assert!(page.contains("data-age>open for 14 days</small>"));
+    assert!(at("id=\"changes\"") < at("id=\"findings\""));
+    assert!(
+        page.contains("<dt>Users added (1)</dt><dd>u3@acme.example</dd>"),
+        "{page}"
+    );
+    assert!(page.contains("<dt>Users removed (1)</dt><dd>u2@acme.example</dd>"));
+
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.find("### Overdue: ").unwrap() < text.find("| Severity | Findings |").unwrap());
+    assert!(
+        text.contains("- **Users added** (1): u3@acme.example"),
+        "{text}"
+    );
+    assert!(text.contains("_(open for 14 days)_"));
+
+    let mail = std::fs::read(&eml).unwrap();
+    let parsed = mailparse::parse_mail(&mail).unwrap();
+    let mut bodies = String::new();
+    for part in parsed
+        .subparts
+        .iter()
+        .flat_map(|p| std::iter::once(p).chain(p.subparts.iter()))
+    {
+        if part.ctype.mimetype.starts_with("text/") {
+            bodies.push_str(&part.get_body().unwrap());
+        }
+    }
+    assert!(bodies.contains("OVERDUE: PAST THEIR SLA (2)"), "{bodies}");
+    assert!(bodies.contains("CHANGES SINCE THE LAST RUN"));
+    assert!(bodies.contains("<svg") && bodies.contains("Trend: unwaived findings, last 3 runs"));
+
+    let input = dir.join("2026-11-22T00:00:00Z.json");
+    let r = run_with_env(
+        &[
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            "2026-11-29T00:00:00Z",
+            "--config",
+            c,
+        ],
+        &[],
+    );
+    let overdue = r
+        .stdout
+        .find("OVERDUE 2 findings past their SLA")
+        .expect(&r.stdout);
+    assert!(overdue < r.stdout.find("HIGH ").unwrap(), "{}", r.stdout);
+    assert!(r
+        .stdout
+        .contains("CHANGES since the last run (2026-11-22T00:00:00Z)"));
+    assert!(r
+        .stdout
+        .contains("TREND unwaived findings over the last 4 runs"));
 }

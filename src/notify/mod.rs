@@ -352,6 +352,7 @@ pub fn should_send(report: &AuditReport, when: SendWhen) -> bool {
                         )
                 })
                 || report.resolved.as_ref().is_some_and(|r| !r.is_empty())
+                || report.changes.as_ref().is_some_and(|c| !c.is_empty())
         }
     }
 }

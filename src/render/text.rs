@@ -79,6 +79,33 @@ pub(super) fn render(
         &src.sha256[..src.sha256.len().min(12)],
         report.audited_at
     )?;
+    // Findings past their SLA come first, most overdue first.
+    let mut overdue: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.overdue == Some(true))
+        .collect();
+    if !overdue.is_empty() {
+        overdue.sort_by(|a, b| a.due.cmp(&b.due).then(a.severity.cmp(&b.severity)));
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {} past their SLA",
+            st.paint("1;31", "OVERDUE"),
+            plural(overdue.len(), "finding", "findings")
+        )?;
+        for f in overdue {
+            writeln!(
+                out,
+                "  - due {} ({}, open {} days) {}: {}",
+                f.due.as_deref().unwrap_or("?"),
+                st.severity(f.severity, f.severity.as_str()),
+                f.age_days.unwrap_or(0),
+                clean(&f.rule_id),
+                clean(&f.message)
+            )?;
+        }
+    }
     // Findings are sorted by severity, then rule: each severity is one run, each rule within it.
     for group in report.findings.chunk_by(|a, b| a.severity == b.severity) {
         let sev = group[0].severity;
@@ -109,17 +136,26 @@ pub(super) fn render(
                 for (k, v) in &f.evidence {
                     line.push_str(&format!("  {k}={}", brief(v)));
                 }
+                if let Some(age) = f.age_days {
+                    line.push_str(&format!("  open {age} days"));
+                }
                 writeln!(out, "      {}", st.paint("2", &clean(&line)))?;
             }
         }
     }
+    let since = if report.baseline.is_some() {
+        "the baseline"
+    } else {
+        "the last run"
+    };
     if let Some(resolved) = report.resolved.as_ref().filter(|r| !r.is_empty()) {
         writeln!(out)?;
         writeln!(
             out,
-            "{} {} since the baseline",
+            "{} {} since {}",
             st.paint("1;32", "RESOLVED"),
-            plural(resolved.len(), "finding", "findings")
+            plural(resolved.len(), "finding", "findings"),
+            since
         )?;
         for f in resolved {
             writeln!(
@@ -130,6 +166,57 @@ pub(super) fn render(
                 clean(&f.message)
             )?;
         }
+    }
+    if let Some(changes) = &report.changes {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} since the last run ({})",
+            st.paint("1", "CHANGES"),
+            clean(&changes.since)
+        )?;
+        let lists = changes.lists(crate::defaults::MARKDOWN_PER_RULE);
+        if lists.is_empty() {
+            writeln!(
+                out,
+                "  none: no users added or removed, no status, group, SSO-bypass or owner changes"
+            )?;
+        }
+        for c in lists {
+            let more = c.count - c.items.len();
+            let more = if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "  {} ({}): {}{more}",
+                c.label,
+                c.count,
+                clean(&c.items.join("; "))
+            )?;
+        }
+    }
+    if let Some(trend) = report.trend.as_ref().filter(|t| t.len() > 1) {
+        writeln!(out)?;
+        let totals: Vec<String> = trend
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    &p.audited_at[..p.audited_at.len().min(10)],
+                    p.unwaived_by_severity.total()
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "{} unwaived findings over the last {} runs: {}",
+            st.paint("1", "TREND"),
+            trend.len(),
+            clean(&totals.join(", "))
+        )?;
     }
     if opts.warnings && !report.warnings.is_empty() {
         writeln!(out)?;
@@ -161,9 +248,7 @@ pub(super) fn render(
         tail.push_str(&format!(" | {} waived", s.waived));
     }
     if let (Some(new), Some(resolved)) = (s.new, s.resolved) {
-        tail.push_str(&format!(
-            " | {new} new, {resolved} resolved since the baseline"
-        ));
+        tail.push_str(&format!(" | {new} new, {resolved} resolved since {since}"));
     }
     writeln!(
         out,

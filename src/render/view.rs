@@ -60,6 +60,106 @@ pub struct Framework {
     pub failing: usize,
 }
 
+/// One severity's part of a run's bar in the trend chart.
+#[derive(Serialize)]
+pub struct TrendSegment {
+    pub severity: &'static str,
+    pub count: usize,
+    pub y: f64,
+    pub height: f64,
+}
+
+/// One run in the trend chart: where its bar goes, and what it counts.
+#[derive(Serialize)]
+pub struct TrendBar {
+    /// The run's day (YYYY-MM-DD).
+    pub day: String,
+    pub x: f64,
+    pub total: usize,
+    pub new: Option<usize>,
+    pub resolved: Option<usize>,
+    /// From the bottom: critical first.
+    pub segments: Vec<TrendSegment>,
+    /// The top of the bar.
+    pub top: f64,
+}
+
+/// The trend chart's geometry, computed here so that the templates only draw it (an inline
+/// SVG: unwaived findings by severity over the last runs, new and resolved per run).
+#[derive(Serialize)]
+pub struct TrendChart {
+    pub width: f64,
+    pub height: f64,
+    pub bar_width: f64,
+    /// Where the bars stand.
+    pub base: f64,
+    /// The largest total, the scale's top.
+    pub max: usize,
+    pub bars: Vec<TrendBar>,
+}
+
+impl TrendChart {
+    const WIDTH: f64 = 520.0;
+    const HEIGHT: f64 = 190.0;
+    const TOP: f64 = 28.0;
+    const BASE: f64 = 160.0;
+
+    fn of(points: &[crate::findings::TrendPoint]) -> Option<TrendChart> {
+        if points.is_empty() {
+            return None;
+        }
+        let max = points
+            .iter()
+            .map(|p| p.unwaived_by_severity.total())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let slot = (Self::WIDTH - 20.0) / points.len() as f64;
+        let bar_width = (slot * 0.6).min(36.0);
+        let scale = (Self::BASE - Self::TOP) / max as f64;
+        let bars = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let x = 10.0 + slot * i as f64 + (slot - bar_width) / 2.0;
+                let mut y = Self::BASE;
+                let mut segments = Vec::new();
+                for sev in Severity::ALL.iter() {
+                    let count = p.unwaived_by_severity.get(*sev);
+                    if count == 0 {
+                        continue;
+                    }
+                    let height = (count as f64 * scale * 10.0).round() / 10.0;
+                    y -= height;
+                    segments.push(TrendSegment {
+                        severity: sev.as_str(),
+                        count,
+                        y: (y * 10.0).round() / 10.0,
+                        height,
+                    });
+                }
+                TrendBar {
+                    day: p.audited_at.get(..10).unwrap_or(&p.audited_at).to_string(),
+                    x: (x * 10.0).round() / 10.0,
+                    total: p.unwaived_by_severity.total(),
+                    new: p.new,
+                    resolved: p.resolved,
+                    segments,
+                    top: (y * 10.0).round() / 10.0,
+                }
+            })
+            .collect();
+        Some(TrendChart {
+            width: Self::WIDTH,
+            height: Self::HEIGHT,
+            bar_width: (bar_width * 10.0).round() / 10.0,
+            base: Self::BASE,
+            max,
+            bars,
+        })
+    }
+}
+
 /// A struct as a template value: its fields converted once, looked up by name, listed in
 /// declaration order. Cheaper to build and to read than a general map, which hashes every key.
 #[derive(Debug)]
@@ -262,6 +362,15 @@ pub struct View<'a> {
     pub resolved_elsewhere: Vec<&'a Finding>,
     /// Rules with unwaived findings (failing JUnit test cases).
     pub failing_rules: usize,
+    /// With a history: the trend chart.
+    pub trend_chart: Option<TrendChart>,
+    /// Findings past their SLA, most overdue first: shown before everything else.
+    pub overdue: Vec<&'a Finding>,
+    /// The `audited_at` of what new and resolved are counted against: the baseline, or the
+    /// history's previous run.
+    pub compared_with: Option<&'a str>,
+    /// With a previous snapshot: the kinds of change since, each with its first `limit` items.
+    pub changes: Vec<crate::changes::ChangeList>,
 }
 
 impl View<'_> {
@@ -333,7 +442,29 @@ impl<'a> View<'a> {
             .flatten()
             .filter(|f| !report.rules.iter().any(|r| r.id == f.rule_id))
             .collect();
+        let mut overdue: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.overdue == Some(true))
+            .collect();
+        overdue.sort_by(|a, b| a.due.cmp(&b.due).then(a.severity.cmp(&b.severity)));
+        let compared_with = report
+            .baseline
+            .as_ref()
+            .map(|b| b.audited_at.as_str())
+            .or_else(|| {
+                let h = report.history.as_ref()?;
+                Some(h.previous_run.as_ref()?.audited_at.as_str())
+            });
         View {
+            trend_chart: report.trend.as_deref().and_then(TrendChart::of),
+            changes: report
+                .changes
+                .as_ref()
+                .map(|c| c.lists(limit.max(1)))
+                .unwrap_or_default(),
+            overdue,
+            compared_with,
             resolved_elsewhere,
             resolved_by_rule,
             failing_rules,
