@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${FUZZ_SECONDS:-8}
-targets=(load_report rules config waivers baseline render)
+targets=(load_report rules config waivers baseline render snapshot)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
@@ -22,9 +22,10 @@ fi
 # Seeds: what the repository already holds, copied so that the corpus stays out of it.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds"/{load_report,rules,config,waivers,baseline,render}
+mkdir -p "$seeds"/{load_report,rules,config,waivers,baseline,render,snapshot}
 cp ../examples/*.json ../examples/*.csv "$seeds/load_report/"
 cp ../examples/*.json "$seeds/render/"
+cp ../fuzz/seeds/snapshot/* "$seeds/snapshot/"
 cp ../rules/*.yaml "$seeds/rules/"
 cp ../examples/orgaudit.yaml "$seeds/config/"
 cp ../examples/waivers.yaml "$seeds/waivers/"

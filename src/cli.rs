@@ -560,20 +560,15 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let mut store = orgaudit::history::open_named(history)?;
             let runs = store.list()?;
             let id = orgaudit::history::find_run(&runs, &run)?;
-            let bytes = store.snapshot(id)?.ok_or_else(|| {
+            let report = store.snapshot(id)?.ok_or_else(|| {
                 Error::Usage(format!(
-                    "run {id} kept no snapshot (a run of several organizations keeps none)"
+                    "run {id} kept no snapshot (a run of several organizations, or an imported one, keeps none)"
                 ))
             })?;
-            match format {
-                FetchFormat::Json => write_output(None, |out| Ok(out.write_all(&bytes)?))?,
-                FetchFormat::Csv => {
-                    let parsed = orgaudit::source::parse(&bytes, &format!("run {id}"))?;
-                    write_output(None, |out| {
-                        Ok(orgaudit::source::write_csv(&parsed.report, out)?)
-                    })?
-                }
-            }
+            write_output(None, |out| match format {
+                FetchFormat::Json => Ok(orgaudit::source::write_json(&report, out)?),
+                FetchFormat::Csv => Ok(orgaudit::source::write_csv(&report, out)?),
+            })?;
             Ok(0)
         }
         Command::History(HistoryCommand::Show { run, history }) => {

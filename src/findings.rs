@@ -36,7 +36,7 @@ impl Subject {
 
 /// Whether a finding was in the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum BaselineStatus {
     /// Not in the baseline.
     New,
@@ -47,6 +47,9 @@ pub enum BaselineStatus {
     /// Not in the previous run, but in an earlier one: a finding that came back (with a
     /// history).
     Reopened,
+    /// Open before, and its rule did not run or was not evaluated this time: neither confirmed
+    /// nor resolved (only in `not_rechecked`, with a history).
+    NotRechecked,
 }
 
 /// The accepted risk that covers a finding.
@@ -479,6 +482,10 @@ pub struct AuditReport {
     /// With a baseline: the baseline's findings that are gone, as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Vec<Finding>>,
+    /// With a history: findings open before whose rule this run did not evaluate (not run,
+    /// not evaluated, or failed): they stay open, neither confirmed nor resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_rechecked: Option<Vec<Finding>>,
     /// With a baseline: which one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineInfo>,
@@ -563,6 +570,8 @@ pub(crate) struct WithFindings<'a, F> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<&'a [Finding]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_rechecked: Option<&'a [Finding]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<&'a BaselineInfo>,
     pub warnings: &'a [Warning],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -614,6 +623,7 @@ impl AuditReport {
             rules: &self.rules,
             findings,
             resolved: self.resolved.as_deref(),
+            not_rechecked: self.not_rechecked.as_deref(),
             baseline: self.baseline.as_ref(),
             warnings: &self.warnings,
             history: self.history.as_ref(),

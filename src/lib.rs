@@ -358,6 +358,7 @@ pub fn audit_compiled(
         baseline: None,
         warnings,
         history: None,
+        not_rechecked: None,
         trend: None,
         changes: None,
     }

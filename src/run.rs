@@ -151,20 +151,14 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         }
     }
     let mut changes = None;
-    if let (Some(loaded), Some(h)) = (audited.as_mut(), history.as_ref()) {
-        if let Some(prev) = &h.previous {
-            if let Some(bytes) = &prev.snapshot {
-                let name = format!("the snapshot of history run {}", prev.run.id);
-                match source::parse(bytes, &name) {
-                    Ok(p) => {
-                        changes = Some(crate::changes::compare(
-                            &mut loaded.report,
-                            p.report,
-                            &prev.run.audited_at,
-                        ))
-                    }
-                    Err(e) => failures.push(e.into()),
-                }
+    if let (Some(loaded), Some(h)) = (audited.as_mut(), history.as_mut()) {
+        if let Some(prev) = h.previous.as_mut() {
+            if let Some(snapshot) = prev.snapshot.take() {
+                changes = Some(crate::changes::compare(
+                    &mut loaded.report,
+                    snapshot,
+                    &prev.run.audited_at,
+                ));
             }
         }
     }
@@ -221,26 +215,34 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // gets its first_seen and age.
     let mut store = None;
     let mut first_run = false;
-    if let (Some(h), Some(location)) = (history, &plan.history) {
+    if let (Some(mut h), Some(location)) = (history, &plan.history) {
         first_run = h.previous.is_none();
+        let previous = h.previous.as_ref().map(|p| p.run.clone());
         let info = crate::history::HistoryInfo {
             location: location.to_string(),
             organization: plan.org_id.clone(),
-            previous_run: h.previous.as_ref().map(|p| p.run.clone()),
+            previous_run: previous.clone(),
             head: h.head,
         };
-        crate::history::apply(
+        let applied = crate::history::apply(
             &mut report,
-            h.previous.as_ref(),
-            &h.seen,
+            previous.as_ref(),
+            h.previous_findings.take(),
+            &h.state,
             info,
             plan.baseline.is_some(),
             plan.sla.as_ref(),
         );
-        let mut trend = h.trend;
-        trend.push(crate::history::trend_point(&report));
-        report.trend = Some(trend);
-        store = Some(h.store);
+        match applied {
+            Ok(()) => {
+                let mut trend = h.trend;
+                trend.push(crate::history::trend_point(&report));
+                report.trend = Some(trend);
+                store = Some(h.store);
+            }
+            Err(e) if plan.history_required => return Err(e.into()),
+            Err(e) => failures.push(e.into()),
+        }
     }
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
@@ -260,19 +262,35 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         templates: templates.clone(),
         ..Default::default()
     };
-    for (format, path) in &plan.reports {
-        if let Err(e) = render_to(&report, *format, &options(true), Some(path), plan.file_mode) {
+    // With a history, the JSON output is rendered once: the history keeps it, and the JSON
+    // outputs are written from it.
+    let json = match &store {
+        Some(_) => match crate::history::render_json(&report) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                failures.push(render_error(e, "the history's copy of the JSON output"));
+                None
+            }
+        },
+        None => None,
+    };
+    let outputs = plan
+        .reports
+        .iter()
+        .map(|(f, p)| (*f, Some(p.as_path()), true))
+        .chain([(plan.format, plan.output.as_deref(), plan.output.is_some())]);
+    for (format, path, to_file) in outputs {
+        let written = match (&json, format) {
+            (Some(bytes), Format::Json) => write(
+                path.map_or(Target::Stdout, Target::File),
+                plan.file_mode,
+                |out| Ok(out.write_all(bytes)?),
+            ),
+            _ => render_to(&report, format, &options(to_file), path, plan.file_mode),
+        };
+        if let Err(e) = written {
             failures.push(e);
         }
-    }
-    if let Err(e) = render_to(
-        &report,
-        plan.format,
-        &options(plan.output.is_some()),
-        plan.output.as_deref(),
-        plan.file_mode,
-    ) {
-        failures.push(e);
     }
     let email = match &plan.email {
         None => Email::None,
@@ -297,7 +315,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         // Retention: runs past `history.retention_days` go at each write, behind a checkpoint.
         let keep = crate::history::Keep::Days(plan.history_retention_days);
         let recorded = s
-            .record(&plan.org_id, &report, snapshot)
+            .record(&plan.org_id, &report, json.as_deref(), snapshot)
             .and_then(|_| s.prune(keep, &report.audited_at));
         if let Err(e) = recorded {
             if plan.history_required {
@@ -320,7 +338,8 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
 struct Opened {
     store: Box<dyn crate::history::Store>,
     previous: Option<crate::history::Previous>,
-    seen: std::collections::HashMap<String, crate::history::Seen>,
+    state: crate::history::State,
+    previous_findings: Option<crate::history::PreviousFindings>,
     head: Option<String>,
     trend: Vec<crate::findings::TrendPoint>,
 }
@@ -330,9 +349,20 @@ fn open_history(
     org: &str,
 ) -> Result<Opened, crate::history::HistoryError> {
     let mut store = location.open()?;
+    let previous = store.previous(org)?;
+    let state = store.state(org)?;
+    // The previous run's findings are read in the background while the audit runs: only
+    // those it resolves are needed, and only when some finding was open.
+    let previous_findings = match &previous {
+        Some(p) if state.entries.values().any(|e| e.open) => store
+            .output_later(p.run.id)?
+            .map(|later| crate::history::PreviousFindings::start(p.run.id, later)),
+        _ => None,
+    };
     Ok(Opened {
-        previous: store.previous(org)?,
-        seen: store.seen(org)?,
+        previous,
+        state,
+        previous_findings,
         head: store.head()?,
         trend: store.trend(org, crate::defaults::TREND_RUNS - 1)?,
         store,
@@ -352,6 +382,16 @@ pub fn render_to(
     write(target, mode, |out| {
         render::render(report, format, options, out)
     })
+}
+
+fn render_error(e: render::RenderError, what: &str) -> Error {
+    match e {
+        render::RenderError::Template(t) => Error::Template(t),
+        render::RenderError::Io(source) => Error::Output {
+            path: what.to_string(),
+            source,
+        },
+    }
 }
 
 /// Writes to a file or standard output ([`crate::output`]), with the errors of a run.

@@ -151,6 +151,7 @@ on_both_backends!(
     import_trend_prune_and_forget,
     change_detection_over_weeks,
     human_formats_show_the_history,
+    findings_of_rules_that_did_not_run_keep_their_state,
 );
 
 fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
@@ -534,7 +535,7 @@ fn stored_runs_are_shown_as_written_and_tampering_is_found(hist: &Hist) {
         )
     );
     // A deleted run.
-    hist.tamper("DELETE FROM findings WHERE run_id = 2; DELETE FROM runs WHERE id = 2");
+    hist.tamper("DELETE FROM runs WHERE id = 2");
     let r = run_with_env(&["history", "verify", "--history", h], &[]);
     assert_eq!(
         (r.code, r.stdout.trim()),
@@ -1182,12 +1183,11 @@ fn human_formats_show_the_history(hist: &Hist) {
     let v = run_with_env(&["history", "verify", "--history", &hist.location], &[]);
     assert_eq!(v.code, 0, "{}", v.stdout);
     assert!(v.stdout.contains("1 earlier run(s) pruned"), "{}", v.stdout);
-    // u1's finding is first seen on 2026-11-08 now that the run before is pruned, and is
-    // overdue after 7 days.
+    // Pruning keeps lifecycles: u1's finding is still first seen on 2026-10-04, and overdue.
     let u1 = finding(&w.doc, "sso-bypass", "u1").unwrap();
     assert_eq!(
-        (&u1["age_days"], &u1["overdue"]),
-        (&json!(14), &json!(true))
+        (&u1["first_seen"], &u1["age_days"], &u1["overdue"]),
+        (&json!("2026-10-04T00:00:00Z"), &json!(49), &json!(true))
     );
 
     let page = std::fs::read_to_string(&html).unwrap();
@@ -1205,7 +1205,7 @@ fn human_formats_show_the_history(hist: &Hist) {
         "one bar per run kept"
     );
     assert!(page.contains("<svg class=\"chart trend\""));
-    assert!(page.contains("data-age>open for 14 days</small>"));
+    assert!(page.contains("data-age>open for 49 days</small>"));
     assert!(at("id=\"changes\"") < at("id=\"findings\""));
     assert!(
         page.contains("<dt>Users added (1)</dt><dd>u3@acme.example</dd>"),
@@ -1219,7 +1219,7 @@ fn human_formats_show_the_history(hist: &Hist) {
         text.contains("- **Users added** (1): u3@acme.example"),
         "{text}"
     );
-    assert!(text.contains("_(open for 14 days)_"));
+    assert!(text.contains("_(open for 49 days)_"));
 
     let mail = std::fs::read(&eml).unwrap();
     let parsed = mailparse::parse_mail(&mail).unwrap();
@@ -1261,4 +1261,129 @@ fn human_formats_show_the_history(hist: &Hist) {
     assert!(r
         .stdout
         .contains("TREND unwaived findings over the last 4 runs"));
+}
+
+/// A finding whose rule did not run this time is neither confirmed nor resolved: it is listed
+/// in `not_rechecked` and stays open, so that it is unchanged (not new) when the rule runs
+/// again, and its age goes on.
+fn findings_of_rules_that_did_not_run_keep_their_state(hist: &Hist) {
+    let dir = hist.dir.path();
+    let h = hist.location.as_str();
+    let users = || vec![user("u1", true, "2026-11-20T00:00:00Z")];
+    let w1 = week(dir, "2026-11-01T00:00:00Z", users(), &["--history", h], &[]);
+    assert!(finding(&w1.doc, "sso-bypass", "u1").is_some());
+    let w2 = week(
+        dir,
+        "2026-11-08T00:00:00Z",
+        users(),
+        &["--history", h, "--disable", "sso-bypass"],
+        &[],
+    );
+    assert_eq!(w2.code, 0, "{}", w2.stderr);
+    assert!(finding(&w2.doc, "sso-bypass", "u1").is_none());
+    let kept = w2.doc["not_rechecked"].as_array().expect("not_rechecked");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (&kept[0]["rule_id"], &kept[0]["baseline_status"]),
+        (&json!("sso-bypass"), &json!("not_rechecked"))
+    );
+    let resolved = w2.doc["resolved"].as_array().unwrap();
+    assert!(
+        resolved.iter().all(|f| f["rule_id"] != "sso-bypass"),
+        "never resolved: {resolved:?}"
+    );
+    // Twice in a row: still kept (read from the run before's not_rechecked list).
+    let w3 = week(
+        dir,
+        "2026-11-15T00:00:00Z",
+        users(),
+        &["--history", h, "--disable", "sso-bypass"],
+        &[],
+    );
+    assert_eq!(w3.doc["not_rechecked"][0]["subject"]["id"], "u1");
+    let w4 = week(dir, "2026-11-22T00:00:00Z", users(), &["--history", h], &[]);
+    let f = finding(&w4.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(
+        (&f["baseline_status"], &f["first_seen"], &f["age_days"]),
+        (
+            &json!("unchanged"),
+            &json!("2026-11-01T00:00:00Z"),
+            &json!(21)
+        )
+    );
+    assert!(w4.doc.get("not_rechecked").is_none());
+}
+
+/// A history written by schema 1 (gzip, findings rows) opens with this version: the migration
+/// builds the findings state from its runs' outputs, the chain still verifies, and the next
+/// audit's lifecycles start from the old runs.
+#[test]
+fn a_schema_1_history_is_migrated() {
+    use sha2::Digest;
+    use std::io::Write;
+    let hex = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let users = vec![user("u1", true, "2026-11-20T00:00:00Z")];
+    let old = week(dir.path(), "2026-11-01T00:00:00Z", users.clone(), &[], &[]);
+    let output = serde_json::to_string_pretty(&old.doc).unwrap() + "\n";
+    let db = dir.path().join("v1.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
+            audited_at TEXT NOT NULL, tool_version TEXT NOT NULL, source_sha256 TEXT NOT NULL,
+            source_kind TEXT NOT NULL, findings INTEGER NOT NULL, unwaived INTEGER NOT NULL,
+            output BLOB NOT NULL, snapshot BLOB, content_hash TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+         CREATE INDEX runs_by_org ON runs (organization, audited_at);
+         CREATE TABLE findings (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL, PRIMARY KEY (run_id, fingerprint)) WITHOUT ROWID;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(output.as_bytes()).unwrap();
+    let packed = gz.finish().unwrap();
+    let content = hex(format!("{}\n\n", hex(output.as_bytes())).as_bytes());
+    let genesis = "0".repeat(64);
+    let hash = hex(format!("{genesis}\n{content}\n").as_bytes());
+    let n = old.doc["findings"].as_array().unwrap().len() as i64;
+    conn.execute(
+        "INSERT INTO runs VALUES (1, 'default', '2026-11-01T00:00:00Z', '0.1.0', 'x', 'file', ?1, ?1, ?2, NULL, ?3, ?4, ?5)",
+        rusqlite::params![n, packed, content, genesis, hash],
+    )
+    .unwrap();
+    drop(conn);
+    let h = db.to_str().unwrap();
+    let v = run_with_env(&["history", "verify", "--history", h], &[]);
+    assert_eq!(
+        (v.code, v.stdout.trim()),
+        (0, format!("history intact: 1 run, head {hash}").as_str()),
+        "{}",
+        v.stderr
+    );
+    let shown = run_with_env(&["history", "show", "latest", "--history", h], &[]);
+    assert!(
+        shown.stdout == output,
+        "a gzip run is still shown byte for byte"
+    );
+    let w = week(
+        dir.path(),
+        "2026-11-08T00:00:00Z",
+        users,
+        &["--history", h],
+        &[],
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let f = finding(&w.doc, "sso-bypass", "u1").unwrap();
+    assert_eq!(
+        (&f["baseline_status"], &f["first_seen"]),
+        (&json!("unchanged"), &json!("2026-11-01T00:00:00Z"))
+    );
+    let v = run_with_env(&["history", "verify", "--history", h], &[]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
 }

@@ -1,6 +1,7 @@
-//! `history forget --user EMAIL`: a person's data taken out of stored runs. Their findings go
-//! (from `findings` and `resolved`), their user record leaves the snapshot, and every other
-//! string that holds their address (evidence, messages, changes) is replaced by a marker.
+//! `history forget --user EMAIL`: a person's data taken out of a stored JSON output. Their
+//! findings go (from `findings`, `resolved` and `not_rechecked`), and every other string that
+//! holds their address (evidence, messages, changes) is replaced by a marker. (Their record
+//! leaves the snapshot in the store, through the report model.)
 
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ pub fn output(bytes: &[u8], want: &str) -> Result<(Vec<u8>, Vec<String>), serde_
     let original: Value = serde_json::from_slice(bytes)?;
     let mut doc = original.clone();
     let mut gone = Vec::new();
-    for list in ["findings", "resolved"] {
+    for list in ["findings", "resolved", "not_rechecked"] {
         if let Some(Value::Array(items)) = doc.get_mut(list) {
             items.retain(|f| {
                 let about = f
@@ -56,27 +57,6 @@ pub fn output(bytes: &[u8], want: &str) -> Result<(Vec<u8>, Vec<String>), serde_
     Ok((out, gone))
 }
 
-/// A stored snapshot (`{"data": [users]}`) without the person's record.
-pub fn snapshot(bytes: &[u8], want: &str) -> Result<Vec<u8>, serde_json::Error> {
-    let mut doc: Value = serde_json::from_slice(bytes)?;
-    let mut changed = false;
-    if let Some(Value::Array(users)) = doc.get_mut("data") {
-        let before = users.len();
-        users.retain(|u| {
-            !u.get("email")
-                .and_then(Value::as_str)
-                .is_some_and(|e| is(e, want))
-        });
-        changed = users.len() != before;
-    }
-    if !changed {
-        return Ok(bytes.to_vec());
-    }
-    let mut out = serde_json::to_vec(&doc)?;
-    out.push(b'\n');
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,10 +77,7 @@ mod tests {
         assert_eq!(gone, ["f1", "f3"]);
         assert!(!text.to_lowercase().contains("ann@x.io"), "{text}");
         assert!(text.contains("bob@x.io") && text.contains(MARKER));
-        let snap = br#"{"data":[{"email":"ann@x.io"},{"email":"bob@x.io"}]}"#;
-        let s = String::from_utf8(snapshot(snap, "ann@x.io").unwrap()).unwrap();
-        assert!(!s.contains("ann@") && s.contains("bob@"));
         // Nobody to forget: the bytes stay as they were.
-        assert_eq!(snapshot(snap, "zed@x.io").unwrap(), snap.to_vec());
+        assert_eq!(output(&bytes, "zed@x.io").unwrap().0, bytes);
     }
 }

@@ -10,7 +10,10 @@
 mod forget;
 mod postgres;
 mod sqlite;
+mod state;
 mod store;
+
+pub use state::{Entry, Resolved, State};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -102,22 +105,93 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// What the history knows of one fingerprint, for an organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    /// The `audited_at` of the first run that had it.
-    pub first_seen: String,
-    /// The `audited_at` of the last run that had it.
-    pub last_seen: String,
-}
-
-/// The previous run of an organization: its id and time, and its findings as it wrote them.
+/// The previous run of an organization: its id and time, and the report it audited.
 #[derive(Debug, Clone)]
 pub struct Previous {
     pub run: RunInfo,
-    pub findings: Vec<Finding>,
-    /// The report it audited (the API's JSON shape), when it kept one.
-    pub snapshot: Option<Vec<u8>>,
+    /// The report it audited, when it kept one (a run of several organizations keeps none).
+    pub snapshot: Option<crate::model::Report>,
+}
+
+/// Bytes to produce later, on any thread.
+pub type Deferred = Box<dyn FnOnce() -> std::io::Result<Vec<u8>> + Send>;
+
+/// The findings a run wrote (its `findings` and `not_rechecked` lists), indexed by
+/// fingerprint on a thread of its own while the audit runs: resolved findings are reported as
+/// that run wrote them.
+pub struct PreviousFindings {
+    run: i64,
+    index: std::thread::JoinHandle<Result<OutputIndex, String>>,
+}
+
+struct OutputIndex {
+    bytes: Vec<u8>,
+    at: HashMap<Box<str>, std::ops::Range<usize>>,
+}
+
+impl PreviousFindings {
+    /// Starts reading `output` (run `run`'s JSON output) in the background.
+    pub fn start(run: i64, output: Deferred) -> PreviousFindings {
+        PreviousFindings {
+            run,
+            index: std::thread::spawn(move || {
+                let bytes = output().map_err(|e| e.to_string())?;
+                OutputIndex::of(bytes)
+            }),
+        }
+    }
+
+    /// The findings whose fingerprints are `wanted`, as the run wrote them.
+    pub fn take(self, wanted: &std::collections::HashSet<String>) -> Result<Vec<Finding>, String> {
+        let run = self.run;
+        let index = self
+            .index
+            .join()
+            .map_err(|_| format!("run {run}: reading its output failed"))?
+            .map_err(|e| format!("run {run}: its stored output: {e}"))?;
+        let mut out = Vec::new();
+        for fp in wanted {
+            if let Some(range) = index.at.get(fp.as_str()) {
+                let f: Finding = serde_json::from_slice(&index.bytes[range.clone()])
+                    .map_err(|e| format!("run {run}: its stored output: {e}"))?;
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl OutputIndex {
+    fn of(bytes: Vec<u8>) -> Result<OutputIndex, String> {
+        #[derive(serde::Deserialize)]
+        struct Doc<'a> {
+            #[serde(borrow)]
+            findings: Vec<&'a serde_json::value::RawValue>,
+            #[serde(borrow, default)]
+            not_rechecked: Vec<&'a serde_json::value::RawValue>,
+        }
+        let doc: Doc<'_> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let key = memchr::memmem::Finder::new(b"\"fingerprint\"");
+        let base = bytes.as_ptr() as usize;
+        let mut at = HashMap::with_capacity(doc.findings.len());
+        for raw in doc.findings.iter().chain(&doc.not_rechecked) {
+            // The fingerprint is found in the element's text; the element is read whole (and
+            // checked) only when it is wanted.
+            let text = raw.get().as_bytes();
+            let fp = key.find(text).and_then(|k| {
+                let rest = &text[k + 13..];
+                let open = memchr::memchr(b'"', rest)?;
+                let close = memchr::memchr(b'"', &rest[open + 1..])?;
+                std::str::from_utf8(&rest[open + 1..open + 1 + close]).ok()
+            });
+            if let Some(fp) = fp {
+                let start = text.as_ptr() as usize - base;
+                at.insert(fp.into(), start..start + text.len());
+            }
+        }
+        drop(doc);
+        Ok(OutputIndex { bytes, at })
+    }
 }
 
 /// What `history prune` keeps.
@@ -155,27 +229,27 @@ pub struct Checkpoint {
 pub trait Store {
     /// The last recorded run of `organization`.
     fn previous(&mut self, organization: &str) -> Result<Option<Previous>, HistoryError>;
-    /// Every fingerprint ever recorded for `organization`, with its first and last run.
-    fn seen(&mut self, organization: &str) -> Result<HashMap<String, Seen>, HistoryError>;
-    /// Records a run whole (its findings, its JSON output and a snapshot of the report it
-    /// audited), or nothing: one transaction.
+    /// What the history knows of `organization`'s findings: every fingerprint ever seen, open
+    /// or resolved, and each rule's resolved findings.
+    fn state(&mut self, organization: &str) -> Result<State, HistoryError>;
+    /// A run's JSON output to unpack later (on another thread): the packed bytes are read now.
+    fn output_later(&mut self, run: i64) -> Result<Option<Deferred>, HistoryError>;
+    /// Records a run whole (its JSON output, `output` when already rendered, a snapshot of the
+    /// report it audited) and advances the organization's findings state, or nothing: one
+    /// transaction.
     fn record(
         &mut self,
         organization: &str,
         report: &AuditReport,
+        output: Option<&[u8]>,
         snapshot: Option<&crate::model::Report>,
     ) -> Result<i64, HistoryError>;
-    /// The report a run audited, in the API's JSON shape; `None` if it kept none.
-    fn snapshot(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError>;
+    /// The report a run audited; `None` if it kept none.
+    fn snapshot(&mut self, run: i64) -> Result<Option<crate::model::Report>, HistoryError>;
     /// Every run, newest first.
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError>;
     /// The counts of the last `runs` runs of `organization`, oldest first.
     fn trend(&mut self, organization: &str, runs: usize) -> Result<Vec<TrendPoint>, HistoryError>;
-    /// Every (run, fingerprint, rule) recorded for `organization`.
-    fn fingerprints(
-        &mut self,
-        organization: &str,
-    ) -> Result<Vec<(i64, String, String)>, HistoryError>;
     /// Earlier JSON outputs, as runs of `organization` in time order, marked imported; only
     /// into an empty history. How many.
     /// `outputs` are (file name, bytes).
@@ -277,48 +351,47 @@ pub fn trend_point(report: &AuditReport) -> TrendPoint {
     }
 }
 
-/// Whole days from one RFC 3339 time to another (0 when either does not parse).
-fn days_between(from: &str, to: &str) -> i64 {
-    match (
-        DateTime::parse_from_rfc3339(from),
-        DateTime::parse_from_rfc3339(to),
-    ) {
-        (Ok(a), Ok(b)) => (b.with_timezone(&Utc) - a.with_timezone(&Utc)).num_days(),
-        _ => 0,
-    }
-}
-
-/// Gives every finding its lifecycle from the history: `first_seen` and `age_days`; and, unless
-/// an explicit baseline decided it (`baseline_decides`), `baseline_status` (new, unchanged since
-/// the previous run, or reopened: seen before, gone in the previous run) and the previous run's
-/// findings that are gone as `resolved` (with their `last_seen`).
+/// Gives every finding its lifecycle from the organization's findings state: `first_seen`,
+/// `age_days`, `due` and `overdue`; and, unless an explicit baseline decided it
+/// (`baseline_decides`), `baseline_status` (new, unchanged: open before, or reopened: seen
+/// before and resolved since), the findings the run resolved as `resolved` (as the previous run
+/// wrote them, with their `last_seen`), and the open findings of rules this run did not
+/// evaluate as `not_rechecked` (neither confirmed nor resolved). The details of resolved and
+/// not rechecked findings come from the previous run's stored output.
 pub fn apply(
     report: &mut AuditReport,
-    previous: Option<&Previous>,
-    seen: &HashMap<String, Seen>,
+    previous: Option<&RunInfo>,
+    previous_findings: Option<PreviousFindings>,
+    state: &State,
     info: HistoryInfo,
     baseline_decides: bool,
     sla: Option<&crate::findings::Sla>,
-) {
+) -> Result<(), HistoryError> {
+    use crate::findings::RuleStatus as S;
     let now = report.audited_at.clone();
     let today = DateTime::parse_from_rfc3339(&now)
         .map(|t| t.with_timezone(&Utc).date_naive())
         .ok();
-    let before: std::collections::HashSet<&str> = previous
-        .map(|p| p.findings.iter().map(|f| f.fingerprint.as_str()).collect())
-        .unwrap_or_default();
     let mut new = 0;
+    // A run has a few distinct first-seen times (one per earlier run): each is parsed once.
+    let at = DateTime::parse_from_rfc3339(&now).ok();
+    let mut times: HashMap<&str, Option<DateTime<chrono::FixedOffset>>> = HashMap::new();
     for f in &mut report.findings {
-        let first = seen
-            .get(&f.fingerprint)
-            .map_or(now.as_str(), |s| s.first_seen.as_str());
-        f.age_days = Some(days_between(first, &now).max(0));
+        let entry = state.entries.get(f.fingerprint.as_str());
+        let first = entry.map_or(now.as_str(), |e| state.text(e.first_seen));
+        let first_at = *times
+            .entry(first)
+            .or_insert_with(|| DateTime::parse_from_rfc3339(first).ok());
+        let age = match (first_at, at) {
+            (Some(a), Some(b)) => (b - a).num_days().max(0),
+            _ => 0,
+        };
+        f.age_days = Some(age);
         f.first_seen = Some(first.to_string());
         // The SLA of its effective severity, in UTC days from the day it was first seen; a
         // waived finding is never overdue.
         let due = sla.and_then(|s| s.days(f.severity)).and_then(|days| {
-            DateTime::parse_from_rfc3339(first)
-                .ok()?
+            first_at?
                 .with_timezone(&Utc)
                 .date_naive()
                 .checked_add_days(chrono::Days::new(days.into()))
@@ -330,41 +403,68 @@ pub fn apply(
         if baseline_decides || previous.is_none() {
             continue;
         }
-        let status = if before.contains(f.fingerprint.as_str()) {
-            BaselineStatus::Unchanged
-        } else if seen.contains_key(&f.fingerprint) {
-            BaselineStatus::Reopened
-        } else {
-            BaselineStatus::New
+        let status = match entry {
+            Some(e) if e.open => BaselineStatus::Unchanged,
+            Some(_) => BaselineStatus::Reopened,
+            None => BaselineStatus::New,
         };
         if status != BaselineStatus::Unchanged {
             new += 1;
         }
         f.baseline_status = Some(status);
     }
-    if let (false, Some(prev)) = (baseline_decides, previous) {
-        let now_fps: std::collections::HashSet<&str> = report
+    if let (false, Some(_)) = (baseline_decides, previous) {
+        let present: std::collections::HashSet<&str> = report
             .findings
             .iter()
             .map(|f| f.fingerprint.as_str())
             .collect();
-        let mut resolved: Vec<Finding> = prev
-            .findings
+        let evaluated: std::collections::HashSet<&str> = report
+            .rules
             .iter()
-            .filter(|f| !now_fps.contains(f.fingerprint.as_str()))
-            .cloned()
-            .map(|mut f| {
-                f.baseline_status = Some(BaselineStatus::Resolved);
-                f.last_seen = Some(prev.run.audited_at.clone());
-                f
-            })
+            .filter(|r| matches!(r.outcome, S::Failed | S::Passed | S::Waived))
+            .map(|r| r.id.as_str())
             .collect();
+        let gone: std::collections::HashSet<String> = state
+            .entries
+            .iter()
+            .filter(|(fp, e)| e.open && !present.contains(&***fp))
+            .map(|(fp, _)| fp.to_string())
+            .collect();
+        let mut resolved = Vec::new();
+        let mut kept = Vec::new();
+        let found = match (gone.is_empty(), previous_findings) {
+            (false, Some(p)) => p.take(&gone).map_err(|message| HistoryError::Storage {
+                location: info.location.clone(),
+                message,
+            })?,
+            _ => Vec::new(),
+        };
+        for mut f in found {
+            let Some(&e) = state.entries.get(f.fingerprint.as_str()) else {
+                continue;
+            };
+            f.last_seen = Some(state.text(e.last_seen).to_string());
+            f.first_seen = Some(state.text(e.first_seen).to_string());
+            if evaluated.contains(state.text(e.rule)) {
+                f.baseline_status = Some(BaselineStatus::Resolved);
+                f.due = None;
+                f.overdue = None;
+                resolved.push(f);
+            } else {
+                f.baseline_status = Some(BaselineStatus::NotRechecked);
+                kept.push(f);
+            }
+        }
         crate::findings::sort(&mut resolved);
+        crate::findings::sort(&mut kept);
         report.summary.new = Some(new);
         report.summary.resolved = Some(resolved.len());
         report.resolved = Some(resolved);
+        report.not_rechecked = (!kept.is_empty()).then_some(kept);
     }
     report.history = Some(info);
+    Ok(())
 }
 
 impl std::str::FromStr for Keep {
@@ -407,65 +507,31 @@ pub struct Trend {
 }
 
 /// The trend of an organization over its last `runs` runs, and every rule's time to resolve
-/// over the whole history.
+/// over its whole history (the findings state keeps it, pruned runs included).
 pub fn trend(
     store: &mut dyn Store,
     organization: &str,
     runs: usize,
 ) -> Result<Trend, HistoryError> {
     let points = store.trend(organization, runs)?;
-    let mut when: Vec<(i64, String)> = store
-        .list()?
+    let state = store.state(organization)?;
+    let open = state.open_by_rule();
+    let mut rules: std::collections::BTreeSet<&str> = open.keys().copied().collect();
+    rules.extend(state.resolved.keys().map(String::as_str));
+    let rules = rules
         .into_iter()
-        .filter(|r| r.organization == organization)
-        .map(|r| (r.id, r.audited_at))
-        .collect();
-    when.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    let order: HashMap<i64, usize> = when.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
-    // For each fingerprint, the runs (by position) that had it.
-    let mut by_fp: HashMap<String, (String, Vec<usize>)> = HashMap::new();
-    for (run, fp, rule) in store.fingerprints(organization)? {
-        if let Some(&pos) = order.get(&run) {
-            by_fp
-                .entry(fp)
-                .or_insert_with(|| (rule, Vec::new()))
-                .1
-                .push(pos);
-        }
-    }
-    let mut per_rule: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
-    let last = when.len().saturating_sub(1);
-    for (rule, mut at) in by_fp.into_values() {
-        at.sort_unstable();
-        let entry = per_rule.entry(rule).or_default();
-        // Each stretch of consecutive runs is one time open; a gap is a resolution.
-        let mut start = at[0];
-        for pair in at.windows(2) {
-            if pair[1] != pair[0] + 1 {
-                entry.0 += 1;
-                entry.1 += days_between(&when[start].1, &when[pair[0] + 1].1) as f64;
-                start = pair[1];
+        .map(|rule| {
+            let r = state.resolved.get(rule).copied().unwrap_or_default();
+            RuleResolution {
+                rule: rule.to_string(),
+                resolved: r.count as usize,
+                mean_days_to_resolve: if r.count == 0 {
+                    0.0
+                } else {
+                    (r.days / r.count as f64 * 10.0).round() / 10.0
+                },
+                open: open.get(rule).copied().unwrap_or(0),
             }
-        }
-        let end = *at.last().unwrap_or(&start);
-        if end == last {
-            entry.2 += 1;
-        } else {
-            entry.0 += 1;
-            entry.1 += days_between(&when[start].1, &when[end + 1].1) as f64;
-        }
-    }
-    let rules = per_rule
-        .into_iter()
-        .map(|(rule, (resolved, days, open))| RuleResolution {
-            rule,
-            resolved,
-            mean_days_to_resolve: if resolved == 0 {
-                0.0
-            } else {
-                (days / resolved as f64 * 10.0).round() / 10.0
-            },
-            open,
         })
         .collect();
     Ok(Trend {
@@ -473,6 +539,18 @@ pub fn trend(
         runs: points,
         rules,
     })
+}
+
+/// A run's JSON output, exactly as `-f json` writes it.
+pub fn render_json(report: &AuditReport) -> Result<Vec<u8>, crate::render::RenderError> {
+    let mut out = Vec::new();
+    crate::render::render(
+        report,
+        crate::render::Format::Json,
+        &Default::default(),
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// The JSON outputs named, read with the input cap, for [`Store::import`].

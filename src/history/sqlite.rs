@@ -33,7 +33,15 @@ pub(crate) fn open(path: &Path) -> Result<SqliteStore, HistoryError> {
     // Reading the header first: a file that is not a database fails here, before any write.
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(|e| fail(format!("not a history database: {e}")))?;
+    if !existed {
+        // Runs are large blobs: big pages mean fewer of them to write.
+        conn.pragma_update(None, "page_size", 65536)
+            .map_err(|e| fail(format!("cannot open: {e}")))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| fail(format!("cannot open: {e}")))?;
+    // In WAL mode, NORMAL never corrupts the database; a power cut may lose the last run.
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| fail(format!("cannot open: {e}")))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| fail(e.to_string()))?;

@@ -1,14 +1,18 @@
 //! The history's logic, written once over a small SQL [`Driver`]: the schema and its
-//! migrations, recording a run in one write transaction, the hash chain, pruning, forgetting a
-//! person, importing earlier outputs. The SQLite and PostgreSQL drivers only run statements.
+//! migrations, recording a run in one write transaction, the hash chain, the findings state,
+//! pruning, forgetting a person, importing earlier outputs. The SQLite and PostgreSQL drivers
+//! only run statements.
+//!
+//! A run keeps its JSON output as written (for `history show`, byte for byte) and a compact
+//! snapshot of the report it audited, each compressed with zstd (runs of schema 1 used gzip;
+//! both are read). The organization's findings state ([`State`]) is one record, replaced at
+//! each run inside the run's write transaction.
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
 
-use super::{
-    Checkpoint, HistoryError, Previous, Pruned, RunInfo, Seen, Store, TrendPoint, Verified,
-};
-use crate::findings::{AuditReport, Finding};
+use super::state::State;
+use super::{Checkpoint, HistoryError, Previous, Pruned, RunInfo, Store, TrendPoint, Verified};
+use crate::findings::AuditReport;
 
 /// A value bound to, or read from, a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,13 +139,19 @@ const MIGRATIONS: &[&str] = &[
         fingerprint TEXT NOT NULL,
         PRIMARY KEY (run_id, fingerprint)
     ){without_rowid};",
-    // 2: what trends and mean times to resolve read without unpacking outputs; the rule set's
-    // identity; imported and redacted runs; the checkpoints that pruning leaves.
+    // 2: per-run counts for trends, the rule set's identity, imported and redacted marks; the
+    // findings state per organization (replacing the findings rows, which grew with every run);
+    // the checkpoints that pruning leaves; a record of forgotten subjects. Runs of schema 1 get
+    // their state by replaying their outputs ([`SqlStore::after_migration`]).
     "ALTER TABLE runs ADD COLUMN trend TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE runs ADD COLUMN ruleset_sha256 TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN imported {int} NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN redacted_at TEXT;
-    ALTER TABLE findings ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+    DROP TABLE findings;
+    CREATE TABLE states (
+        organization TEXT PRIMARY KEY,
+        state {blob} NOT NULL
+    );
     CREATE TABLE checkpoints (
         id {pk},
         created_at TEXT NOT NULL,
@@ -161,11 +171,16 @@ const MIGRATIONS: &[&str] = &[
 /// The chain's start: the `prev_hash` of the first run.
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// A run's content: the hashes of its JSON output and of its snapshot.
+/// A run's content: the hashes of its JSON output and of its snapshot (empty without one).
+fn content_hash_of(output_sha256: &str, snapshot_sha256: &str) -> String {
+    crate::source::sha256_hex(format!("{output_sha256}\n{snapshot_sha256}\n").as_bytes())
+}
+
 fn content_hash(output: &[u8], snapshot: Option<&[u8]>) -> String {
-    let snap = snapshot.map(crate::source::sha256_hex).unwrap_or_default();
-    let out = crate::source::sha256_hex(output);
-    crate::source::sha256_hex(format!("{out}\n{snap}\n").as_bytes())
+    content_hash_of(
+        &crate::source::sha256_hex(output),
+        &snapshot.map(crate::source::sha256_hex).unwrap_or_default(),
+    )
 }
 
 /// A run's place in the chain: its content hashed after the previous run's hash.
@@ -173,18 +188,46 @@ fn chain_hash(prev: &str, content: &str) -> String {
     crate::source::sha256_hex(format!("{prev}\n{content}\n").as_bytes())
 }
 
-/// A stored record unpacked, up to a cap: a history is read like any input.
-fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    crate::diag::read_all_capped(
-        flate2::read::GzDecoder::new(bytes),
-        crate::defaults::STORED_MAX_BYTES,
-    )
+/// A stored record unpacked, up to a cap: a history is read like any input. zstd (schema 2),
+/// or gzip (runs of schema 1), told apart by their magic bytes.
+fn unpack(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let cap = crate::defaults::STORED_MAX_BYTES;
+    match bytes {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            crate::diag::read_all_capped(zstd::stream::read::Decoder::new(bytes)?, cap)
+        }
+        [0x1f, 0x8b, ..] => crate::diag::read_all_capped(flate2::read::GzDecoder::new(bytes), cap),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "neither zstd nor gzip",
+        )),
+    }
 }
 
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes)?;
-    gz.finish()
+/// zstd's fastest levels: at 100k users they pack faster than the output is written, and
+/// smaller than gzip's best (BENCHMARKS.md). Level 2 is smaller for snapshots, level 1 for
+/// pretty-printed outputs.
+fn pack_at(bytes: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(bytes, level)
+}
+
+fn pack(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    pack_at(bytes, 1)
+}
+
+fn pack_snapshot(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    pack_at(bytes, 2)
+}
+
+/// A run's snapshot read back: the compact form (schema 2), or the API's JSON (schema 1).
+fn parse_snapshot(bytes: &[u8], origin: &str) -> Result<crate::model::Report, String> {
+    if bytes.starts_with(b"{\"v\":") {
+        crate::source::snapshot::parse(bytes, origin)
+    } else {
+        crate::source::parse(bytes, origin)
+            .map(|p| p.report)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The rule set's identity: its rules' ids, effective severities and origins, hashed.
@@ -208,21 +251,67 @@ struct NewRun<'a> {
     tool_version: &'a str,
     source_sha256: &'a str,
     source_kind: &'a str,
-    findings: &'a [Finding],
-    output: Vec<u8>,
-    snapshot: Option<Vec<u8>>,
+    findings: usize,
+    unwaived: usize,
+    output: &'a [u8],
+    snapshot: Option<&'a [u8]>,
     trend: TrendPoint,
     ruleset_sha256: String,
     imported: bool,
+    /// What the run tells the findings state: its findings `(fingerprint, rule)` and the rules
+    /// it evaluated.
+    lifecycle: Lifecycle<'a>,
 }
 
-/// What `history import` reads of an earlier JSON output.
+/// A run's findings and evaluated rules, for the findings state.
+#[derive(Debug, Default)]
+struct Lifecycle<'a> {
+    findings: Vec<(&'a str, &'a str)>,
+    evaluated: HashSet<&'a str>,
+}
+
+impl<'a> Lifecycle<'a> {
+    fn of(report: &'a AuditReport) -> Lifecycle<'a> {
+        use crate::findings::RuleStatus as S;
+        Lifecycle {
+            findings: report
+                .findings
+                .iter()
+                .map(|f| (f.fingerprint.as_str(), f.rule_id.as_str()))
+                .collect(),
+            evaluated: report
+                .rules
+                .iter()
+                .filter(|r| match r.outcome {
+                    S::Failed | S::Passed | S::Waived => true,
+                    S::NotEvaluated | S::Error => false,
+                })
+                .map(|r| r.id.as_str())
+                .collect(),
+        }
+    }
+}
+
+/// What the history reads of a stored JSON output: enough to replay it into the findings
+/// state (`import`, and runs of schema 1) and to list it.
 #[derive(Debug, serde::Deserialize)]
 struct Stored {
     audited_at: String,
     tool: Tool,
     source: Source,
-    findings: Vec<Finding>,
+    #[serde(default)]
+    summary: Option<StoredSummary>,
+    #[serde(default)]
+    rules: Vec<StoredRule>,
+    findings: Vec<StoredFinding>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StoredSummary {
+    #[serde(default)]
+    new: Option<usize>,
+    #[serde(default)]
+    resolved: Option<usize>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -236,8 +325,61 @@ struct Source {
     sha256: String,
 }
 
-/// Rows of findings are inserted this many at a time.
-const INSERT_CHUNK: usize = 200;
+#[derive(Debug, serde::Deserialize)]
+struct StoredRule {
+    id: String,
+    #[serde(default)]
+    outcome: Option<crate::findings::RuleStatus>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StoredFinding {
+    rule_id: String,
+    severity: crate::rules::Severity,
+    fingerprint: String,
+    #[serde(default)]
+    waived: bool,
+}
+
+impl Stored {
+    /// The run's counts, as [`super::trend_point`] makes them.
+    fn trend(&self) -> TrendPoint {
+        let mut trend = TrendPoint {
+            audited_at: self.audited_at.clone(),
+            new: self.summary.as_ref().and_then(|s| s.new),
+            resolved: self.summary.as_ref().and_then(|s| s.resolved),
+            ..Default::default()
+        };
+        for f in &self.findings {
+            if f.waived {
+                trend.waived += 1;
+            } else {
+                trend.unwaived_by_severity.add(f.severity);
+            }
+        }
+        trend
+    }
+
+    fn lifecycle(&self) -> Lifecycle<'_> {
+        use crate::findings::RuleStatus as S;
+        let mut evaluated: HashSet<&str> = self
+            .rules
+            .iter()
+            .filter(|r| !matches!(r.outcome, Some(S::NotEvaluated | S::Error)))
+            .map(|r| r.id.as_str())
+            .collect();
+        // Outputs older than `rules[]`: the rules that found something ran.
+        evaluated.extend(self.findings.iter().map(|f| f.rule_id.as_str()));
+        Lifecycle {
+            findings: self
+                .findings
+                .iter()
+                .map(|f| (f.fingerprint.as_str(), f.rule_id.as_str()))
+                .collect(),
+            evaluated,
+        }
+    }
+}
 
 /// A history over a [`Driver`].
 pub(crate) struct SqlStore<D: Driver> {
@@ -261,6 +403,39 @@ fn run_info(row: Vec<Val>) -> Result<RunInfo, String> {
     })
 }
 
+/// The findings state of an organization, read inside a transaction (empty when none).
+fn state_of<D: Driver>(db: &mut D, organization: &str) -> Result<State, String> {
+    let row = db
+        .query(
+            "SELECT state FROM states WHERE organization = ?",
+            &[organization.into()],
+        )?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next());
+    match row {
+        None => Ok(State::default()),
+        Some(v) => {
+            let packed = v.bytes()?.unwrap_or_default();
+            let bytes = unpack(&packed).map_err(|e| format!("the findings state: {e}"))?;
+            State::decode(&bytes).map_err(|e| format!("the findings state: {e}"))
+        }
+    }
+}
+
+fn save_state<D: Driver>(db: &mut D, organization: &str, state: &State) -> Result<(), String> {
+    let packed = pack(&state.encode()).map_err(|e| e.to_string())?;
+    db.exec(
+        "DELETE FROM states WHERE organization = ?",
+        &[organization.into()],
+    )?;
+    db.exec(
+        "INSERT INTO states (organization, state) VALUES (?, ?)",
+        &[organization.into(), Val::Bytes(packed)],
+    )?;
+    Ok(())
+}
+
 impl<D: Driver> SqlStore<D> {
     /// Brings the schema up to date; a database of a newer schema is refused, never changed.
     pub(crate) fn new(mut db: D, location: String) -> Result<Self, HistoryError> {
@@ -279,9 +454,12 @@ impl<D: Driver> SqlStore<D> {
                 ));
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                let step = i as i64 + 1;
                 db.batch(&D::DIALECT.ddl(sql))
-                    .map_err(|e| format!("migration {}: {e}", i + 1))?;
-                db.set_schema_version(i as i64 + 1)?;
+                    .map_err(|e| format!("migration {step}: {e}"))?;
+                Self::after_migration(&mut db, step)
+                    .map_err(|e| format!("migration {step}: {e}"))?;
+                db.set_schema_version(step)?;
             }
             Ok(())
         })();
@@ -293,6 +471,48 @@ impl<D: Driver> SqlStore<D> {
             }
         }
         Ok(SqlStore { db, location })
+    }
+
+    /// Data a migration moves: schema 2 builds each organization's findings state by
+    /// replaying its runs' outputs, in order.
+    fn after_migration(db: &mut D, step: i64) -> Result<(), String> {
+        if step != 2 {
+            return Ok(());
+        }
+        let runs = db.query(
+            "SELECT id, organization, audited_at, output FROM runs ORDER BY audited_at, id",
+            &[],
+        )?;
+        let mut states: HashMap<String, State> = HashMap::new();
+        for row in runs {
+            let mut it = row.into_iter();
+            let mut next = || it.next().ok_or_else(|| "a column is missing".to_string());
+            let (id, org, at, packed) = (
+                next()?.int()?,
+                next()?.text()?,
+                next()?.text()?,
+                next()?.bytes()?.unwrap_or_default(),
+            );
+            let output = unpack(&packed).map_err(|e| format!("run {id}: {e}"))?;
+            let stored: Stored = serde_json::from_slice(&output)
+                .map_err(|e| format!("run {id}: its stored output: {e}"))?;
+            let trend = serde_json::to_string(&stored.trend()).map_err(|e| e.to_string())?;
+            db.exec(
+                "UPDATE runs SET trend = ? WHERE id = ?",
+                &[trend.into(), Val::Int(id)],
+            )?;
+            let life = stored.lifecycle();
+            states
+                .entry(org)
+                .or_default()
+                .advance(&at, life.findings.iter().copied(), |r| {
+                    life.evaluated.contains(r)
+                });
+        }
+        for (org, state) in &states {
+            save_state(db, org, state)?;
+        }
+        Ok(())
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> HistoryError {
@@ -341,21 +561,28 @@ impl<D: Driver> SqlStore<D> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Appends a run after the chain's head, read in the same write transaction: two audits
-    /// writing at once never fork the chain. Returns the run's id.
+    /// Appends a run after the chain's head and advances the organization's findings state,
+    /// both read in the same write transaction: two audits writing at once never fork the
+    /// chain nor lose each other's findings. Returns the run's id.
     fn append(&mut self, run: NewRun<'_>) -> Result<i64, HistoryError> {
-        let content = content_hash(&run.output, run.snapshot.as_deref());
-        let location = self.location.clone();
-        let packed = gzip(&run.output).map_err(|e| self.fail(e))?;
-        let snap = run
-            .snapshot
-            .as_deref()
-            .map(gzip)
-            .transpose()
-            .map_err(|e| self.fail(e))?;
+        // The content is hashed and packed before the transaction, the output and the snapshot
+        // on a thread each.
+        let (out, snap) = std::thread::scope(|scope| {
+            let out = scope.spawn(|| (crate::source::sha256_hex(run.output), pack(run.output)));
+            let snap = run
+                .snapshot
+                .map(|s| (crate::source::sha256_hex(s), pack_snapshot(s)));
+            (out.join().expect("packing does not panic"), snap)
+        });
+        let (out_hash, packed) = (out.0, out.1.map_err(|e| self.fail(e))?);
+        let (snap_hash, snap) = match snap {
+            Some((h, p)) => (h, Some(p.map_err(|e| self.fail(e))?)),
+            None => (String::new(), None),
+        };
+        let content = content_hash_of(&out_hash, &snap_hash);
         let trend = serde_json::to_string(&run.trend).map_err(|e| self.fail(e))?;
-        let unwaived = run.findings.iter().filter(|f| !f.waived).count();
-        let id = self.write(|db| {
+        let life = run.lifecycle;
+        self.write(|db| {
             let prev = head_of(db)?;
             let hash = chain_hash(&prev, &content);
             let rows = db.query(
@@ -369,8 +596,8 @@ impl<D: Driver> SqlStore<D> {
                     run.tool_version.into(),
                     run.source_sha256.into(),
                     run.source_kind.into(),
-                    run.findings.len().into(),
-                    unwaived.into(),
+                    run.findings.into(),
+                    run.unwaived.into(),
                     Val::Bytes(packed),
                     snap.into(),
                     content.into(),
@@ -387,31 +614,12 @@ impl<D: Driver> SqlStore<D> {
                 .and_then(|r| r.into_iter().next())
                 .ok_or("the new run has no id")?
                 .int()?;
-            // One row per fingerprint (a fingerprint is a finding's identity).
-            let mut seen = std::collections::HashSet::new();
-            let unique: Vec<&Finding> = run
-                .findings
-                .iter()
-                .filter(|f| seen.insert(f.fingerprint.as_str()))
-                .collect();
-            for chunk in unique.chunks(INSERT_CHUNK) {
-                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-                let mut params = Vec::with_capacity(chunk.len() * 3);
-                for f in chunk {
-                    params.push(Val::Int(id));
-                    params.push(f.fingerprint.as_str().into());
-                    params.push(f.rule_id.as_str().into());
-                }
-                db.exec(
-                    &format!("INSERT INTO findings (run_id, fingerprint, rule) VALUES {values}"),
-                    &params,
-                )?;
-            }
+            let mut state = state_of(db, run.organization)?;
+            state.advance(run.audited_at, life.findings.iter().copied(), |r| {
+                life.evaluated.contains(r)
+            });
+            save_state(db, run.organization, &state)?;
             Ok(id)
-        });
-        id.map_err(|e| match e {
-            HistoryError::Storage { message, .. } => HistoryError::Storage { location, message },
-            other => other,
         })
     }
 
@@ -425,7 +633,7 @@ impl<D: Driver> SqlStore<D> {
             return Ok(None);
         };
         match v.bytes().map_err(|e| self.fail(e))? {
-            Some(p) => gunzip(&p)
+            Some(p) => unpack(&p)
                 .map(Some)
                 .map_err(|e| self.fail(format!("run {run}: its {column} cannot be read: {e}"))),
             None => Ok(None),
@@ -462,68 +670,43 @@ impl<D: Driver> Store for SqlStore<D> {
         else {
             return Ok(None);
         };
-        // Its findings as it wrote them: the stored JSON output's list.
-        let output = self.output(run.id)?.unwrap_or_default();
-        #[derive(serde::Deserialize)]
-        struct Doc {
-            findings: Vec<Finding>,
-        }
-        let findings = serde_json::from_slice::<Doc>(&output)
-            .map_err(|e| self.fail(format!("run {}: its stored output: {e}", run.id)))?
-            .findings;
         let snapshot = self.snapshot(run.id)?;
-        Ok(Some(Previous {
-            run,
-            findings,
-            snapshot,
-        }))
+        Ok(Some(Previous { run, snapshot }))
     }
 
-    fn seen(&mut self, organization: &str) -> Result<HashMap<String, Seen>, HistoryError> {
-        let rows = self.query(
-            "SELECT f.fingerprint, MIN(r.audited_at), MAX(r.audited_at)
-             FROM findings f JOIN runs r ON r.id = f.run_id
-             WHERE r.organization = ? GROUP BY f.fingerprint",
-            &[organization.into()],
-        )?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let mut it = row.into_iter().map(Val::text);
-            let mut next = || it.next().unwrap_or(Err("a column is missing".into()));
-            let (fp, first_seen, last_seen) = (next(), next(), next());
-            let (fp, first_seen, last_seen) =
-                (|| Ok::<_, String>((fp?, first_seen?, last_seen?)))().map_err(|e| self.fail(e))?;
-            out.insert(
-                fp,
-                Seen {
-                    first_seen,
-                    last_seen,
-                },
-            );
-        }
-        Ok(out)
+    fn state(&mut self, organization: &str) -> Result<State, HistoryError> {
+        state_of(&mut self.db, organization).map_err(|e| self.fail(e))
+    }
+
+    fn output_later(&mut self, run: i64) -> Result<Option<super::Deferred>, HistoryError> {
+        let Some(v) = self.one("SELECT output FROM runs WHERE id = ?", &[Val::Int(run)])? else {
+            return Ok(None);
+        };
+        let packed = v.bytes().map_err(|e| self.fail(e))?.unwrap_or_default();
+        Ok(Some(Box::new(move || unpack(&packed))))
     }
 
     fn record(
         &mut self,
         organization: &str,
         report: &AuditReport,
+        output: Option<&[u8]>,
         snapshot: Option<&crate::model::Report>,
     ) -> Result<i64, HistoryError> {
         // The JSON output exactly as `-f json` writes it: `history show` gives it back byte for
         // byte, and its hash is the run's content in the chain.
-        let mut output = Vec::new();
-        crate::render::render(
-            report,
-            crate::render::Format::Json,
-            &Default::default(),
-            &mut output,
-        )
-        .map_err(|e| self.fail(e))?;
+        let rendered;
+        let output = match output {
+            Some(o) => o,
+            None => {
+                rendered = super::render_json(report).map_err(|e| self.fail(e))?;
+                &rendered
+            }
+        };
         let snapshot = match snapshot {
             Some(r) => {
                 let mut bytes = Vec::new();
-                crate::source::write_json(r, &mut bytes).map_err(|e| self.fail(e))?;
+                crate::source::snapshot::write(r, &mut bytes).map_err(|e| self.fail(e))?;
                 Some(bytes)
             }
             None => None,
@@ -534,12 +717,14 @@ impl<D: Driver> Store for SqlStore<D> {
             tool_version: report.tool.version,
             source_sha256: &report.source.sha256,
             source_kind: report.source.kind,
-            findings: &report.findings,
+            findings: report.findings.len(),
+            unwaived: report.findings.iter().filter(|f| !f.waived).count(),
             output,
-            snapshot,
+            snapshot: snapshot.as_deref(),
             trend: super::trend_point(report),
             ruleset_sha256: ruleset_sha256(report),
             imported: false,
+            lifecycle: Lifecycle::of(report),
         })
     }
 
@@ -575,36 +760,34 @@ impl<D: Driver> Store for SqlStore<D> {
         docs.sort_by(|a, b| a.0.audited_at.cmp(&b.0.audited_at));
         let n = docs.len();
         for (doc, bytes) in docs {
-            let mut trend = TrendPoint {
-                audited_at: doc.audited_at.clone(),
-                ..Default::default()
-            };
-            for f in doc.findings.iter() {
-                if f.waived {
-                    trend.waived += 1;
-                } else {
-                    trend.unwaived_by_severity.add(f.severity);
-                }
-            }
+            let trend = doc.trend();
+            let unwaived = doc.findings.iter().filter(|f| !f.waived).count();
             self.append(NewRun {
                 organization,
                 audited_at: &doc.audited_at,
                 tool_version: &doc.tool.version,
                 source_sha256: &doc.source.sha256,
                 source_kind: &doc.source.kind,
-                findings: &doc.findings,
-                output: bytes,
+                findings: doc.findings.len(),
+                unwaived,
+                output: &bytes,
                 snapshot: None,
                 trend,
                 ruleset_sha256: String::new(),
                 imported: true,
+                lifecycle: doc.lifecycle(),
             })?;
         }
         Ok(n)
     }
 
-    fn snapshot(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError> {
-        self.unpacked(run, "snapshot")
+    fn snapshot(&mut self, run: i64) -> Result<Option<crate::model::Report>, HistoryError> {
+        let Some(bytes) = self.unpacked(run, "snapshot")? else {
+            return Ok(None);
+        };
+        parse_snapshot(&bytes, &format!("the snapshot of run {run}"))
+            .map(Some)
+            .map_err(|e| self.fail(e))
     }
 
     fn output(&mut self, run: i64) -> Result<Option<Vec<u8>>, HistoryError> {
@@ -646,27 +829,6 @@ impl<D: Driver> Store for SqlStore<D> {
             out.push(p);
         }
         Ok(out)
-    }
-
-    fn fingerprints(
-        &mut self,
-        organization: &str,
-    ) -> Result<Vec<(i64, String, String)>, HistoryError> {
-        let rows = self.query(
-            "SELECT f.run_id, f.fingerprint, f.rule FROM findings f
-             JOIN runs r ON r.id = f.run_id WHERE r.organization = ?",
-            &[organization.into()],
-        )?;
-        rows.into_iter()
-            .map(|row| {
-                let mut it = row.into_iter();
-                let run = it.next().ok_or("no run")?.int()?;
-                let fp = it.next().ok_or("no fingerprint")?.text()?;
-                let rule = it.next().ok_or("no rule")?.text()?;
-                Ok((run, fp, rule))
-            })
-            .collect::<Result<_, String>>()
-            .map_err(|e| self.fail(e))
     }
 
     fn prune(&mut self, keep: super::Keep, now: &str) -> Result<Pruned, HistoryError> {
@@ -760,10 +922,6 @@ impl<D: Driver> Store for SqlStore<D> {
                     cp.removed_sha256.as_str().into(),
                 ],
             )?;
-            db.exec(
-                "DELETE FROM findings WHERE run_id <= ?",
-                &[Val::Int(through)],
-            )?;
             db.exec("DELETE FROM runs WHERE id <= ?", &[Val::Int(through)])?;
             Ok(())
         })?;
@@ -776,54 +934,65 @@ impl<D: Driver> Store for SqlStore<D> {
 
     fn forget(&mut self, email: &str, now: &str) -> Result<usize, HistoryError> {
         let want = crate::model::normalize_email(email).into_owned();
-        let ids: Vec<i64> = self
-            .query("SELECT id FROM runs ORDER BY id", &[])?
+        let ids: Vec<(i64, String)> = self
+            .query("SELECT id, organization FROM runs ORDER BY id", &[])?
             .into_iter()
-            .filter_map(|r| r.into_iter().next())
-            .map(|v| v.int())
-            .collect::<Result<_, _>>()
+            .map(|r| {
+                let mut it = r.into_iter();
+                Ok((
+                    it.next().ok_or("no id")?.int()?,
+                    it.next().ok_or("no organization")?.text()?,
+                ))
+            })
+            .collect::<Result<_, String>>()
             .map_err(|e| self.fail(e))?;
         let mut changed = Vec::new();
-        for id in ids {
+        let mut gone_by_org: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, org) in ids {
             let output = self.output(id)?.unwrap_or_default();
-            let snapshot = self.snapshot(id)?;
             let (output2, gone) = super::forget::output(&output, &want)
                 .map_err(|e| self.fail(format!("run {id}: its stored output: {e}")))?;
-            let snapshot2 = snapshot
-                .as_deref()
-                .map(|s| super::forget::snapshot(s, &want))
-                .transpose()
-                .map_err(|e| self.fail(format!("run {id}: its snapshot: {e}")))?;
-            let snap_changed = matches!((&snapshot, &snapshot2), (Some(a), Some(b)) if a != b);
-            if output2 != output || snap_changed {
-                changed.push((id, output2, snapshot2, gone));
+            let mut snapshot = self.snapshot(id)?;
+            let before = snapshot.as_ref().map(|r| r.users.len());
+            if let Some(r) = snapshot.as_mut() {
+                r.users
+                    .retain(|u| crate::model::normalize_email(&u.email) != want.as_str());
             }
+            let snap_changed = snapshot.as_ref().map(|r| r.users.len()) != before;
+            if output2 != output || snap_changed {
+                let snap = match (snap_changed, snapshot) {
+                    (true, Some(r)) => {
+                        let mut bytes = Vec::new();
+                        crate::source::snapshot::write(&r, &mut bytes).map_err(|e| self.fail(e))?;
+                        Some(pack_snapshot(&bytes).map_err(|e| self.fail(e))?)
+                    }
+                    // Unchanged: as stored.
+                    _ => self
+                        .one("SELECT snapshot FROM runs WHERE id = ?", &[Val::Int(id)])?
+                        .map(Val::bytes)
+                        .transpose()
+                        .map_err(|e| self.fail(e))?
+                        .flatten(),
+                };
+                let out = pack(&output2).map_err(|e| self.fail(e))?;
+                changed.push((id, out, snap));
+            }
+            gone_by_org.entry(org).or_default().extend(gone);
         }
         let n = changed.len();
         let subject = crate::source::sha256_hex(want.as_bytes());
-        let mut packed = Vec::new();
-        for (id, out, snap, gone) in changed {
-            let out = gzip(&out).map_err(|e| self.fail(e))?;
-            let snap = snap
-                .as_deref()
-                .map(gzip)
-                .transpose()
-                .map_err(|e| self.fail(e))?;
-            packed.push((id, out, snap, gone));
-        }
         self.write(|db| {
-            for (id, out, snap, gone) in packed {
+            for (id, out, snap) in changed {
                 // The hashes stay: the chain still verifies; the run is marked redacted.
                 db.exec(
                     "UPDATE runs SET output = ?, snapshot = ?, redacted_at = ? WHERE id = ?",
                     &[Val::Bytes(out), snap.into(), now.into(), Val::Int(id)],
                 )?;
-                for fp in gone {
-                    db.exec(
-                        "DELETE FROM findings WHERE run_id = ? AND fingerprint = ?",
-                        &[Val::Int(id), fp.into()],
-                    )?;
-                }
+            }
+            for (org, gone) in &gone_by_org {
+                let mut state = state_of(db, org)?;
+                state.forget(gone.iter().map(String::as_str));
+                save_state(db, org, &state)?;
             }
             db.exec(
                 "INSERT INTO forgotten (created_at, subject_sha256, runs) VALUES (?, ?, ?)",
@@ -869,7 +1038,7 @@ impl<D: Driver> Store for SqlStore<D> {
                 None
             } else {
                 let out = self.output(id);
-                let snap = self.snapshot(id);
+                let snap = self.unpacked(id, "snapshot");
                 match (out, snap) {
                     (Err(e), _) | (_, Err(e)) => {
                         Some(format!("its stored content cannot be read ({e})"))

@@ -272,7 +272,9 @@ fn tags(f: &Finding, st: &Style) -> String {
             t.push(' ');
         }
         Some(
-            crate::findings::BaselineStatus::Unchanged | crate::findings::BaselineStatus::Resolved,
+            crate::findings::BaselineStatus::Unchanged
+            | crate::findings::BaselineStatus::Resolved
+            | crate::findings::BaselineStatus::NotRechecked,
         )
         | None => {}
     }

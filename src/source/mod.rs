@@ -7,6 +7,7 @@ mod csv;
 mod error;
 mod json;
 mod scan;
+pub mod snapshot;
 #[cfg(feature = "network")]
 pub mod telnyx;
 mod time;
