@@ -87,7 +87,8 @@ pub enum HistoryCommand {
         #[arg(long, short = 'f', value_enum, default_value = "json")]
         format: FetchFormat,
     },
-    /// The JSON output a stored run wrote, byte for byte.
+    /// A stored run re-rendered: as JSON, byte for byte what the run wrote; in another format,
+    /// as that run's report would have been.
     Show {
         /// A run id, `latest`, `previous`, or a date (RFC 3339 or YYYY-MM-DD: the last run at or
         /// before it).
@@ -95,6 +96,12 @@ pub enum HistoryCommand {
         /// The history [default: ORGAUDIT_HISTORY].
         #[arg(long, value_name = "LOCATION")]
         history: Option<String>,
+        /// Output format.
+        #[arg(long, short = 'f', value_name = "FORMAT", default_value = "json", value_parser = parse_format)]
+        format: render::Format,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: Option<PathBuf>,
     },
     /// Findings by severity over the last runs, new and resolved per run, and each rule's mean
     /// time to resolve.
@@ -571,14 +578,15 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })?;
             Ok(0)
         }
-        Command::History(HistoryCommand::Show { run, history }) => {
+        Command::History(HistoryCommand::Show {
+            run,
+            history,
+            format,
+            output,
+        }) => {
             let mut store = orgaudit::history::open_named(history)?;
-            let runs = store.list()?;
-            let id = orgaudit::history::find_run(&runs, &run)?;
-            let bytes = store
-                .output(id)?
-                .ok_or_else(|| Error::Usage(format!("no run {id} in the history")))?;
-            write_output(None, |out| Ok(out.write_all(&bytes)?))?;
+            let shown = orgaudit::history::show(&mut *store, &run, format)?;
+            write_output(output.as_ref(), |out| Ok(out.write_all(&shown)?))?;
             Ok(0)
         }
         Command::History(HistoryCommand::Trend {

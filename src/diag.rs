@@ -364,6 +364,30 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A `&'static str` field that a document read back fills through [`interned`] (a plain
+/// reference type would make serde borrow from the input).
+pub type StaticStr = &'static str;
+
+/// Reads a string for a `&'static str` field of a document read back (a stored run re-rendered
+/// by `history show`): each distinct value is kept once for the life of the process, so that
+/// reading many documents does not grow memory.
+pub fn interned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&known) = seen.get(s.as_str()) {
+        return Ok(known);
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(leaked);
+    Ok(leaked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -364,7 +364,7 @@ impl BySeverity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub users: usize,
     pub groups: usize,
@@ -410,7 +410,7 @@ impl RuleStatus {
 }
 
 /// A rule of the audit, with what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RuleOutcome {
     pub id: String,
     pub title: String,
@@ -453,10 +453,12 @@ impl RuleOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
-    pub name: &'static str,
-    pub version: &'static str,
+    #[serde(deserialize_with = "crate::diag::interned")]
+    pub name: crate::diag::StaticStr,
+    #[serde(deserialize_with = "crate::diag::interned")]
+    pub version: crate::diag::StaticStr,
 }
 
 impl Default for Tool {
@@ -469,7 +471,7 @@ impl Default for Tool {
 }
 
 /// The whole result of an audit: the JSON output document.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditReport {
     pub schema_version: u32,
     pub tool: Tool,
@@ -532,7 +534,7 @@ pub struct TrendPoint {
 }
 
 /// The history block of the JSON output.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryInfo {
     /// Where the history is (a path; never a password).
     pub location: String,
@@ -548,7 +550,7 @@ pub struct HistoryInfo {
 }
 
 /// The baseline an audit was compared with.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BaselineInfo {
     pub path: String,
     /// The baseline audit's `audited_at`.

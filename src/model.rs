@@ -310,10 +310,11 @@ impl GroupInfo {
 }
 
 /// A problem in the input that does not stop the audit: reported on stderr and in the output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Warning {
     /// A stable, machine-readable kind, e.g. `unknown-user-status`.
-    pub code: &'static str,
+    #[serde(deserialize_with = "crate::diag::interned")]
+    pub code: crate::diag::StaticStr,
     pub message: String,
 }
 
@@ -324,10 +325,11 @@ impl fmt::Display for Warning {
 }
 
 /// Where a report came from, as recorded in the output.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SourceInfo {
     /// `file`, `stdin` or `telnyx-api`.
-    pub kind: &'static str,
+    #[serde(deserialize_with = "crate::diag::interned")]
+    pub kind: crate::diag::StaticStr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// The organization's name, when several are audited together.
@@ -340,13 +342,14 @@ pub struct SourceInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetched_at: Option<String>,
     /// `json` or `csv`.
-    pub format: &'static str,
+    #[serde(deserialize_with = "crate::diag::interned")]
+    pub format: crate::diag::StaticStr,
     /// Of the raw bytes; for several organizations, of their `name:sha256` lines.
     pub sha256: String,
     /// Records in the source: array elements in JSON, data rows in CSV.
     pub records: usize,
     /// One entry per organization when several are audited together.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub organizations: Vec<SourceInfo>,
 }
 

@@ -1191,6 +1191,26 @@ fn human_formats_show_the_history(hist: &Hist) {
     );
 
     let page = std::fs::read_to_string(&html).unwrap();
+    // A stored run re-rendered is the report that run wrote.
+    for (format, file) in [("html", &html), ("markdown", &md)] {
+        let shown = run_with_env(
+            &[
+                "history",
+                "show",
+                "latest",
+                "--history",
+                &hist.location,
+                "-f",
+                format,
+            ],
+            &[],
+        );
+        assert_eq!(shown.code, 0, "{}", shown.stderr);
+        assert!(
+            shown.stdout == std::fs::read_to_string(file).unwrap(),
+            "history show -f {format} differs from what the run wrote"
+        );
+    }
     let at = |needle: &str| {
         page.find(needle)
             .unwrap_or_else(|| panic!("{needle} in the HTML"))
@@ -1205,6 +1225,9 @@ fn human_formats_show_the_history(hist: &Hist) {
         "one bar per run kept"
     );
     assert!(page.contains("<svg class=\"chart trend\""));
+    // Every output names the chain's head, a copy of it outside the database.
+    let head = w.doc["history"]["head"].as_str().unwrap();
+    assert!(page.contains(&format!("data-history-head>{head}</dd>")));
     assert!(page.contains("data-age>open for 49 days</small>"));
     assert!(at("id=\"changes\"") < at("id=\"findings\""));
     assert!(
@@ -1220,6 +1243,7 @@ fn human_formats_show_the_history(hist: &Hist) {
         "{text}"
     );
     assert!(text.contains("_(open for 49 days)_"));
+    assert!(text.contains(&format!("History chain head `{}…`", &head[..16])));
 
     let mail = std::fs::read(&eml).unwrap();
     let parsed = mailparse::parse_mail(&mail).unwrap();
@@ -1235,6 +1259,7 @@ fn human_formats_show_the_history(hist: &Hist) {
     }
     assert!(bodies.contains("OVERDUE: PAST THEIR SLA (2)"), "{bodies}");
     assert!(bodies.contains("CHANGES SINCE THE LAST RUN"));
+    assert!(bodies.contains(&format!("History chain head (before this run): {head}")));
     assert!(bodies.contains("<svg") && bodies.contains("Trend: unwaived findings, last 3 runs"));
 
     let input = dir.join("2026-11-22T00:00:00Z.json");
@@ -1258,6 +1283,11 @@ fn human_formats_show_the_history(hist: &Hist) {
     assert!(r
         .stdout
         .contains("CHANGES since the last run (2026-11-22T00:00:00Z)"));
+    assert!(
+        r.stdout.contains(", chain head before this run "),
+        "{}",
+        r.stdout
+    );
     assert!(r
         .stdout
         .contains("TREND unwaived findings over the last 4 runs"));

@@ -541,6 +541,34 @@ pub fn trend(
     })
 }
 
+/// A stored run (`which`: see [`find_run`]) in `format`: its JSON output byte for byte, or
+/// that output read back and rendered (with the embedded templates) as the run would have.
+pub fn show(
+    store: &mut dyn Store,
+    which: &str,
+    format: crate::render::Format,
+) -> Result<Vec<u8>, crate::Error> {
+    let runs = store.list()?;
+    let id = find_run(&runs, which)?;
+    let bytes = store
+        .output(id)?
+        .ok_or_else(|| crate::Error::Usage(format!("no run {id} in the history")))?;
+    if format == crate::render::Format::Json {
+        return Ok(bytes);
+    }
+    let report: AuditReport =
+        serde_json::from_slice(&bytes).map_err(|e| HistoryError::Storage {
+            location: format!("run {id}"),
+            message: format!("its stored output cannot be read back: {e}"),
+        })?;
+    let mut out = Vec::new();
+    crate::render::render(&report, format, &Default::default(), &mut out).map_err(|e| match e {
+        crate::render::RenderError::Template(t) => crate::Error::Template(t),
+        crate::render::RenderError::Io(e) => crate::Error::Usage(e.to_string()),
+    })?;
+    Ok(out)
+}
+
 /// A run's JSON output, exactly as `-f json` writes it.
 pub fn render_json(report: &AuditReport) -> Result<Vec<u8>, crate::render::RenderError> {
     let mut out = Vec::new();

@@ -132,4 +132,28 @@ mod tests {
             assert!(chunked == whole, "{threads} threads");
         }
     }
+
+    /// `history show` reads a stored output back into the document: every field round-trips,
+    /// so re-rendering gives the bytes the run wrote.
+    #[test]
+    fn the_document_reads_back_as_written() {
+        let mut report = example();
+        report.resolved = Some(report.findings[..2].to_vec());
+        report.not_rechecked = Some(report.findings[2..3].to_vec());
+        report.trend = Some(vec![Default::default()]);
+        report.changes = Some(crate::changes::Changes {
+            since: "2026-11-01T00:00:00Z".into(),
+            ..Default::default()
+        });
+        report.findings[0].first_seen = Some("2026-11-01T00:00:00Z".into());
+        report.findings[0].age_days = Some(3);
+        report.findings[0].due = Some("2026-11-08".into());
+        report.findings[0].overdue = Some(false);
+        let mut written = Vec::new();
+        render(&report, &mut written).unwrap();
+        let back: AuditReport = serde_json::from_slice(&written).unwrap();
+        let mut again = Vec::new();
+        render(&back, &mut again).unwrap();
+        assert!(again == written);
+    }
 }

@@ -218,6 +218,20 @@ pub(super) fn render(
             clean(&totals.join(", "))
         )?;
     }
+    if let Some(h) = &report.history {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {} (organization {}){}",
+            st.paint("1", "HISTORY"),
+            clean(&h.location),
+            clean(&h.organization),
+            h.head
+                .as_deref()
+                .map(|head| format!(", chain head before this run {head}"))
+                .unwrap_or_else(|| ", its first run".to_string())
+        )?;
+    }
     if opts.warnings && !report.warnings.is_empty() {
         writeln!(out)?;
         for w in &report.warnings {

@@ -100,7 +100,7 @@ impl Scope {
 }
 
 /// A control of a compliance framework that a rule helps to meet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Reference {
     pub framework: String,
     pub control: String,
