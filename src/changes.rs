@@ -13,6 +13,9 @@ use crate::model::{Change, Compared, GroupIx, GroupTable, Report, User, UserChan
 /// A user as the changes section names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Who {
+    /// In a run over several organizations: which.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub organization: Option<String>,
     pub id: String,
     pub email: String,
 }
@@ -20,6 +23,8 @@ pub struct Who {
 /// A change of one value of a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ValueChange {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub organization: Option<String>,
     pub id: String,
     pub email: String,
     pub from: String,
@@ -29,6 +34,8 @@ pub struct ValueChange {
 /// Group memberships a user gained or lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct GroupChange {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub organization: Option<String>,
     pub id: String,
     pub email: String,
     /// Group names.
@@ -71,6 +78,45 @@ impl Changes {
             && self.no_longer_owner.is_empty()
     }
 
+    /// Marks every change as one organization's (a run over several).
+    pub fn of_organization(mut self, name: &str) -> Changes {
+        let org = Some(name.to_string());
+        for w in self
+            .users_added
+            .iter_mut()
+            .chain(&mut self.users_removed)
+            .chain(&mut self.sso_bypass_turned_on)
+            .chain(&mut self.sso_bypass_turned_off)
+            .chain(&mut self.became_owner)
+            .chain(&mut self.no_longer_owner)
+        {
+            w.organization.clone_from(&org);
+        }
+        for c in &mut self.status_changed {
+            c.organization.clone_from(&org);
+        }
+        for g in &mut self.groups_changed {
+            g.organization.clone_from(&org);
+        }
+        self
+    }
+
+    /// Adds another organization's changes (a run over several): `since` is the earliest.
+    pub fn extend(&mut self, other: Changes) {
+        if other.since < self.since {
+            self.since = other.since;
+        }
+        self.users_added.extend(other.users_added);
+        self.users_removed.extend(other.users_removed);
+        self.status_changed.extend(other.status_changed);
+        self.groups_changed.extend(other.groups_changed);
+        self.sso_bypass_turned_on.extend(other.sso_bypass_turned_on);
+        self.sso_bypass_turned_off
+            .extend(other.sso_bypass_turned_off);
+        self.became_owner.extend(other.became_owner);
+        self.no_longer_owner.extend(other.no_longer_owner);
+    }
+
     /// How many changes, all kinds together.
     pub fn count(&self) -> usize {
         self.users_added.len()
@@ -109,7 +155,8 @@ impl Changes {
                 items: all.iter().take(limit).map(line).collect(),
             })
         }
-        let email = |w: &Who| w.email.clone();
+        let org = |o: &Option<String>| o.as_ref().map(|o| format!("[{o}] ")).unwrap_or_default();
+        let email = |w: &Who| format!("{}{}", org(&w.organization), w.email);
         [
             list("Users added", &self.users_added, limit, email),
             list("Users removed", &self.users_removed, limit, email),
@@ -123,10 +170,16 @@ impl Changes {
             list("Group memberships", &self.groups_changed, limit, |g| {
                 let mut parts: Vec<String> = g.added.iter().map(|n| format!("+{n}")).collect();
                 parts.extend(g.removed.iter().map(|n| format!("-{n}")));
-                format!("{}: {}", g.email, parts.join(" "))
+                format!("{}{}: {}", org(&g.organization), g.email, parts.join(" "))
             }),
             list("Status changed", &self.status_changed, limit, |c| {
-                format!("{}: {} to {}", c.email, c.from, c.to)
+                format!(
+                    "{}{}: {} to {}",
+                    org(&c.organization),
+                    c.email,
+                    c.from,
+                    c.to
+                )
             }),
             list(
                 "SSO bypass turned off",
@@ -144,6 +197,7 @@ impl Changes {
 
 fn who(u: &User) -> Who {
     Who {
+        organization: None,
         id: u.id.to_string(),
         email: u.email.to_string(),
     }
@@ -214,6 +268,7 @@ pub fn compare(current: &mut Report, previous: Report, since: &str) -> Changes {
         }
         if status {
             out.status_changed.push(ValueChange {
+                organization: None,
                 id: u.id.to_string(),
                 email: u.email.to_string(),
                 from: old.user_status.as_str().to_string(),
@@ -222,6 +277,7 @@ pub fn compare(current: &mut Report, previous: Report, since: &str) -> Changes {
         }
         if !added.is_empty() || !removed.is_empty() {
             out.groups_changed.push(GroupChange {
+                organization: None,
                 id: u.id.to_string(),
                 email: u.email.to_string(),
                 added: added
@@ -319,6 +375,7 @@ mod tests {
         assert_eq!(
             c.users_added,
             [Who {
+                organization: None,
                 id: "new".into(),
                 email: "new@x.io".into()
             }]
@@ -327,6 +384,7 @@ mod tests {
         assert_eq!(
             c.groups_changed,
             [GroupChange {
+                organization: None,
                 id: "moved".into(),
                 email: "moved@x.io".into(),
                 added: vec!["Admin".into()],

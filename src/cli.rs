@@ -809,7 +809,7 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
             let _ = writeln!(err, "{}", render::safe::terminal(&w.to_string()));
         }
     }
-    if outcome.first_run && args.fail_on_new {
+    if !outcome.first_run.is_empty() && args.fail_on_new {
         let _ = writeln!(err, "orgaudit: no previous run: gating on all findings");
     }
     if outcome.email == runs::Email::Skipped {

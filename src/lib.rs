@@ -382,53 +382,107 @@ pub fn audit_organizations_compiled(
     compiled: &[rules::CompiledRule],
     now: Timestamp,
 ) -> Result<AuditReport, Error> {
+    merge_organizations(audit_each_organization(reports, compiled, now))
+}
+
+/// Each organization audited on its own: its findings carry its name (and fingerprints that
+/// include it), its warnings say which it is. What [`merge_organizations`] joins, and what a
+/// history records per organization.
+pub fn audit_each_organization(
+    reports: &[(String, source::Loaded)],
+    compiled: &[rules::CompiledRule],
+    now: Timestamp,
+) -> Vec<AuditReport> {
+    reports
+        .iter()
+        .map(|(name, loaded)| {
+            let mut one = audit_compiled(loaded, compiled, now);
+            for f in &mut one.findings {
+                if f.subject.kind == rules::Scope::Organization {
+                    f.subject.id = name.clone();
+                    f.subject.name = Some(name.clone());
+                }
+                let plain = findings::fingerprint(&f.rule_id, f.subject.kind, &f.subject.id);
+                f.fingerprint = match (&f.subject.email, f.fingerprint == plain) {
+                    (Some(email), false) => findings::fingerprint_of_duplicate(
+                        Some(name),
+                        &f.rule_id,
+                        &f.subject.id,
+                        &model::normalize_email(email),
+                    ),
+                    _ => findings::fingerprint_in(
+                        Some(name),
+                        &f.rule_id,
+                        f.subject.kind,
+                        &f.subject.id,
+                    ),
+                };
+                f.organization = Some(name.clone());
+            }
+            for w in &mut one.warnings {
+                w.message = format!("organization {name}: {}", w.message);
+            }
+            one.source.organization = Some(name.clone());
+            one
+        })
+        .collect()
+}
+
+/// Organizations audited on their own ([`audit_each_organization`]) as one document: counts
+/// added, rules' outcomes merged, findings sorted together, each source listed.
+pub fn merge_organizations(parts: Vec<AuditReport>) -> Result<AuditReport, Error> {
     let mut merged: Option<AuditReport> = None;
     let mut sources = Vec::new();
-    for (name, loaded) in reports {
-        let mut one = audit_compiled(loaded, compiled, now);
-        for f in &mut one.findings {
-            if f.subject.kind == rules::Scope::Organization {
-                f.subject.id = name.clone();
-                f.subject.name = Some(name.clone());
-            }
-            let plain = findings::fingerprint(&f.rule_id, f.subject.kind, &f.subject.id);
-            f.fingerprint = match (&f.subject.email, f.fingerprint == plain) {
-                (Some(email), false) => findings::fingerprint_of_duplicate(
-                    Some(name),
-                    &f.rule_id,
-                    &f.subject.id,
-                    &model::normalize_email(email),
-                ),
-                _ => {
-                    findings::fingerprint_in(Some(name), &f.rule_id, f.subject.kind, &f.subject.id)
-                }
-            };
-            f.organization = Some(name.clone());
-        }
-        for w in &mut one.warnings {
-            w.message = format!("organization {name}: {}", w.message);
-        }
-        let mut src = one.source.clone();
-        src.organization = Some(name.clone());
-        sources.push(src);
+    let add = |a: Option<usize>, b: Option<usize>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    for one in parts {
+        sources.push(one.source.clone());
         merged = Some(match merged {
             None => one,
             Some(mut m) => {
                 m.summary.users += one.summary.users;
                 m.summary.groups += one.summary.groups;
                 m.summary.findings += one.summary.findings;
+                m.summary.waived += one.summary.waived;
+                m.summary.new = add(m.summary.new, one.summary.new);
+                m.summary.resolved = add(m.summary.resolved, one.summary.resolved);
                 m.summary.by_severity.merge(&one.summary.by_severity);
                 for (a, b) in m.rules.iter_mut().zip(&one.rules) {
                     a.merge(b);
                 }
                 m.findings.extend(one.findings);
                 m.warnings.extend(one.warnings);
+                for (list, more) in [
+                    (&mut m.resolved, one.resolved),
+                    (&mut m.not_rechecked, one.not_rechecked),
+                ] {
+                    if let Some(more) = more {
+                        list.get_or_insert_with(Vec::new).extend(more);
+                    }
+                }
+                m.changes = match (m.changes.take(), one.changes) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    (a, b) => a.or(b),
+                };
                 m
             }
         });
     }
     let mut report = merged.ok_or_else(|| Error::Usage("no organizations to audit".into()))?;
     findings::sort(&mut report.findings);
+    for list in [&mut report.resolved, &mut report.not_rechecked]
+        .into_iter()
+        .flatten()
+    {
+        findings::sort(list);
+    }
+    // A trend is one organization's.
+    report.trend = None;
     let lines: String = sources
         .iter()
         .map(|s| format!("{}:{}\n", s.organization.as_deref().unwrap_or(""), s.sha256))

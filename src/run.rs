@@ -54,9 +54,9 @@ pub struct Outcome {
     pub email: Email,
     /// Outputs or the email that failed; the others were still written or sent.
     pub failures: Vec<Error>,
-    /// The history had no previous run of this organization (a gate on new findings then
-    /// counts every finding).
-    pub first_run: bool,
+    /// The organizations (history keys) the history had no previous run of: a gate on new
+    /// findings then counts every finding.
+    pub first_run: Vec<String>,
     /// With `--fail-on-overdue`: how many findings are past their SLA (the gate fails when
     /// any is).
     pub overdue: Option<usize>,
@@ -113,12 +113,15 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
-    // One organization's report (kept for the history's snapshot and compared with the
-    // previous one), or several.
-    let mut audited: Option<source::Loaded> = None;
-    let mut many = Vec::new();
+    // The organizations audited, each with its key in the history: one (`--org-id`), or the
+    // configuration's `organizations` by name.
+    let mut single = true;
+    let mut units: Vec<(String, source::Loaded)> = Vec::new();
     match &plan.source {
-        Source::Input(input) => audited = Some(source::load_capped(input, plan.max_bytes)?),
+        Source::Input(input) => units.push((
+            plan.org_id.clone(),
+            source::load_capped(input, plan.max_bytes)?,
+        )),
         Source::Fetch { api, save } => {
             let observer = plan
                 .on_fetch
@@ -128,13 +131,11 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             if save.is_some() {
                 save_fetched(save.as_deref(), &fetched, plan.file_mode)?;
             }
-            match fetched.as_slice() {
-                [(None, one)] => audited = Some(source::from_fetched(one)?),
-                several => {
-                    for (org, f) in several {
-                        many.push((org.clone().unwrap_or_default(), source::from_fetched(f)?));
-                    }
-                }
+            // Without `organizations` in the configuration, one unnamed organization.
+            single = matches!(fetched.as_slice(), [(None, _)]);
+            for (org, f) in &fetched {
+                let key = org.clone().unwrap_or_else(|| plan.org_id.clone());
+                units.push((key, source::from_fetched(f)?));
             }
         }
     }
@@ -144,56 +145,125 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     let mut failures: Vec<Error> = Vec::new();
     let mut history = None;
     if let Some(location) = &plan.history {
-        match open_history(location, &plan.org_id) {
+        let keys: Vec<&str> = units.iter().map(|(k, _)| k.as_str()).collect();
+        match open_history(location, &keys) {
             Ok(h) => history = Some(h),
             Err(e) if plan.history_required => return Err(e.into()),
             Err(e) => failures.push(e.into()),
         }
     }
-    let mut changes = None;
-    if let (Some(loaded), Some(h)) = (audited.as_mut(), history.as_mut()) {
-        if let Some(prev) = h.previous.as_mut() {
+    let mut changes: Vec<Option<crate::changes::Changes>> = units.iter().map(|_| None).collect();
+    if let Some(h) = history.as_mut() {
+        for ((key, loaded), (org, changed)) in units
+            .iter_mut()
+            .zip(h.orgs.iter_mut().zip(changes.iter_mut()))
+        {
+            let Some(prev) = org.previous.as_mut() else {
+                continue;
+            };
             if let Some(snapshot) = prev.snapshot.take() {
-                changes = Some(crate::changes::compare(
-                    &mut loaded.report,
-                    snapshot,
-                    &prev.run.audited_at,
-                ));
+                let c = crate::changes::compare(&mut loaded.report, snapshot, &prev.run.audited_at);
+                *changed = Some(if single { c } else { c.of_organization(key) });
             }
         }
     }
-    let mut report = match &audited {
-        Some(loaded) => crate::audit_compiled(loaded, &rules, now),
-        None => crate::audit_organizations_compiled(&many, &rules, now)?,
+    // Each organization's report; one organization's is the run's.
+    let mut parts = if single {
+        vec![crate::audit_compiled(&units[0].1, &rules, now)]
+    } else {
+        crate::audit_each_organization(&units, &rules, now)
     };
-    report.changes = changes;
-    if history.is_some() && report.changes.is_none() {
-        // One warning for the rules that wait for a previous snapshot, never one per user.
-        let waiting: Vec<String> = report
-            .rules
-            .iter()
-            .filter(|r| r.outcome_reason.as_deref() == Some(crate::engine::NO_PREVIOUS))
-            .map(|r| format!("`{}`", r.id))
-            .collect();
-        if !waiting.is_empty() {
-            report.warnings.push(crate::model::Warning {
-                code: "no-previous-snapshot",
-                message: format!(
-                    "{} not evaluated: change detection compares with the previous run's snapshot of this organization, and the history has none yet",
-                    waiting.join(", ")
-                ),
-            });
+    for (part, c) in parts.iter_mut().zip(changes) {
+        part.changes = c;
+        if history.is_some() && part.changes.is_none() {
+            let organization = if single {
+                None
+            } else {
+                part.source.organization.clone()
+            };
+            no_previous_snapshot(part, organization);
         }
     }
+    let waivers = match &plan.waivers {
+        Some((path, max_days)) => {
+            Some(crate::waivers::load(path, now, *max_days).map_err(Error::Config)?)
+        }
+        None => None,
+    };
+    // The history, organization by organization: the previous run is the baseline (unless
+    // --baseline decides), every finding gets its first_seen and age (waivers first: a waived
+    // finding is never overdue).
+    let mut store = None;
+    let mut first_run = Vec::new();
+    if let (Some(h), Some(location)) = (history, &plan.history) {
+        let mut ok = true;
+        for (part, org) in parts.iter_mut().zip(h.orgs) {
+            if let Some(list) = &waivers {
+                crate::waivers::mark(part, list, now);
+            }
+            if org.previous.is_none() {
+                first_run.push(org.key.clone());
+            }
+            let previous = org.previous.as_ref().map(|p| p.run.clone());
+            let info = crate::history::HistoryInfo {
+                location: location.to_string(),
+                organization: org.key.clone(),
+                previous_run: previous.clone(),
+                head: h.head.clone(),
+            };
+            let applied = crate::history::apply(
+                part,
+                previous.as_ref(),
+                org.previous_findings,
+                &org.state,
+                info,
+                plan.baseline.is_some(),
+                plan.sla.as_ref(),
+            );
+            match applied {
+                Ok(()) => {
+                    let mut trend = org.trend;
+                    trend.push(crate::history::trend_point(part));
+                    part.trend = Some(trend);
+                }
+                Err(e) if plan.history_required => return Err(e.into()),
+                Err(e) => {
+                    failures.push(e.into());
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            store = Some(h.store);
+        }
+    }
+    let mut report = if single {
+        parts.pop().expect("one organization")
+    } else {
+        let mut merged = crate::merge_organizations(parts.clone())?;
+        if let (Some(location), Some(_)) = (&plan.history, &store) {
+            merged.history = Some(crate::history::HistoryInfo {
+                location: location.to_string(),
+                organization: units
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                previous_run: None,
+                head: parts.first().and_then(|p| p.history.as_ref()?.head.clone()),
+            });
+        }
+        merged
+    };
     if let Some(path) = &plan.baseline {
         let b = crate::baseline::load_capped(path, plan.max_bytes)?;
         crate::baseline::apply(&mut report, &b);
     }
-    if let Some((path, max_days)) = &plan.waivers {
-        let list = crate::waivers::load(path, now, *max_days).map_err(Error::Config)?;
-        let broad = crate::waivers::check_scope(&list, &report, plan.allow_blanket_waivers)
+    if let Some(list) = &waivers {
+        let broad = crate::waivers::check_scope(list, &report, plan.allow_blanket_waivers)
             .map_err(Error::Config)?;
-        crate::waivers::apply(&mut report, &list, now);
+        crate::waivers::apply(&mut report, list, now);
         report.warnings.extend(broad);
     }
     // A rule that failed is an error of the run, after the outputs that show it.
@@ -211,39 +281,6 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                 ))
             }),
     );
-    // The history: the previous run is the baseline (unless --baseline decides), every finding
-    // gets its first_seen and age.
-    let mut store = None;
-    let mut first_run = false;
-    if let (Some(mut h), Some(location)) = (history, &plan.history) {
-        first_run = h.previous.is_none();
-        let previous = h.previous.as_ref().map(|p| p.run.clone());
-        let info = crate::history::HistoryInfo {
-            location: location.to_string(),
-            organization: plan.org_id.clone(),
-            previous_run: previous.clone(),
-            head: h.head,
-        };
-        let applied = crate::history::apply(
-            &mut report,
-            previous.as_ref(),
-            h.previous_findings.take(),
-            &h.state,
-            info,
-            plan.baseline.is_some(),
-            plan.sla.as_ref(),
-        );
-        match applied {
-            Ok(()) => {
-                let mut trend = h.trend;
-                trend.push(crate::history::trend_point(&report));
-                report.trend = Some(trend);
-                store = Some(h.store);
-            }
-            Err(e) if plan.history_required => return Err(e.into()),
-            Err(e) => failures.push(e.into()),
-        }
-    }
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
         None => Templates::embedded(),
@@ -302,7 +339,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             }
         },
     };
-    let verdict = gate(&report, plan, first_run);
+    let verdict = gate(&report, plan, !first_run.is_empty());
     let overdue = plan.fail_on_overdue.then(|| {
         report
             .findings
@@ -311,12 +348,26 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             .count()
     });
     if let Some(mut s) = store {
-        let snapshot = audited.as_ref().map(|l| &l.report);
-        // Retention: runs past `history.retention_days` go at each write, behind a checkpoint.
+        // Each organization is a run of its own, with its snapshot; one organization's run is
+        // the report written (its JSON output already rendered).
         let keep = crate::history::Keep::Days(plan.history_retention_days);
-        let recorded = s
-            .record(&plan.org_id, &report, json.as_deref(), snapshot)
-            .and_then(|_| s.prune(keep, &report.audited_at));
+        let recorded = (|| {
+            if single {
+                s.record(
+                    &units[0].0,
+                    &report,
+                    json.as_deref(),
+                    Some(&units[0].1.report),
+                )?;
+            } else {
+                for (part, (key, loaded)) in parts.iter().zip(&units) {
+                    s.record(key, part, None, Some(&loaded.report))?;
+                }
+            }
+            // Retention: runs past `history.retention_days` go at each write, behind a
+            // checkpoint.
+            s.prune(keep, &report.audited_at)
+        })();
         if let Err(e) = recorded {
             if plan.history_required {
                 return Err(e.into());
@@ -337,36 +388,70 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
 /// What a run reads of its history before the audit.
 struct Opened {
     store: Box<dyn crate::history::Store>,
+    head: Option<String>,
+    /// One per organization audited, in order.
+    orgs: Vec<OrgHistory>,
+}
+
+/// What the history knows of one organization.
+struct OrgHistory {
+    key: String,
     previous: Option<crate::history::Previous>,
     state: crate::history::State,
-    previous_findings: Option<crate::history::PreviousFindings>,
-    head: Option<String>,
     trend: Vec<crate::findings::TrendPoint>,
+    previous_findings: Option<crate::history::PreviousFindings>,
 }
 
 fn open_history(
     location: &crate::history::Location,
-    org: &str,
+    keys: &[&str],
 ) -> Result<Opened, crate::history::HistoryError> {
     let mut store = location.open()?;
-    let previous = store.previous(org)?;
-    let state = store.state(org)?;
-    // The previous run's findings are read in the background while the audit runs: only
-    // those it resolves are needed, and only when some finding was open.
-    let previous_findings = match &previous {
-        Some(p) if state.entries.values().any(|e| e.open) => store
-            .output_later(p.run.id)?
-            .map(|later| crate::history::PreviousFindings::start(p.run.id, later)),
-        _ => None,
-    };
+    let mut orgs = Vec::new();
+    for key in keys {
+        let previous = store.previous(key)?;
+        let state = store.state(key)?;
+        // The previous run's findings are read in the background while the audit runs: only
+        // those it resolves are needed, and only when some finding was open.
+        let previous_findings = match &previous {
+            Some(p) if state.entries.values().any(|e| e.open) => store
+                .output_later(p.run.id)?
+                .map(|later| crate::history::PreviousFindings::start(p.run.id, later)),
+            _ => None,
+        };
+        orgs.push(OrgHistory {
+            key: key.to_string(),
+            trend: store.trend(key, crate::defaults::TREND_RUNS - 1)?,
+            previous,
+            state,
+            previous_findings,
+        });
+    }
     Ok(Opened {
-        previous,
-        state,
-        previous_findings,
         head: store.head()?,
-        trend: store.trend(org, crate::defaults::TREND_RUNS - 1)?,
         store,
+        orgs,
     })
+}
+
+/// One warning for the rules that wait for a previous snapshot, never one per user.
+fn no_previous_snapshot(report: &mut AuditReport, organization: Option<String>) {
+    let waiting: Vec<String> = report
+        .rules
+        .iter()
+        .filter(|r| r.outcome_reason.as_deref() == Some(crate::engine::NO_PREVIOUS))
+        .map(|r| format!("`{}`", r.id))
+        .collect();
+    if !waiting.is_empty() {
+        report.warnings.push(crate::model::Warning {
+            code: "no-previous-snapshot",
+            message: format!(
+                "{}{} not evaluated: change detection compares with the previous run's snapshot of this organization, and the history has none yet",
+                organization.map(|o| format!("organization {o}: ")).unwrap_or_default(),
+                waiting.join(", ")
+            ),
+        });
+    }
 }
 
 /// Renders `report` as `format` to a file (new ones with `mode`), or to standard output

@@ -366,27 +366,7 @@ pub fn check_scope(
 /// Marks the findings that an active waiver covers, and warns about expired waivers and about
 /// waivers that matched nothing.
 pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {
-    let mut used = vec![false; waivers.len()];
-    for f in &mut report.findings {
-        for (i, w) in waivers.iter().enumerate() {
-            if w.active(now) && w.covers(f) {
-                used[i] = true;
-                f.waived = true;
-                f.waiver = Some(Box::new(w.info()));
-                break;
-            }
-        }
-    }
-    report.summary.waived = report.findings.iter().filter(|f| f.waived).count();
-    // A rule whose every finding is waived is `waived`, not `failed`.
-    for rule in &mut report.rules {
-        if rule.outcome == crate::findings::RuleStatus::Failed {
-            let mut of_rule = report.findings.iter().filter(|f| f.rule_id == rule.id);
-            if of_rule.all(|f| f.waived) {
-                rule.outcome = crate::findings::RuleStatus::Waived;
-            }
-        }
-    }
+    let used = mark(report, waivers, now);
     for (w, used) in waivers.iter().zip(used) {
         let what = format!(
             "waiver at {} (rule {}, subject {})",
@@ -409,6 +389,34 @@ pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {
             });
         }
     }
+}
+
+/// Marks the findings the waivers cover (and rules whose every finding is waived), without
+/// warnings: one organization of a run over several, before its history. Which waivers were
+/// used.
+pub fn mark(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) -> Vec<bool> {
+    let mut used = vec![false; waivers.len()];
+    for f in &mut report.findings {
+        for (i, w) in waivers.iter().enumerate() {
+            if w.active(now) && w.covers(f) {
+                used[i] = true;
+                f.waived = true;
+                f.waiver = Some(Box::new(w.info()));
+                break;
+            }
+        }
+    }
+    report.summary.waived = report.findings.iter().filter(|f| f.waived).count();
+    // A rule whose every finding is waived is `waived`, not `failed`.
+    for rule in &mut report.rules {
+        if rule.outcome == crate::findings::RuleStatus::Failed {
+            let mut of_rule = report.findings.iter().filter(|f| f.rule_id == rule.id);
+            if of_rule.all(|f| f.waived) {
+                rule.outcome = crate::findings::RuleStatus::Waived;
+            }
+        }
+    }
+    used
 }
 
 #[cfg(test)]

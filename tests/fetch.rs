@@ -794,3 +794,140 @@ async fn a_lying_content_length_is_not_preallocated() {
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
     server.join().unwrap();
 }
+
+/// A run over several organizations keeps one history run per organization, keyed by its name:
+/// each with its snapshot, so that change detection and lifecycles work per organization.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_organizations_have_a_history_each() {
+    let server = MockServer::start().await;
+    let serve = |prod: Vec<u8>| {
+        let server = &server;
+        async move {
+            server.reset().await;
+            for (key, body) in [
+                ("Bearer KEY-PROD-SECRET", prod),
+                ("Bearer KEY-ORPHAN-SECRET", example("no-active-owner.json")),
+            ] {
+                Mock::given(method("GET"))
+                    .and(wiremock::matchers::header("authorization", key))
+                    .respond_with(ok(body, "application/json"))
+                    .mount(server)
+                    .await;
+            }
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("orgaudit.yaml");
+    let db = dir.path().join("h.db");
+    std::fs::write(
+        &cfg,
+        format!(
+            "telnyx:\n  base_url: {}\norganizations:\n  - name: acme-prod\n    api_key_env: KEY_PROD\n  - name: orphan\n    api_key_env: KEY_ORPHAN\nhistory: {}\n",
+            base(&server),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("KEY_PROD", "KEY-PROD-SECRET"),
+        ("KEY_ORPHAN", "KEY-ORPHAN-SECRET"),
+    ];
+    let audit = |now: &'static str| {
+        let cfg = cfg.clone();
+        async move {
+            let r = orgaudit(
+                &[
+                    "audit",
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "--now",
+                    now,
+                    "-f",
+                    "json",
+                ],
+                &env,
+            )
+            .await;
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            serde_json::from_slice::<Value>(&r.stdout).unwrap()
+        }
+    };
+    serve(example("acme-users-groups.last-week.json")).await;
+    let w1 = audit("2026-11-22T00:00:00Z").await;
+    let warned = w1["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "no-previous-snapshot")
+        .count();
+    assert_eq!(warned, 2, "one per organization");
+    serve(example("acme-users-groups.json")).await;
+    let w2 = audit("2026-11-29T00:00:00Z").await;
+    // Two runs per audit, one per organization, keyed by name.
+    let list = orgaudit(
+        &[
+            "history",
+            "list",
+            "--history",
+            db.to_str().unwrap(),
+            "-f",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let mut keys: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["organization"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["acme-prod", "acme-prod", "orphan", "orphan"]);
+    // Change detection per organization: bob became an owner in acme-prod.
+    let owner = w2["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "new-owner")
+        .expect("new-owner fires");
+    assert_eq!(
+        (&owner["organization"], &owner["subject"]["email"]),
+        (
+            &serde_json::json!("acme-prod"),
+            &serde_json::json!("bob@acme.example")
+        )
+    );
+    assert_eq!(
+        w2["changes"]["became_owner"][0]["organization"],
+        "acme-prod"
+    );
+    // Lifecycles per organization: the orphan organization's finding is a week old.
+    let orphan = w2["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "no-active-owner")
+        .unwrap();
+    assert_eq!(
+        (&orphan["baseline_status"], &orphan["age_days"]),
+        (&serde_json::json!("unchanged"), &serde_json::json!(7))
+    );
+    assert_eq!(w2["history"]["organization"], "acme-prod, orphan");
+    // Each organization's run keeps its own snapshot.
+    let snap = orgaudit(
+        &[
+            "history",
+            "snapshot",
+            "latest",
+            "--history",
+            db.to_str().unwrap(),
+            "-f",
+            "csv",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+}

@@ -136,7 +136,7 @@ pub(super) fn render(
                 for (k, v) in &f.evidence {
                     line.push_str(&format!("  {k}={}", brief(v)));
                 }
-                if let Some(age) = f.age_days {
+                if let Some(age) = f.age_days.filter(|&a| a > 0) {
                     line.push_str(&format!("  open {age} days"));
                 }
                 writeln!(out, "      {}", st.paint("2", &clean(&line)))?;
