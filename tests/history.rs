@@ -152,6 +152,7 @@ on_both_backends!(
     change_detection_over_weeks,
     human_formats_show_the_history,
     findings_of_rules_that_did_not_run_keep_their_state,
+    the_ci_examples_work_from_their_first_run,
 );
 
 fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
@@ -455,7 +456,7 @@ fn the_crontab_example_runs_from_the_first_week() {
     let line = text.lines().find(|l| l.contains("orgaudit audit")).unwrap();
     let flags = &line[line.find("orgaudit audit").unwrap()..];
     assert!(
-        flags.contains("--history /var/lib/orgaudit/history.db"),
+        flags.contains("--history /var/lib/orgaudit/history.db --email-when changed"),
         "{flags}"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -1416,4 +1417,65 @@ fn a_schema_1_history_is_migrated() {
     );
     let v = run_with_env(&["history", "verify", "--history", h], &[]);
     assert_eq!(v.code, 0, "{}", v.stdout);
+}
+
+/// The schedules and CI examples keep a history instead of juggling baseline files, and their
+/// gate works from the very first run: the GitHub and GitLab ones through ORGAUDIT_HISTORY (in
+/// PostgreSQL, never actions/cache).
+fn the_ci_examples_work_from_their_first_run(hist: &Hist) {
+    for name in [
+        "schedule/crontab",
+        "schedule/orgaudit.service",
+        "schedule/kubernetes-cronjob.yaml",
+        "schedule/github-weekly-email.yml",
+        "ci/github-actions.yml",
+        "ci/gitlab-ci.yml",
+    ] {
+        let text = std::fs::read_to_string(common::example(name)).unwrap();
+        assert!(
+            !text.contains("--baseline"),
+            "{name} juggles a baseline file"
+        );
+        assert!(
+            text.contains("--history") || text.contains("ORGAUDIT_HISTORY"),
+            "{name} keeps no history"
+        );
+        if name.contains("git") {
+            assert!(!text.contains("uses: actions/cache"), "{name}");
+            assert!(
+                text.contains("PGPASSWORD"),
+                "{name}: the password comes from PGPASSWORD"
+            );
+        }
+    }
+    // The CI examples' gate, with the bundled report instead of the fetch, twice.
+    let input = common::example("acme-users-groups.json");
+    let gate = |now: &str| {
+        run_with_env(
+            &[
+                "audit",
+                "-i",
+                input.to_str().unwrap(),
+                "--now",
+                now,
+                "--fail-on",
+                "high",
+                "--fail-on-new",
+                "--format",
+                "github",
+            ],
+            &[("ORGAUDIT_HISTORY", hist.location.as_str())],
+        )
+    };
+    let first = gate("2026-11-23T06:00:00Z");
+    assert_eq!(
+        first.code, 1,
+        "every high finding gates the first run: {}",
+        first.stderr
+    );
+    assert!(first
+        .stderr
+        .contains("no previous run: gating on all findings"));
+    let second = gate("2026-11-30T06:00:00Z");
+    assert_eq!(second.code, 0, "nothing new: {}", second.stderr);
 }
