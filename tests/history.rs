@@ -153,6 +153,7 @@ on_both_backends!(
     human_formats_show_the_history,
     findings_of_rules_that_did_not_run_keep_their_state,
     the_ci_examples_work_from_their_first_run,
+    a_newer_schema_is_refused,
 );
 
 fn user(id: &str, bypass: bool, last_sign_in: &str) -> Value {
@@ -1478,4 +1479,44 @@ fn the_ci_examples_work_from_their_first_run(hist: &Hist) {
         .contains("no previous run: gating on all findings"));
     let second = gate("2026-11-30T06:00:00Z");
     assert_eq!(second.code, 0, "nothing new: {}", second.stderr);
+}
+
+/// A history of a newer schema than this binary knows is refused (exit 3, outputs written),
+/// never changed.
+fn a_newer_schema_is_refused(hist: &Hist) {
+    let input = common::example("acme-users-groups.json");
+    let out = hist.dir.path().join("o.json");
+    let args = [
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--history",
+        hist.location.as_str(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    assert_eq!(run_with_env(&args, &[]).code, 0);
+    match hist.kind {
+        Kind::Sqlite => hist.tamper("PRAGMA user_version = 99"),
+        Kind::Postgres => hist.tamper("UPDATE orgaudit_schema SET version = 99"),
+    }
+    std::fs::remove_file(&out).unwrap();
+    let r = run_with_env(&args, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("its schema is version 99, newer than this orgaudit knows"),
+        "{}",
+        r.stderr
+    );
+    assert!(out.is_file(), "the outputs are written");
+    let list = run_with_env(
+        &["history", "list", "--history", hist.location.as_str()],
+        &[],
+    );
+    assert_eq!(
+        list.code, 3,
+        "still refused, never migrated: {}",
+        list.stderr
+    );
 }
