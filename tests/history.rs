@@ -1062,18 +1062,15 @@ fn change_detection_over_weeks(hist: &Hist) {
     assert_eq!(warned.len(), 1, "one warning, not one per user: {warned:?}");
     // Week 2: a joins Admins, b's bypass is turned off, c's turned on and c is promoted, d
     // arrives with bypass, own leaves.
-    let w2 = week(
-        dir,
-        "2026-11-08T00:00:00Z",
+    let after = || {
         vec![
             member("a", false, false, &[eng, admin]),
             member("b", false, false, &[eng]),
             member("c", true, true, &[eng]),
             member("d", false, true, &[]),
-        ],
-        &args,
-        &[],
-    );
+        ]
+    };
+    let w2 = week(dir, "2026-11-08T00:00:00Z", after(), &args, &[]);
     assert_eq!(w2.code, 0, "{}", w2.stderr);
     assert_eq!(outcome(&w2.doc, "new-owner"), "failed");
     assert_eq!(rule_ids(&w2.doc, "added-to-watched-group"), ["a"]);
@@ -1098,18 +1095,7 @@ fn change_detection_over_weeks(hist: &Hist) {
     let evidence = &finding(&w2.doc, "added-to-watched-group", "a").unwrap()["evidence"];
     assert_eq!(evidence["groups_added"], json!(["Admins"]), "{evidence}");
     // Week 3, nothing changed: the change rules find nothing, the section is empty.
-    let w3 = week(
-        dir,
-        "2026-11-15T00:00:00Z",
-        vec![
-            member("a", false, false, &[eng, admin]),
-            member("b", false, false, &[eng]),
-            member("c", true, true, &[eng]),
-            member("d", false, true, &[]),
-        ],
-        &args,
-        &[],
-    );
+    let w3 = week(dir, "2026-11-15T00:00:00Z", after(), &args, &[]);
     assert!(rule_ids(&w3.doc, "sso-bypass-turned-on").is_empty());
     assert_eq!(outcome(&w3.doc, "new-owner"), "passed");
     assert_eq!(w3.doc["changes"]["users_added"], json!([]));
