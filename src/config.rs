@@ -389,6 +389,15 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                     }
                     _ => r.string(v, "history"),
                 };
+                if location
+                    .as_deref()
+                    .is_some_and(crate::diag::url_has_password)
+                {
+                    r.err(
+                        v.pos,
+                        "a password in the history URL is refused: set PGPASSWORD or use a password file (PGPASSFILE, ~/.pgpass)",
+                    );
+                }
                 // A relative path is the configuration's folder's.
                 cfg.history = location.map(|h| {
                     if h.contains("://") || std::path::Path::new(&h).is_absolute() {
@@ -735,6 +744,41 @@ pub fn describe(cfg: &Config) -> String {
             w.display(),
             cfg.waiver_max_days
                 .unwrap_or(crate::waivers::DEFAULT_MAX_DAYS)
+        );
+    }
+    if let Some(h) = &cfg.history {
+        let _ = writeln!(
+            o,
+            "history: {} (retention {} days{}){}",
+            crate::diag::redact_url(h),
+            cfg.history_retention_days
+                .unwrap_or(defaults::RETENTION_DAYS),
+            if h.contains("://") {
+                format!(", password in PGPASSWORD: {}", set("PGPASSWORD"))
+            } else {
+                String::new()
+            },
+            if std::env::var_os(defaults::HISTORY_ENV).is_some() {
+                format!(" ({} overrides it)", defaults::HISTORY_ENV)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(sla) = &cfg.sla {
+        let days: Vec<String> = crate::rules::Severity::ALL
+            .iter()
+            .filter_map(|s| sla.days(*s).map(|d| format!("{} {d}", s.as_str())))
+            .collect();
+        let _ = writeln!(
+            o,
+            "sla: {} days{}",
+            days.join(", "),
+            if cfg.fail_on_overdue == Some(true) {
+                " (fail on overdue)"
+            } else {
+                ""
+            }
         );
     }
     for (f, p) in &cfg.outputs {

@@ -174,6 +174,16 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Whether a URL carries a password, in its user part or as a `password` parameter: such URLs
+/// are refused wherever a secret must come from elsewhere (the history's PostgreSQL URL).
+pub fn url_has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.password().is_some()
+            || u.query_pairs()
+                .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    })
+}
+
 /// The closest candidate to a misspelt name, if any is close enough.
 pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -1506,3 +1506,39 @@ fn a_newer_schema_is_refused(hist: &Hist) {
         list.stderr
     );
 }
+
+/// `config check` shows the history (never a password) and refuses a URL that holds one.
+#[test]
+fn config_check_shows_the_history_and_refuses_a_password_in_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "history: {location: 'postgres://auditor@db.example/h?sslmode=require', retention_days: 30}\nsla: {high: 7}\nfail_on_overdue: true\n",
+    )
+    .unwrap();
+    let r = run_with_env(&["config", "check", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "history: postgres://auditor@db.example/h?sslmode=require (retention 30 days, password in PGPASSWORD: "
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("sla: high 7 days (fail on overdue)"),
+        "{}",
+        r.stdout
+    );
+    std::fs::write(&cfg, "history: 'postgres://auditor:hunter2@db.example/h'\n").unwrap();
+    let r = run_with_env(&["config", "check", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains(":1:10: a password in the history URL is refused"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("hunter2") && r.stdout.is_empty());
+}

@@ -27,11 +27,8 @@ const WRITE_LOCK: i64 = 0x6f72_6761_7564_6974; // "orgaudit"
 
 /// Refuses a URL that carries a password, in its user part or as a parameter.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    let in_query = parsed
-        .query_pairs()
-        .any(|(k, _)| k.eq_ignore_ascii_case("password"));
-    if parsed.password().is_some() || in_query {
+    url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if crate::diag::url_has_password(url) {
         return Err(
             "a password in the URL is refused (it would show in process lists and logs): set PGPASSWORD or use a password file (PGPASSFILE, ~/.pgpass)"
                 .into(),
