@@ -63,8 +63,12 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Baseline, BaselineError> {
     })?;
     match version.schema_version {
         None => return Err(fail(format!("no `schema_version`; {not_ours}"))),
-        // Version 2 only added fields: a version 1 output is read the same way.
-        Some(v) if !(v == 1 || v == AuditReport::SCHEMA_VERSION) => {
+        // Versions 2 and 3 only added fields and values: every output is read the same way.
+        Some(v)
+            if !v
+                .as_u64()
+                .is_some_and(|v| (1..=u64::from(AuditReport::SCHEMA_VERSION)).contains(&v)) =>
+        {
             return Err(fail(format!(
                 "schema_version {v}, but this orgaudit reads baselines of schema versions 1 to {}; run the audit again with this version to make a new baseline",
                 AuditReport::SCHEMA_VERSION
@@ -155,10 +159,10 @@ mod tests {
         );
         let e = parse(b"{\"data\": []}", "b.json").unwrap_err();
         assert_eq!(e.to_string(), "b.json: no `schema_version`; expected the JSON output of `orgaudit audit --format json`");
-        let e = parse(b"{\"schema_version\": 3, \"findings\": []}", "b.json").unwrap_err();
+        let e = parse(b"{\"schema_version\": 4, \"findings\": []}", "b.json").unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "b.json: schema_version 3, but this orgaudit reads baselines of schema versions 1 to 2"
+                "b.json: schema_version 4, but this orgaudit reads baselines of schema versions 1 to 3"
             ),
             "{e}"
         );

@@ -611,7 +611,7 @@ pub fn output_schema() -> serde_json::Value {
 }
 
 impl AuditReport {
-    pub const SCHEMA_VERSION: u32 = 2;
+    pub const SCHEMA_VERSION: u32 = 3;
 
     /// This document with `findings` in place of its findings (templates get them converted
     /// once; the JSON writer writes them in parallel chunks).

@@ -47,7 +47,7 @@ fn text_audit_of_the_example() {
 #[test]
 fn json_document_shape() {
     let doc = audit_json(&example("acme-users-groups.json"), &["--set", ALLOW]);
-    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["schema_version"], 3);
     assert_eq!(doc["tool"]["name"], "orgaudit");
     assert_eq!(doc["tool"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["audited_at"], NOW);

@@ -232,7 +232,7 @@ fn corrupt_or_foreign_baselines_are_exit_2() {
     let cases = [
         ("truncated.json", "{\"schema_version\": 1, \"findings\": [", "truncated.json: line 1, column 35: not valid JSON"),
         ("report.json", "{\"data\": []}", "report.json: no `schema_version`; expected the JSON output of `orgaudit audit --format json`"),
-        ("v3.json", "{\"schema_version\": 3, \"findings\": []}", "v3.json: schema_version 3, but this orgaudit reads baselines of schema versions 1 to 2"),
+        ("v4.json", "{\"schema_version\": 4, \"findings\": []}", "v4.json: schema_version 4, but this orgaudit reads baselines of schema versions 1 to 3"),
     ];
     for (name, content, want) in cases {
         let p = dir.path().join(name);
