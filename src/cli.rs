@@ -285,7 +285,8 @@ pub struct ApiArgs {
     /// bytes or with KiB, MiB, GiB [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_bytes: Option<u64>,
-    /// Say what each request does on standard error.
+    /// Say what each request does on standard error; in the text report, each rule's
+    /// remediation and references.
     #[arg(long, short = 'v')]
     pub verbose: bool,
 }
@@ -790,6 +791,7 @@ impl AuditArgs {
             history_required: self.history_required,
             org_id: self.org_id.clone(),
             fail_on_overdue: self.fail_on_overdue,
+            verbose: self.api.verbose,
             color: match self.color {
                 ColorWhen::Auto => plan::ColorWhen::Auto,
                 ColorWhen::Always => plan::ColorWhen::Always,

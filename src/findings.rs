@@ -420,7 +420,13 @@ pub struct RuleOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_severity: Option<Severity>,
     pub scope: Scope,
+    /// What fixes a finding of the rule.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub remediation: String,
     pub references: Vec<Reference>,
+    /// The frameworks of its references, each once, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub frameworks: Vec<String>,
     pub findings: usize,
     pub outcome: RuleStatus,
     /// Why a rule was not evaluated, or its error.

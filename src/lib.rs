@@ -326,7 +326,19 @@ pub fn audit_compiled(
                 severity: c.rule.severity,
                 default_severity: c.rule.overridden_severity(),
                 scope: c.rule.scope,
+                remediation: c
+                    .rule
+                    .remediation
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 references: c.rule.references.clone(),
+                frameworks: c.rule.references.iter().fold(Vec::new(), |mut all, r| {
+                    if !all.contains(&r.framework) {
+                        all.push(r.framework.clone());
+                    }
+                    all
+                }),
                 findings: run.findings,
                 outcome,
                 outcome_reason: reason,

@@ -78,6 +78,8 @@ pub struct Flags {
     pub org_id: Option<String>,
     /// `--fail-on-overdue`: fail when a finding is past its SLA.
     pub fail_on_overdue: bool,
+    /// `-v`: the text report shows each rule's remediation and references.
+    pub verbose: bool,
 }
 
 /// Where the report comes from.
@@ -152,6 +154,8 @@ pub struct Plan {
     pub allow_blanket_waivers: bool,
     /// The history of runs: where, and the organization's key in it.
     pub history: Option<crate::history::Location>,
+    /// `-v`: the text report shows each rule's remediation and references.
+    pub verbose: bool,
     /// Runs older than this many days are pruned at each write (`history.retention_days`).
     pub history_retention_days: u32,
     pub org_id: String,
@@ -300,6 +304,7 @@ impl Plan {
             allow_blanket_waivers: flags.allow_blanket_waivers
                 || file.allow_blanket_waivers == Some(true),
             history,
+            verbose: flags.verbose,
             history_retention_days: file
                 .history_retention_days
                 .unwrap_or(crate::defaults::RETENTION_DAYS),

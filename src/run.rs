@@ -295,6 +295,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         text: TextOptions {
             color: color(!to_file && std::io::stdout().is_terminal()),
             warnings: to_file,
+            remediation: plan.verbose,
         },
         templates: templates.clone(),
         ..Default::default()

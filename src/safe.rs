@@ -91,6 +91,27 @@ pub fn markdown(s: &str) -> String {
 
 /// A Markdown code span holding `s` as it is: a fence longer than any run of backticks in it,
 /// one line, table pipes escaped, invisible characters shown.
+/// A Markdown link destination: only an `http(s)://` address passes (anything else becomes
+/// `#`), with every character that could end or break the destination (spaces, parentheses,
+/// angle brackets, pipes, quotes, backslashes, controls) percent-encoded.
+pub fn markdown_link(url: &str) -> String {
+    let web = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+    if !web {
+        return "#".into();
+    }
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            ' ' | '(' | ')' | '<' | '>' | '|' | '"' | '\\' | '`' | '[' | ']' => {
+                out.push_str(&format!("%{:02X}", c as u32))
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn markdown_code(s: &str) -> String {
     let text: String = visible(s)
         .chars()
@@ -152,6 +173,16 @@ pub fn header(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn markdown_links_are_web_addresses_that_cannot_break_out() {
+        assert_eq!(
+            super::markdown_link("https://x.example/a b)(c|d"),
+            "https://x.example/a%20b%29%28c%7Cd"
+        );
+        assert_eq!(super::markdown_link("javascript:alert(1)"), "#");
+        assert_eq!(super::markdown_link("x)y"), "#");
+    }
+
     use super::*;
 
     #[test]

@@ -1356,3 +1356,68 @@ fn templates_cannot_read_outside_their_folder() {
     );
     assert_eq!((r.code, r.stdout.as_str()), (0, "PART-OK"));
 }
+
+/// A rule's remediation and references reach every human format, references with a `url:` as
+/// links; a reference URL that is not a web address is refused.
+#[test]
+fn remediation_and_references_reach_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    let rule = |url: &str| {
+        format!(
+            "id: owners-bypass\ntitle: Owner may bypass SSO\nseverity: high\nscope: user\nremediation: >\n  Turn it off.\n  Then check again.\nreferences:\n  - {{ framework: ACME, control: AC-9, url: '{url}' }}\n  - {{ framework: ACME, control: AC-10 }}\nwhen: {{ field: organization_user_bypasses_sso, equals: true }}\nmessage: \"{{{{ user.email }}}} may bypass SSO\"\n"
+        )
+    };
+    std::fs::write(&rules, rule("https://controls.acme.example/ac-9")).unwrap();
+    let input = example("acme-users-groups.json");
+    let audit = |format: &str, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--no-builtin",
+            "--rules",
+            rules.to_str().unwrap(),
+            "-f",
+            format,
+        ];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+        r.stdout
+    };
+    let json: Value = serde_json::from_str(&audit("json", &[])).unwrap();
+    let r = &json["rules"][0];
+    assert_eq!(r["remediation"], "Turn it off. Then check again.");
+    assert_eq!(r["frameworks"], serde_json::json!(["ACME"]));
+    assert_eq!(
+        r["references"][0]["url"],
+        "https://controls.acme.example/ac-9"
+    );
+    assert!(r["references"][1].get("url").is_none());
+    let html = audit("html", &[]);
+    assert!(html.contains("<b>How to fix:</b> Turn it off. Then check again."));
+    // (The HTML escaper writes `/` as `&#x2f;`, which a browser reads back.)
+    assert!(html.contains(
+        "<a class=\"tag\" href=\"https:&#x2f;&#x2f;controls.acme.example&#x2f;ac-9\" rel=\"noopener noreferrer\">ACME AC-9</a>"
+    ), "{html}");
+    let md = audit("markdown", &[]);
+    assert!(md.contains("**Fix:** Turn it off. Then check again. _See [ACME AC-9](https://controls.acme.example/ac-9), ACME AC-10._"), "{md}");
+    assert!(audit("github", &[]).contains("%0AFix: Turn it off. Then check again."));
+    assert!(audit("junit", &[]).contains("Fix: Turn it off. Then check again."));
+    let text = audit("text", &["-v"]);
+    assert!(text.contains("    fix: Turn it off. Then check again.\n    see: ACME AC-9 <https://controls.acme.example/ac-9>; ACME AC-10\n"), "{text}");
+    assert!(!audit("text", &[]).contains("fix:"), "only with -v");
+    // A link in every report is a web address, never javascript: or a file.
+    for bad in ["javascript:alert(1)", "file:///etc/passwd", "not a url"] {
+        std::fs::write(&rules, rule(bad)).unwrap();
+        let r = run(&["rules", "validate", rules.to_str().unwrap(), "--no-builtin"]);
+        assert_eq!(r.code, 2, "{bad}");
+        assert!(
+            r.stderr
+                .contains("a reference's `url` must be an https:// (or http://) address"),
+            "{}",
+            r.stderr
+        );
+    }
+}

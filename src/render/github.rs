@@ -20,6 +20,11 @@ pub fn escape_property(s: &str) -> String {
 }
 
 pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    let remediation: std::collections::HashMap<&str, &str> = report
+        .rules
+        .iter()
+        .map(|r| (r.id.as_str(), r.remediation.as_str()))
+        .collect();
     for f in &report.findings {
         let level = if f.waived {
             "notice"
@@ -40,6 +45,13 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
         }
         if let Some(w) = &f.waiver {
             message.push_str(&format!(" (waived until {}: {})", w.expires, w.reason));
+        }
+        // What to do about it: the rule's remediation, on a line of its own.
+        if let Some(fix) = remediation
+            .get(f.rule_id.as_str())
+            .filter(|r| !r.is_empty())
+        {
+            message.push_str(&format!("\nFix: {fix}"));
         }
         // Annotations are read by people: what would hide is shown.
         let (title, message) = (

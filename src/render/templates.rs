@@ -192,6 +192,10 @@ fn environment() -> Environment<'static> {
         use sha2::Digest as _;
         base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
     });
+    // A web address as a Markdown link destination.
+    env.add_filter("link", |s: String| {
+        Value::from_safe_string(safe::markdown_link(&s))
+    });
     // A value as a Markdown code span, safe whatever it holds.
     env.add_filter("code", |s: String| {
         Value::from_safe_string(safe::markdown_code(&s))

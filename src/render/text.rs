@@ -14,6 +14,8 @@ pub struct TextOptions {
     pub color: bool,
     /// List the warnings (the CLI prints them on stderr and sets this only for files).
     pub warnings: bool,
+    /// Under each rule, what fixes its findings and its references (`-v`).
+    pub remediation: bool,
 }
 
 struct Style {
@@ -125,6 +127,26 @@ pub(super) fn render(
                 st.paint("1", &clean(&first.rule_id)),
                 clean(&first.title)
             )?;
+            if let Some(rule) = opts
+                .remediation
+                .then(|| report.rules.iter().find(|r| r.id == first.rule_id))
+                .flatten()
+            {
+                if !rule.remediation.is_empty() {
+                    writeln!(out, "    fix: {}", clean(&rule.remediation))?;
+                }
+                let refs: Vec<String> = rule
+                    .references
+                    .iter()
+                    .map(|r| match &r.url {
+                        Some(u) => format!("{} {} <{u}>", r.framework, r.control),
+                        None => format!("{} {}", r.framework, r.control),
+                    })
+                    .collect();
+                if !refs.is_empty() {
+                    writeln!(out, "    see: {}", clean(&refs.join("; ")))?;
+                }
+            }
             for f in same {
                 writeln!(out, "    - {}{}", tags(f, &st), clean(&f.message))?;
                 let org = f

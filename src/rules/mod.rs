@@ -104,6 +104,9 @@ impl Scope {
 pub struct Reference {
     pub framework: String,
     pub control: String,
+    /// Where the control is described (`https://` or `http://` only), shown as a link.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
 }
 
 /// A rule parameter: its default and its current value (after overrides).

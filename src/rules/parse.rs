@@ -350,18 +350,41 @@ impl Reader<'_> {
                 );
                 continue;
             };
-            let (mut framework, mut control) = (None, None);
+            let (mut framework, mut control, mut url) = (None, None, None);
             for (k, v) in entries {
                 match k.name.as_str() {
                     "framework" => framework = self.text(v, "`framework`"),
                     "control" => control = self.text(v, "`control`"),
-                    other => {
-                        self.unknown_key(k.pos, other, "a reference", &["framework", "control"])
+                    "url" => {
+                        url = self.text(v, "`url`");
+                        // A link in every report: only the web, never `javascript:` or a file.
+                        let web = url.as_deref().is_some_and(|u| {
+                            url::Url::parse(u).is_ok_and(|p| {
+                                matches!(p.scheme(), "https" | "http") && p.host().is_some()
+                            })
+                        });
+                        if url.is_some() && !web {
+                            self.err(
+                                v.pos,
+                                "a reference's `url` must be an https:// (or http://) address",
+                            );
+                            url = None;
+                        }
                     }
+                    other => self.unknown_key(
+                        k.pos,
+                        other,
+                        "a reference",
+                        &["framework", "control", "url"],
+                    ),
                 }
             }
             match (framework, control) {
-                (Some(framework), Some(control)) => out.push(Reference { framework, control }),
+                (Some(framework), Some(control)) => out.push(Reference {
+                    framework,
+                    control,
+                    url,
+                }),
                 _ => self.err(item.pos, "a reference needs both `framework` and `control`"),
             }
         }
