@@ -463,6 +463,11 @@ pub struct AuditArgs {
     /// The organization's key in the history [default: org_id in the configuration, or default].
     #[arg(long, value_name = "ID")]
     pub org_id: Option<String>,
+    /// The organization's name in every header and the email subject (presentation only)
+    /// [default: name in the configuration, the organizations' names, the file name or the API
+    /// host].
+    #[arg(long, value_name = "NAME")]
+    pub org_name: Option<String>,
     /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
     #[arg(long, value_name = "PATH")]
     pub waivers: Option<PathBuf>,
@@ -790,6 +795,7 @@ impl AuditArgs {
             no_history: self.no_history,
             history_required: self.history_required,
             org_id: self.org_id.clone(),
+            org_name: self.org_name.clone(),
             fail_on_overdue: self.fail_on_overdue,
             verbose: self.api.verbose,
             color: match self.color {

@@ -85,6 +85,8 @@ pub struct Config {
     pub history_retention_days: Option<u32>,
     /// `org_id`: the organization's key in the history (a single organization).
     pub org_id: Option<String>,
+    /// `name`: the organization's display name in reports and the email subject.
+    pub name: Option<String>,
     /// `sla`: days to fix a finding, per severity.
     pub sla: Option<crate::findings::Sla>,
     /// `fail_on_overdue`: fail when a finding is past its SLA.
@@ -143,6 +145,7 @@ const TOP_KEYS: &[&str] = &[
     "allow_blanket_waivers",
     "history",
     "org_id",
+    "name",
     "sla",
     "fail_on_overdue",
 ];
@@ -410,6 +413,7 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                 })
             }
             "org_id" => cfg.org_id = r.string(v, "org_id"),
+            "name" => cfg.name = r.string(v, "name"),
             "fail_on_overdue" => cfg.fail_on_overdue = r.boolean(v, "fail_on_overdue"),
             "sla" => {
                 let mut sla = crate::findings::Sla::default();

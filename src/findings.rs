@@ -483,6 +483,10 @@ pub struct AuditReport {
     pub tool: Tool,
     /// The audit's `now`, RFC 3339 UTC.
     pub audited_at: String,
+    /// The organization's display name, when one was given (`--org-name`, `name:`);
+    /// [`AuditReport::label`] says what reports call it either way.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub organization_name: Option<String>,
     pub source: SourceInfo,
     pub summary: Summary,
     pub rules: Vec<RuleOutcome>,
@@ -571,6 +575,8 @@ pub(crate) struct WithFindings<'a, F> {
     pub schema_version: u32,
     pub tool: &'a Tool,
     pub audited_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<&'a str>,
     pub source: &'a SourceInfo,
     pub summary: &'a Summary,
     pub rules: &'a [RuleOutcome],
@@ -626,6 +632,7 @@ impl AuditReport {
             schema_version: self.schema_version,
             tool: &self.tool,
             audited_at: &self.audited_at,
+            organization_name: self.organization_name.as_deref(),
             source: &self.source,
             summary: &self.summary,
             rules: &self.rules,
@@ -638,6 +645,35 @@ impl AuditReport {
             trend: self.trend.as_deref(),
             changes: self.changes.as_ref(),
         }
+    }
+
+    /// What reports call the audited organization: its display name; else the organizations'
+    /// names, the file's name or the API's host.
+    pub fn label(&self) -> String {
+        if let Some(name) = &self.organization_name {
+            return name.clone();
+        }
+        let src = &self.source;
+        if !src.organizations.is_empty() {
+            return src
+                .organizations
+                .iter()
+                .filter_map(|o| o.organization.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        if let Some(p) = &src.path {
+            return std::path::Path::new(p)
+                .file_name()
+                .map_or_else(|| p.clone(), |f| f.to_string_lossy().into_owned());
+        }
+        if let Some(u) = &src.base_url {
+            return url::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| u.clone());
+        }
+        "the Telnyx organization".into()
     }
 
     /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on);

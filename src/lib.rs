@@ -353,6 +353,7 @@ pub fn audit_compiled(
         schema_version: AuditReport::SCHEMA_VERSION,
         tool: Tool::default(),
         audited_at: now.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        organization_name: None,
         source: loaded.source.clone(),
         summary: Summary {
             users: loaded.report.users.len(),

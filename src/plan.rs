@@ -80,6 +80,8 @@ pub struct Flags {
     pub fail_on_overdue: bool,
     /// `-v`: the text report shows each rule's remediation and references.
     pub verbose: bool,
+    /// `--org-name`: the organization's display name.
+    pub org_name: Option<String>,
 }
 
 /// Where the report comes from.
@@ -159,6 +161,9 @@ pub struct Plan {
     /// Runs older than this many days are pruned at each write (`history.retention_days`).
     pub history_retention_days: u32,
     pub org_id: String,
+    /// The organization's display name (`--org-name`, `name:`), presentation only: never in a
+    /// fingerprint or the history's key.
+    pub org_name: Option<String>,
     pub history_required: bool,
     /// Remediation SLAs (`sla:` in the configuration).
     pub sla: Option<crate::findings::Sla>,
@@ -313,6 +318,7 @@ impl Plan {
                 .clone()
                 .or(file.org_id.clone())
                 .unwrap_or_else(|| "default".into()),
+            org_name: flags.org_name.clone().or(file.name.clone()),
             history_required: flags.history_required,
             sla: file.sla,
             fail_on_overdue: flags.fail_on_overdue || file.fail_on_overdue == Some(true),

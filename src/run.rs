@@ -256,6 +256,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         }
         merged
     };
+    report.organization_name = plan.org_name.clone();
     if let Some(path) = &plan.baseline {
         let b = crate::baseline::load_capped(path, plan.max_bytes)?;
         crate::baseline::apply(&mut report, &b);

@@ -1421,3 +1421,86 @@ fn remediation_and_references_reach_every_format() {
         );
     }
 }
+
+/// An organization's display name (`--org-name`, `name:`) heads every report and the email
+/// subject; it is presentation only: fingerprints and the history's key do not change.
+#[test]
+fn the_display_name_heads_the_reports_and_changes_no_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = example("acme-users-groups.json");
+    let db = dir.path().join("h.db");
+    let eml = dir.path().join("m.eml");
+    let base = [
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--history",
+        db.to_str().unwrap(),
+    ];
+    let plain = run(&[&base[..], &["-f", "json"]].concat());
+    let plain: Value = serde_json::from_str(&plain.stdout).unwrap();
+    assert!(plain.get("organization_name").is_none());
+    let html = dir.path().join("r.html");
+    let named = run(&[
+        &base[..],
+        &[
+            "-f",
+            "json",
+            "--org-name",
+            "Acme <Prod>",
+            "--report",
+            &format!("html={}", html.display()),
+            "--email-to",
+            "sec@acme.example",
+            "--email-from",
+            "orgaudit@acme.example",
+            "--email-dry-run",
+            eml.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    let named: Value = serde_json::from_str(&named.stdout).unwrap();
+    assert_eq!(named["organization_name"], "Acme <Prod>");
+    let fps = |d: &Value| -> Vec<Value> {
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["fingerprint"].clone())
+            .collect()
+    };
+    assert_eq!(fps(&plain), fps(&named), "fingerprints do not change");
+    assert_eq!(
+        named["history"]["organization"], "default",
+        "nor the history's key"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<h1>Access review: Acme &lt;Prod&gt;</h1>"),
+        "escaped"
+    );
+    let mail = std::fs::read_to_string(&eml).unwrap();
+    assert!(mail.contains("in Acme <Prod>"), "the subject names it");
+    // From the configuration, and in Markdown and text.
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "name: Acme Staging\n").unwrap();
+    let md = run(&[
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "-f",
+        "markdown",
+    ]);
+    assert!(
+        md.stdout.starts_with("## orgaudit: Acme Staging, "),
+        "{}",
+        md.stdout
+    );
+    let text = run(&["audit", "-i", input.to_str().unwrap(), "--org-name", "Acme"]);
+    assert!(text.stdout.contains(" audit of Acme: "), "{}", text.stdout);
+}

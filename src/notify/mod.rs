@@ -129,27 +129,7 @@ use crate::render::safe::header as header_text;
 
 /// What the audit was about, for the subject: the organizations, or the report's name.
 pub fn subject_label(report: &AuditReport) -> String {
-    let src = &report.source;
-    if !src.organizations.is_empty() {
-        return src
-            .organizations
-            .iter()
-            .filter_map(|o| o.organization.clone())
-            .collect::<Vec<_>>()
-            .join(", ");
-    }
-    if let Some(p) = &src.path {
-        return std::path::Path::new(p)
-            .file_name()
-            .map_or_else(|| p.clone(), |f| f.to_string_lossy().into_owned());
-    }
-    if let Some(u) = &src.base_url {
-        return reqwest::Url::parse(u)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| u.clone());
-    }
-    "the Telnyx organization".into()
+    report.label()
 }
 
 /// The default subject: `orgaudit: 14 findings (1 critical, 1 high, 7 medium, 4 low, 1 info) in X`.
@@ -191,7 +171,6 @@ struct EmailView<'a> {
     attachments: &'a [AttachmentNote],
     top: usize,
     subject: &'a str,
-    label: String,
 }
 
 fn parse_mailbox(s: &str, what: &str) -> Result<Mailbox, NotifyError> {
@@ -302,7 +281,6 @@ pub fn build(
         attachments: &notes,
         top: settings.top_per_rule,
         subject: "",
-        label: subject_label(report),
     };
     let subject = match &settings.subject {
         None => default_subject(report),

@@ -70,6 +70,11 @@ pub(super) fn render(
             })
             .unwrap_or_else(|| src.kind.to_string())
     };
+    // A display name leads; without one, what was audited names itself.
+    let what = match &report.organization_name {
+        Some(name) => format!("{name}: {what}"),
+        None => what,
+    };
     writeln!(
         out,
         "{} {} audit of {} ({}, {}, sha256 {}) at {}",

@@ -371,6 +371,8 @@ pub struct View<'a> {
     pub compared_with: Option<&'a str>,
     /// With a previous snapshot: the kinds of change since, each with its first `limit` items.
     pub changes: Vec<crate::changes::ChangeList>,
+    /// What the audited organization is called ([`AuditReport::label`]).
+    pub label: String,
 }
 
 impl View<'_> {
@@ -457,6 +459,7 @@ impl<'a> View<'a> {
                 Some(h.previous_run.as_ref()?.audited_at.as_str())
             });
         View {
+            label: report.label(),
             trend_chart: report.trend.as_deref().and_then(TrendChart::of),
             changes: report
                 .changes
