@@ -37,7 +37,7 @@ fn text_audit_of_the_example() {
     let last = r.stdout.lines().last().unwrap();
     assert_eq!(
         last,
-        "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 14 rules over 14 users and 5 groups"
+        "14 findings: 1 critical, 1 high, 7 medium, 4 low, 1 info | 14 rules (10 failed, 1 passed, 3 not evaluated) over 14 users and 5 groups"
     );
     assert!(r.stdout.contains("\nCRITICAL 1 finding\n  owner-sso-bypass  Active owner may bypass SSO (1)\n    - owner bob@acme.example is active and may sign in with a password, bypassing SSO\n      user 7c2d9e10-0000-4a6b-8c3d-000000000002  active=true  is_owner=true  organization_user_bypasses_sso=true\n"), "{}", r.stdout);
     let colored = audit_example("acme-users-groups.json", &["--color", "always"]);
@@ -1503,4 +1503,50 @@ fn the_display_name_heads_the_reports_and_changes_no_identity() {
     );
     let text = run(&["audit", "-i", input.to_str().unwrap(), "--org-name", "Acme"]);
     assert!(text.stdout.contains(" audit of Acme: "), "{}", text.stdout);
+}
+
+/// Coverage: every rule is listed with its outcome; a rule that was not evaluated is never
+/// shown as a pass, nor is a compliance control that only it supports.
+#[test]
+fn coverage_never_shows_a_rule_that_did_not_run_as_a_pass() {
+    let input = example("acme-users-groups.json");
+    let audit = |format: &str| {
+        run(&[
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            NOW,
+            "-f",
+            format,
+        ])
+        .stdout
+    };
+    let html = audit("html");
+    // ISO 27001 A.8.2 is supported only by new-owner, which needs a history.
+    let row = html
+        .lines()
+        .find(|l| l.contains("<td class=\"mono\">A.8.2</td>"))
+        .expect("the control's row");
+    assert!(
+        row.contains("data-control-status=\"not_evaluated\"") && row.contains("Not evaluated"),
+        "{row}"
+    );
+    assert!(!row.contains("No findings"));
+    assert!(html.contains("<tr data-outcome=\"not_evaluated\"><td><b>Active user with an email outside the allowed domains</b>"));
+    assert!(html.contains("<small>the parameter `allowed_domains` it requires is empty</small>"));
+    let text = audit("text");
+    assert!(text.contains("NOT EVALUATED external-email-domain: the parameter `allowed_domains` it requires is empty"), "{text}");
+    assert!(
+        text.contains("| 14 rules (9 failed, 1 passed, 4 not evaluated) over"),
+        "{text}"
+    );
+    let md = audit("markdown");
+    assert!(
+        md.contains(
+            "<details><summary>Coverage: 14 rules, 9 failed, 1 passed, 4 not evaluated</summary>"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| `no-active-owner` | passed | 0 |  |"), "{md}");
 }

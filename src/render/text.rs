@@ -265,6 +265,32 @@ pub(super) fn render(
             writeln!(out, "{}", st.paint("33", &clean(&w.to_string())))?;
         }
     }
+    // Coverage: a rule that was not evaluated (or failed) is never shown as a pass.
+    let unchecked: Vec<&crate::findings::RuleOutcome> = report
+        .rules
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                crate::findings::RuleStatus::NotEvaluated | crate::findings::RuleStatus::Error
+            )
+        })
+        .collect();
+    if !unchecked.is_empty() {
+        writeln!(out)?;
+        for r in unchecked {
+            let what = match r.outcome {
+                crate::findings::RuleStatus::Error => st.paint("1;31", "RULE ERROR"),
+                _ => st.paint("2", "NOT EVALUATED"),
+            };
+            writeln!(
+                out,
+                "{what} {}: {}",
+                clean(&r.id),
+                clean(r.outcome_reason.as_deref().unwrap_or(""))
+            )?;
+        }
+    }
     writeln!(out)?;
     let s = &report.summary;
     let counts: Vec<String> = Severity::ALL
@@ -293,8 +319,9 @@ pub(super) fn render(
     }
     writeln!(
         out,
-        "{head}{tail} | {} over {} and {}",
+        "{head}{tail} | {} ({}) over {} and {}",
         plural(s.rules_evaluated, "rule", "rules"),
+        super::view::Coverage::of(&report.rules).describe(),
         plural(s.users, "user", "users"),
         plural(s.groups, "group", "groups")
     )

@@ -8,7 +8,9 @@ use minijinja::value::{Enumerator, Object};
 use minijinja::Value;
 use serde::Serialize;
 
-use crate::findings::{AuditReport, BaselineStatus, Finding, RuleOutcome, WithFindings};
+use crate::findings::{
+    AuditReport, BaselineStatus, Finding, RuleOutcome, RuleStatus, WithFindings,
+};
 use crate::rules::Severity;
 
 /// Frameworks in the order the compliance view shows them; others follow by name.
@@ -44,6 +46,31 @@ pub struct ControlRule {
     pub id: String,
     pub title: String,
     pub findings: usize,
+    pub outcome: RuleStatus,
+}
+
+/// What a control's rules came to, worst first: a control is never a pass while one of its
+/// rules was not evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlStatus {
+    Fail,
+    Error,
+    NotEvaluated,
+    Waived,
+    Pass,
+}
+
+impl ControlStatus {
+    fn of(outcome: RuleStatus) -> ControlStatus {
+        match outcome {
+            RuleStatus::Failed => ControlStatus::Fail,
+            RuleStatus::Error => ControlStatus::Error,
+            RuleStatus::NotEvaluated => ControlStatus::NotEvaluated,
+            RuleStatus::Waived => ControlStatus::Waived,
+            RuleStatus::Passed => ControlStatus::Pass,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -51,6 +78,7 @@ pub struct Control {
     pub control: String,
     pub rules: Vec<ControlRule>,
     pub findings: usize,
+    pub status: ControlStatus,
 }
 
 #[derive(Serialize)]
@@ -373,6 +401,50 @@ pub struct View<'a> {
     pub changes: Vec<crate::changes::ChangeList>,
     /// What the audited organization is called ([`AuditReport::label`]).
     pub label: String,
+    /// How many rules came to each outcome.
+    pub coverage: Coverage,
+}
+
+/// How many rules came to each outcome: what the reports' coverage lines count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    pub failed: usize,
+    pub passed: usize,
+    pub not_evaluated: usize,
+    pub waived: usize,
+    pub error: usize,
+}
+
+impl Coverage {
+    pub fn of(rules: &[RuleOutcome]) -> Coverage {
+        let mut c = Coverage::default();
+        for r in rules {
+            *match r.outcome {
+                RuleStatus::Failed => &mut c.failed,
+                RuleStatus::Passed => &mut c.passed,
+                RuleStatus::NotEvaluated => &mut c.not_evaluated,
+                RuleStatus::Waived => &mut c.waived,
+                RuleStatus::Error => &mut c.error,
+            } += 1;
+        }
+        c
+    }
+
+    /// `8 failed, 3 passed, 3 not evaluated`: the outcomes that happened.
+    pub fn describe(&self) -> String {
+        [
+            (self.failed, "failed"),
+            (self.passed, "passed"),
+            (self.not_evaluated, "not evaluated"),
+            (self.waived, "waived"),
+            (self.error, "in error"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 impl View<'_> {
@@ -459,6 +531,7 @@ impl<'a> View<'a> {
                 Some(h.previous_run.as_ref()?.audited_at.as_str())
             });
         View {
+            coverage: Coverage::of(&report.rules),
             label: report.label(),
             trend_chart: report.trend.as_deref().and_then(TrendChart::of),
             changes: report
@@ -493,6 +566,7 @@ fn compliance(rules: &[RuleOutcome]) -> Vec<Framework> {
                     id: r.id.clone(),
                     title: r.title.clone(),
                     findings: r.findings,
+                    outcome: r.outcome,
                 });
         }
     }
@@ -503,12 +577,20 @@ fn compliance(rules: &[RuleOutcome]) -> Vec<Framework> {
                 .into_iter()
                 .map(|(control, rules)| Control {
                     findings: rules.iter().map(|r| r.findings).sum(),
+                    status: rules
+                        .iter()
+                        .map(|r| ControlStatus::of(r.outcome))
+                        .min()
+                        .unwrap_or(ControlStatus::Pass),
                     control,
                     rules,
                 })
                 .collect();
             Framework {
-                failing: controls.iter().filter(|c| c.findings > 0).count(),
+                failing: controls
+                    .iter()
+                    .filter(|c| c.status == ControlStatus::Fail)
+                    .count(),
                 name,
                 controls,
             }
