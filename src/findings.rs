@@ -514,6 +514,29 @@ pub struct AuditReport {
     pub changes: Option<crate::changes::Changes>,
 }
 
+/// The gate a run applies, once its first-run rule is settled: what `--fail-on` and
+/// `--fail-on-new` count, and what gate-faithful formats (JUnit, GitHub) mark as failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GateSpec {
+    /// Unwaived findings at or above it count.
+    pub threshold: Severity,
+    /// Only new and reopened findings count.
+    pub only_new: bool,
+}
+
+impl GateSpec {
+    /// Whether this finding makes the gate fail.
+    pub fn trips(&self, f: &Finding) -> bool {
+        !f.waived
+            && f.severity >= self.threshold
+            && (!self.only_new
+                || matches!(
+                    f.baseline_status,
+                    Some(BaselineStatus::New | BaselineStatus::Reopened)
+                ))
+    }
+}
+
 /// A run as the history lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunInfo {
@@ -679,17 +702,11 @@ impl AuditReport {
     /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on);
     /// with `only_new`, only those new against the baseline.
     pub fn count_reaching(&self, threshold: Severity, only_new: bool) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| !f.waived && f.severity >= threshold)
-            .filter(|f| {
-                !only_new
-                    || matches!(
-                        f.baseline_status,
-                        Some(BaselineStatus::New | BaselineStatus::Reopened)
-                    )
-            })
-            .count()
+        let gate = GateSpec {
+            threshold,
+            only_new,
+        };
+        self.findings.iter().filter(|f| gate.trips(f)).count()
     }
 }
 

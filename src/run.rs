@@ -291,8 +291,18 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         ColorWhen::Never => false,
         ColorWhen::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
     };
+    // The gate, settled before the outputs that follow it (JUnit, GitHub): the first run of a
+    // history has nothing to be new against, so it gates on every finding.
+    let gate = plan
+        .gate
+        .threshold()
+        .map(|threshold| crate::findings::GateSpec {
+            threshold,
+            only_new: plan.gate.only_new && (first_run.is_empty() || plan.baseline.is_some()),
+        });
     // Warnings go to stderr (the CLI prints them); a text report written to a file keeps them.
     let options = |to_file: bool| RenderOptions {
+        gate,
         text: TextOptions {
             color: color(!to_file && std::io::stdout().is_terminal()),
             warnings: to_file,
@@ -341,7 +351,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             }
         },
     };
-    let verdict = gate(&report, plan, !first_run.is_empty());
+    let verdict = verdict(&report, gate);
     let overdue = plan.fail_on_overdue.then(|| {
         report
             .findings
@@ -497,13 +507,12 @@ fn write(
     })
 }
 
-fn gate(report: &AuditReport, plan: &Plan, first_run: bool) -> Verdict {
-    // The first run of a history has nothing to be new against: it gates on every finding.
-    let only_new = plan.gate.only_new && !(first_run && plan.baseline.is_none());
-    let Some(threshold) = plan.gate.threshold() else {
+fn verdict(report: &AuditReport, gate: Option<crate::findings::GateSpec>) -> Verdict {
+    let Some(gate) = gate else {
         return Verdict::NoGate;
     };
-    match report.count_reaching(threshold, only_new) {
+    let (threshold, only_new) = (gate.threshold, gate.only_new);
+    match report.findings.iter().filter(|f| gate.trips(f)).count() {
         0 => Verdict::Pass {
             threshold,
             only_new,

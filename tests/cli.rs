@@ -1550,3 +1550,65 @@ fn coverage_never_shows_a_rule_that_did_not_run_as_a_pass() {
     );
     assert!(md.contains("| `no-active-owner` | passed | 0 |  |"), "{md}");
 }
+
+/// JUnit and GitHub annotations follow the run's gate: JUnit fails a rule only for findings that
+/// trip `--fail-on` (the rest are skipped) and passes when the gate passes; annotations are
+/// errors at or above the threshold, warnings one level below, notices otherwise.
+#[test]
+fn junit_and_github_follow_the_gate() {
+    let input = example("acme-users-groups.json");
+    let audit = |format: &str, gate: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            NOW,
+            "-f",
+            format,
+        ];
+        args.extend_from_slice(gate);
+        run(&args).stdout
+    };
+    let junit = audit("junit", &["--fail-on", "high"]);
+    assert!(
+        junit.contains("<testsuites name=\"orgaudit\" tests=\"14\" failures=\"2\""),
+        "{junit}"
+    );
+    let suite = |id: &str| {
+        junit
+            .lines()
+            .find(|l| l.contains(&format!("<testsuite name=\"{id}\"")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(suite("owner-sso-bypass").contains("failures=\"1\" errors=\"0\" skipped=\"0\""));
+    assert!(suite("stale-sign-in").contains("failures=\"0\" errors=\"0\" skipped=\"1\""));
+    assert!(
+        junit.contains("<skipped message=\"2 findings below the gate (high and above fail)\"/>"),
+        "{junit}"
+    );
+    // The gate passes: no failure at all.
+    let junit = audit("junit", &["--fail-on", "none"]);
+    assert!(
+        junit.contains("failures=\"9\""),
+        "without a gate, every rule with unwaived findings fails: {junit}"
+    );
+    let level = |out: &str, rule: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("title={rule} (")))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .unwrap()
+    };
+    let gh = audit("github", &["--fail-on", "critical"]);
+    assert_eq!(level(&gh, "owner-sso-bypass"), "::error");
+    assert_eq!(level(&gh, "sso-bypass"), "::warning", "one level below");
+    assert_eq!(level(&gh, "stale-sign-in"), "::notice");
+    let gh = audit("github", &[]);
+    assert_eq!(
+        level(&gh, "sso-bypass"),
+        "::error",
+        "without a gate, by severity"
+    );
+    assert_eq!(level(&gh, "stale-sign-in"), "::warning");
+}

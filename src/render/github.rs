@@ -19,21 +19,33 @@ pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn render(
+    report: &AuditReport,
+    gate: Option<crate::findings::GateSpec>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let remediation: std::collections::HashMap<&str, &str> = report
         .rules
         .iter()
         .map(|r| (r.id.as_str(), r.remediation.as_str()))
         .collect();
     for f in &report.findings {
-        let level = if f.waived {
-            "notice"
-        } else {
-            match f.severity {
+        // With a gate: what trips it is an error, what comes near it a warning, the rest a
+        // notice; without one, by severity.
+        let level = match (f.waived, gate) {
+            (true, _) => "notice",
+            (false, Some(g)) if g.trips(f) => "error",
+            (false, Some(g))
+                if f.severity >= g.threshold || Some(f.severity) == g.threshold.below() =>
+            {
+                "warning"
+            }
+            (false, Some(_)) => "notice",
+            (false, None) => match f.severity {
                 Severity::Critical | Severity::High => "error",
                 Severity::Medium => "warning",
                 Severity::Low | Severity::Info => "notice",
-            }
+            },
         };
         let mut title = format!("{} ({}) - {}", f.rule_id, f.severity, f.title);
         if f.baseline_status == Some(BaselineStatus::New) {

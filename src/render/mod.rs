@@ -84,6 +84,8 @@ pub struct RenderOptions {
     pub templates: Templates,
     /// Findings listed per rule in Markdown before "and N more".
     pub markdown_limit: usize,
+    /// The run's gate: JUnit fails, and GitHub marks as errors, only what trips it.
+    pub gate: Option<crate::findings::GateSpec>,
 }
 
 impl Default for RenderOptions {
@@ -92,6 +94,7 @@ impl Default for RenderOptions {
             text: TextOptions::default(),
             templates: Templates::embedded(),
             markdown_limit: crate::defaults::MARKDOWN_PER_RULE,
+            gate: None,
         }
     }
 }
@@ -130,9 +133,9 @@ pub fn render(
         Format::Text => text::render(report, &opts.text, out)?,
         Format::Json => json::render(report, out)?,
         Format::Csv => csv::render(report, out)?,
-        Format::Github => github::render(report, out)?,
+        Format::Github => github::render(report, opts.gate, out)?,
         Format::Html | Format::Markdown | Format::Junit => {
-            let view = View::new(report, opts.markdown_limit);
+            let view = View::new(report, opts.markdown_limit).with_gate(opts.gate);
             let ctx = minijinja::Value::from(minijinja::value::Serde(&view));
             let name = format.template().expect("template formats have one");
             opts.templates.render_to(name, ctx, out)?;

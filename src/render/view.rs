@@ -39,6 +39,8 @@ pub struct RuleGroup<'a> {
     pub unwaived: usize,
     /// Findings new against the baseline.
     pub new: usize,
+    /// Findings that trip the run's gate (with a gate; else the unwaived ones).
+    pub gating: usize,
 }
 
 #[derive(Serialize)]
@@ -403,6 +405,11 @@ pub struct View<'a> {
     pub label: String,
     /// How many rules came to each outcome.
     pub coverage: Coverage,
+    /// The run's gate, when one was asked for.
+    pub gate: Option<crate::findings::GateSpec>,
+    /// The findings themselves (the templates see `report.findings`).
+    #[serde(skip)]
+    findings: &'a [Finding],
 }
 
 /// How many rules came to each outcome: what the reports' coverage lines count.
@@ -448,6 +455,22 @@ impl Coverage {
 }
 
 impl View<'_> {
+    /// The view of a run with this gate: a rule fails (JUnit) only for findings that trip it.
+    pub fn with_gate(mut self, gate: Option<crate::findings::GateSpec>) -> Self {
+        if let Some(g) = gate {
+            for group in &mut self.groups {
+                group.gating = self
+                    .findings
+                    .iter()
+                    .filter(|f| f.rule_id == group.rule.id && g.trips(f))
+                    .count();
+            }
+            self.failing_rules = self.groups.iter().filter(|g| g.gating > 0).count();
+        }
+        self.gate = gate;
+        self
+    }
+
     /// Lets the template values go on another thread: freeing a million findings' values is a
     /// long walk, and nothing waits for it.
     pub fn drop_in_background(self) {
@@ -497,6 +520,7 @@ impl<'a> View<'a> {
                         .iter()
                         .filter(|f| f.baseline_status == Some(BaselineStatus::New))
                         .count(),
+                    gating: same.iter().filter(|f| !f.waived).count(),
                 });
             }
             start = end;
@@ -531,6 +555,8 @@ impl<'a> View<'a> {
                 Some(h.previous_run.as_ref()?.audited_at.as_str())
             });
         View {
+            findings: &report.findings,
+            gate: None,
             coverage: Coverage::of(&report.rules),
             label: report.label(),
             trend_chart: report.trend.as_deref().and_then(TrendChart::of),

@@ -68,6 +68,16 @@ impl Severity {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
+    /// The next severity down (`None` below info).
+    pub fn below(self) -> Option<Severity> {
+        match self {
+            Severity::Critical => Some(Severity::High),
+            Severity::High => Some(Severity::Medium),
+            Severity::Medium => Some(Severity::Low),
+            Severity::Low => Some(Severity::Info),
+            Severity::Info => None,
+        }
+    }
 }
 
 impl fmt::Display for Severity {
