@@ -478,6 +478,10 @@ pub struct AuditArgs {
     /// The furthest a waiver may expire, in days from now [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub waiver_max_days: Option<u32>,
+    /// List the waivers that expire within this many days at the top of the reports
+    /// [default: 14].
+    #[arg(long, value_name = "DAYS")]
+    pub waiver_warn_days: Option<u32>,
     #[command(flatten)]
     pub email: EmailArgs,
     /// Colour in text output.
@@ -762,6 +766,7 @@ impl AuditArgs {
             baseline: self.baseline.clone(),
             waivers: self.waivers.clone(),
             waiver_max_days: self.waiver_max_days,
+            waiver_warn_days: self.waiver_warn_days,
             email: EmailFlags {
                 to: e.email_to.clone(),
                 cc: e.email_cc.clone(),

@@ -60,6 +60,8 @@ pub struct Config {
     pub waivers: Option<std::path::PathBuf>,
     /// The furthest a waiver may expire, in days.
     pub waiver_max_days: Option<u32>,
+    /// `waiver_warn_days`: waivers expiring within it are listed at the top of the reports.
+    pub waiver_warn_days: Option<u32>,
     /// A saved report to audit instead of fetching.
     pub input: Option<String>,
     /// Fetch from the Telnyx API even without `organizations`.
@@ -134,6 +136,7 @@ const TOP_KEYS: &[&str] = &[
     "rules",
     "waivers",
     "waiver_max_days",
+    "waiver_warn_days",
     "baseline",
     "fail_on",
     "fail_on_new",
@@ -467,6 +470,11 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                         _ => {}
                     }
                 }
+            }
+            "waiver_warn_days" => {
+                cfg.waiver_warn_days = r
+                    .number(v, "waiver_warn_days", 0.0, 3650.0)
+                    .map(|n| n as u32)
             }
             "waiver_max_days" => {
                 cfg.waiver_max_days = r

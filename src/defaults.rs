@@ -12,6 +12,8 @@ pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
 pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
 /// The environment variable naming the history's location.
 pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
+/// Waivers expiring within this many days are listed at the top of the reports.
+pub const WAIVER_WARN_DAYS: u32 = 14;
 /// Runs in a trend (the HTML chart, the JSON `trend` block, `history trend`).
 pub const TREND_RUNS: usize = 12;
 /// Days a history keeps runs (applied at each write; older runs are pruned behind a
@@ -141,6 +143,12 @@ pub static TABLE: &[Setting] = &[
         flag: None,
         key: Some("history.retention_days"),
         value: || RETENTION_DAYS.to_string(),
+    },
+    Setting {
+        name: "waivers listed as expiring soon (days)",
+        flag: Some("--waiver-warn-days"),
+        key: Some("waiver_warn_days"),
+        value: || WAIVER_WARN_DAYS.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

@@ -370,7 +370,11 @@ pub struct Summary {
     pub groups: usize,
     pub rules_evaluated: usize,
     pub findings: usize,
+    /// Every finding, waived or not.
     pub by_severity: BySeverity,
+    /// Findings not covered by a waiver: what the gate and the severity bars count.
+    #[serde(default)]
+    pub unwaived_by_severity: BySeverity,
     /// Findings covered by a waiver (counted in `findings` too).
     pub waived: usize,
     /// With a baseline: findings not in it.

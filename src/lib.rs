@@ -360,6 +360,7 @@ pub fn audit_compiled(
             groups: loaded.report.groups.len(),
             rules_evaluated: compiled.len(),
             findings: findings.len(),
+            unwaived_by_severity: by_severity,
             by_severity,
             waived: 0,
             new: None,
@@ -462,6 +463,9 @@ pub fn merge_organizations(parts: Vec<AuditReport>) -> Result<AuditReport, Error
                 m.summary.new = add(m.summary.new, one.summary.new);
                 m.summary.resolved = add(m.summary.resolved, one.summary.resolved);
                 m.summary.by_severity.merge(&one.summary.by_severity);
+                m.summary
+                    .unwaived_by_severity
+                    .merge(&one.summary.unwaived_by_severity);
                 for (a, b) in m.rules.iter_mut().zip(&one.rules) {
                     a.merge(b);
                 }

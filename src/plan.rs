@@ -82,6 +82,8 @@ pub struct Flags {
     pub verbose: bool,
     /// `--org-name`: the organization's display name.
     pub org_name: Option<String>,
+    /// `--waiver-warn-days`.
+    pub waiver_warn_days: Option<u32>,
 }
 
 /// Where the report comes from.
@@ -164,6 +166,8 @@ pub struct Plan {
     /// The organization's display name (`--org-name`, `name:`), presentation only: never in a
     /// fingerprint or the history's key.
     pub org_name: Option<String>,
+    /// Waivers expiring within this many days are listed at the top of the reports.
+    pub waiver_warn_days: u32,
     pub history_required: bool,
     /// Remediation SLAs (`sla:` in the configuration).
     pub sla: Option<crate::findings::Sla>,
@@ -319,6 +323,10 @@ impl Plan {
                 .or(file.org_id.clone())
                 .unwrap_or_else(|| "default".into()),
             org_name: flags.org_name.clone().or(file.name.clone()),
+            waiver_warn_days: flags
+                .waiver_warn_days
+                .or(file.waiver_warn_days)
+                .unwrap_or(crate::defaults::WAIVER_WARN_DAYS),
             history_required: flags.history_required,
             sla: file.sla,
             fail_on_overdue: flags.fail_on_overdue || file.fail_on_overdue == Some(true),

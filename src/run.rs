@@ -303,10 +303,13 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     // Warnings go to stderr (the CLI prints them); a text report written to a file keeps them.
     let options = |to_file: bool| RenderOptions {
         gate,
+        waiver_warn_days: plan.waiver_warn_days,
         text: TextOptions {
             color: color(!to_file && std::io::stdout().is_terminal()),
             warnings: to_file,
             remediation: plan.verbose,
+            gate,
+            waiver_warn_days: plan.waiver_warn_days,
         },
         templates: templates.clone(),
         ..Default::default()
@@ -343,7 +346,19 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     }
     let email = match &plan.email {
         None => Email::None,
-        Some(e) => match deliver(&report, e, &templates, plan.file_mode) {
+        Some(e) => match deliver(
+            &report,
+            &EmailPlan {
+                settings: crate::notify::EmailSettings {
+                    gate,
+                    waiver_warn_days: plan.waiver_warn_days,
+                    ..e.settings.clone()
+                },
+                ..e.clone()
+            },
+            &templates,
+            plan.file_mode,
+        ) {
             Ok(done) => done,
             Err(err) => {
                 failures.push(err);

@@ -64,7 +64,9 @@ fn json_document_shape() {
     assert_eq!(
         doc["summary"],
         serde_json::json!({"users": 14, "groups": 5, "rules_evaluated": 14, "findings": 14,
-            "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1}, "waived": 0})
+            "by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1},
+            "unwaived_by_severity": {"critical": 1, "high": 1, "medium": 7, "low": 4, "info": 1},
+            "waived": 0})
     );
     let rules = doc["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 14);
@@ -1611,4 +1613,92 @@ fn junit_and_github_follow_the_gate() {
         "without a gate, by severity"
     );
     assert_eq!(level(&gh, "stale-sign-in"), "::warning");
+}
+
+/// The executive summary at the top of text, HTML, Markdown and the email: the gate's verdict,
+/// unwaived counts by severity (waived apart), the rules with most findings, and the waivers
+/// that expire soon.
+#[test]
+fn every_report_opens_with_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let waivers = dir.path().join("w.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - {rule: sso-bypass, subject: carol@acme.example, reason: break-glass, approved_by: ciso, expires: 2026-12-05}\n",
+    )
+    .unwrap();
+    let input = example("acme-users-groups.json");
+    let eml = dir.path().join("m.eml");
+    let audit = |format: &str, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "-i",
+            input.to_str().unwrap(),
+            "--now",
+            NOW,
+            "--fail-on",
+            "high",
+            "--waivers",
+            waivers.to_str().unwrap(),
+            "-f",
+            format,
+        ];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        r.stdout
+    };
+    let json: Value = serde_json::from_str(&audit("json", &[])).unwrap();
+    assert_eq!(
+        json["summary"]["by_severity"]["high"], 1,
+        "unchanged: every finding"
+    );
+    assert_eq!(json["summary"]["unwaived_by_severity"]["high"], 0);
+    let text = audit("text", &[]);
+    let top: Vec<&str> = text.lines().skip(1).take(3).collect();
+    assert_eq!(
+        top,
+        [
+            "GATE FAILED: 1 unwaived finding at or above high",
+            "most findings: disabled-user-in-groups (2), duplicate-email (2), stale-sign-in (2)",
+            "waiver sso-bypass for carol@acme.example expires 2026-12-05 (in 6 days, approved by ciso)"
+        ]
+    );
+    let html = audit("html", &[]);
+    assert!(
+        html.contains(
+            "data-verdict=\"fail\"><b>Gate failed</b>: 1 unwaived finding at or above high."
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-severity-count=\"high\">0<"),
+        "waived findings are not in the bars"
+    );
+    assert!(html.contains("<b>Waivers expiring soon:</b> <code>sso-bypass</code> for carol@acme.example on 2026-12-05 (in 6 days"));
+    let md = audit("markdown", &[]);
+    assert!(md.contains("**Gate failed**: 1 unwaived finding at or above high."));
+    assert!(
+        md.contains("Most findings: Disabled or blocked user still in groups (2)"),
+        "{md}"
+    );
+    audit(
+        "text",
+        &[
+            "--email-to",
+            "a@acme.example",
+            "--email-from",
+            "o@acme.example",
+            "--email-dry-run",
+            eml.to_str().unwrap(),
+        ],
+    );
+    let mail = std::fs::read_to_string(&eml).unwrap();
+    assert!(
+        mail.contains("GATE FAILED: 1 unwaived finding at or above high."),
+        "{mail}"
+    );
+    // --waiver-warn-days narrows the list.
+    let text = audit("text", &["--waiver-warn-days", "3"]);
+    assert!(!text.contains("waiver sso-bypass"), "{text}");
 }

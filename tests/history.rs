@@ -1225,7 +1225,10 @@ fn human_formats_show_the_history(hist: &Hist) {
     assert!(page.contains("<dt>Users removed (1)</dt><dd>u2@acme.example</dd>"));
 
     let text = std::fs::read_to_string(&md).unwrap();
-    assert!(text.find("### Overdue: ").unwrap() < text.find("| Severity | Findings |").unwrap());
+    assert!(
+        text.find("### Overdue: ").unwrap()
+            < text.find("| Severity | Unwaived findings |").unwrap()
+    );
     assert!(
         text.contains("- **Users added** (1): u3@acme.example"),
         "{text}"

@@ -56,6 +56,10 @@ pub struct EmailSettings {
     pub max_attachment_bytes: usize,
     /// Findings listed per rule in the body.
     pub top_per_rule: usize,
+    /// The run's gate, for the verdict at the top.
+    pub gate: Option<crate::findings::GateSpec>,
+    /// Waivers expiring within this many days are listed.
+    pub waiver_warn_days: u32,
 }
 
 impl Default for EmailSettings {
@@ -69,6 +73,8 @@ impl Default for EmailSettings {
             report_url: None,
             max_attachment_bytes: crate::defaults::EMAIL_ATTACHMENT_MAX_BYTES,
             top_per_rule: crate::defaults::EMAIL_TOP_PER_RULE,
+            gate: None,
+            waiver_warn_days: crate::defaults::WAIVER_WARN_DAYS,
         }
     }
 }
@@ -274,7 +280,9 @@ pub fn build(
         }
     }
 
-    let view = View::new(report, settings.top_per_rule);
+    let view = View::new(report, settings.top_per_rule)
+        .with_gate(settings.gate)
+        .with_waiver_warning(settings.waiver_warn_days);
     let base = EmailView {
         view,
         report_url: settings.report_url.as_deref(),

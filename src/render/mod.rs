@@ -86,6 +86,8 @@ pub struct RenderOptions {
     pub markdown_limit: usize,
     /// The run's gate: JUnit fails, and GitHub marks as errors, only what trips it.
     pub gate: Option<crate::findings::GateSpec>,
+    /// Waivers expiring within this many days are listed at the top.
+    pub waiver_warn_days: u32,
 }
 
 impl Default for RenderOptions {
@@ -95,6 +97,7 @@ impl Default for RenderOptions {
             templates: Templates::embedded(),
             markdown_limit: crate::defaults::MARKDOWN_PER_RULE,
             gate: None,
+            waiver_warn_days: crate::defaults::WAIVER_WARN_DAYS,
         }
     }
 }
@@ -135,7 +138,9 @@ pub fn render(
         Format::Csv => csv::render(report, out)?,
         Format::Github => github::render(report, opts.gate, out)?,
         Format::Html | Format::Markdown | Format::Junit => {
-            let view = View::new(report, opts.markdown_limit).with_gate(opts.gate);
+            let view = View::new(report, opts.markdown_limit)
+                .with_gate(opts.gate)
+                .with_waiver_warning(opts.waiver_warn_days);
             let ctx = minijinja::Value::from(minijinja::value::Serde(&view));
             let name = format.template().expect("template formats have one");
             opts.templates.render_to(name, ctx, out)?;

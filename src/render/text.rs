@@ -8,7 +8,7 @@ use serde_json::Value as J;
 use crate::findings::{AuditReport, Finding};
 use crate::rules::Severity;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TextOptions {
     /// ANSI colours.
     pub color: bool,
@@ -16,6 +16,22 @@ pub struct TextOptions {
     pub warnings: bool,
     /// Under each rule, what fixes its findings and its references (`-v`).
     pub remediation: bool,
+    /// The run's gate, for the verdict at the top.
+    pub gate: Option<crate::findings::GateSpec>,
+    /// Waivers expiring within this many days are listed at the top.
+    pub waiver_warn_days: u32,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions {
+            color: false,
+            warnings: false,
+            remediation: false,
+            gate: None,
+            waiver_warn_days: crate::defaults::WAIVER_WARN_DAYS,
+        }
+    }
 }
 
 struct Style {
@@ -86,6 +102,45 @@ pub(super) fn render(
         &src.sha256[..src.sha256.len().min(12)],
         report.audited_at
     )?;
+    // The executive summary: the gate's verdict, the rules with most findings, waivers that
+    // expire soon.
+    if let Some(g) = opts.gate {
+        let count = report.findings.iter().filter(|f| g.trips(f)).count();
+        writeln!(
+            out,
+            "{}: {count} unwaived{} finding{} at or above {}",
+            if count == 0 {
+                st.paint("1;32", "GATE PASSED")
+            } else {
+                st.paint("1;31", "GATE FAILED")
+            },
+            if g.only_new { " new" } else { "" },
+            if count == 1 { "" } else { "s" },
+            g.threshold
+        )?;
+    }
+    let top = super::view::top_rules(&report.findings);
+    if !top.is_empty() {
+        let list: Vec<String> = top
+            .iter()
+            .map(|t| format!("{} ({})", t.id, t.findings))
+            .collect();
+        writeln!(out, "most findings: {}", clean(&list.join(", ")))?;
+    }
+    for w in
+        super::view::expiring_waivers(&report.findings, &report.audited_at, opts.waiver_warn_days)
+    {
+        writeln!(
+            out,
+            "{} {} for {} expires {} (in {} days, approved by {})",
+            st.paint("33", "waiver"),
+            clean(&w.rule),
+            clean(&w.subject),
+            w.expires,
+            w.days,
+            clean(&w.approved_by)
+        )?;
+    }
     // Findings past their SLA come first, most overdue first.
     let mut overdue: Vec<&Finding> = report
         .findings

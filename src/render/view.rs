@@ -410,6 +410,95 @@ pub struct View<'a> {
     /// The findings themselves (the templates see `report.findings`).
     #[serde(skip)]
     findings: &'a [Finding],
+    /// With a gate: what it decided, and the counts that decided it.
+    pub verdict: Option<VerdictView>,
+    /// The (at most) three rules with the most unwaived findings.
+    pub top_rules: Vec<TopRule>,
+    /// Waivers in use that expire soon (`--waiver-warn-days`), soonest first.
+    pub expiring_waivers: Vec<ExpiringWaiver>,
+}
+
+/// The three rules with the most unwaived findings (then the most severe, then by id).
+pub fn top_rules(findings: &[Finding]) -> Vec<TopRule> {
+    let mut top: Vec<TopRule> = crate::findings::by_rule(findings)
+        .filter_map(|same| {
+            let n = same.iter().filter(|f| !f.waived).count();
+            (n > 0).then(|| TopRule {
+                id: same[0].rule_id.clone(),
+                title: same[0].title.clone(),
+                severity: same[0].severity,
+                findings: n,
+            })
+        })
+        .collect();
+    top.sort_by(|a, b| {
+        b.findings
+            .cmp(&a.findings)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.id.cmp(&b.id))
+    });
+    top.truncate(3);
+    top
+}
+
+/// The waivers in use that expire within `days` of `audited_at`, soonest first.
+pub fn expiring_waivers(findings: &[Finding], audited_at: &str, days: u32) -> Vec<ExpiringWaiver> {
+    let Ok(now) = chrono::DateTime::parse_from_rfc3339(audited_at) else {
+        return Vec::new();
+    };
+    let today = now.date_naive();
+    let mut by: BTreeMap<(String, String, String), ExpiringWaiver> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f.waived) {
+        let Some(w) = &f.waiver else { continue };
+        let Ok(expires) = chrono::NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d") else {
+            continue;
+        };
+        let left = (expires - today).num_days();
+        if left < 0 || left > i64::from(days) {
+            continue;
+        }
+        let key = (w.expires.clone(), w.rule.clone(), w.subject.clone());
+        by.entry(key)
+            .or_insert_with(|| ExpiringWaiver {
+                expires: w.expires.clone(),
+                days: left,
+                rule: w.rule.clone(),
+                subject: w.subject.clone(),
+                approved_by: w.approved_by.clone(),
+                findings: 0,
+            })
+            .findings += 1;
+    }
+    by.into_values().collect()
+}
+
+/// The gate's verdict as the executive summary states it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictView {
+    pub passed: bool,
+    pub threshold: Severity,
+    pub only_new: bool,
+    /// Findings that trip the gate.
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopRule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub findings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ExpiringWaiver {
+    pub expires: String,
+    /// Days left from the audit.
+    pub days: i64,
+    pub rule: String,
+    pub subject: String,
+    pub approved_by: String,
+    pub findings: usize,
 }
 
 /// How many rules came to each outcome: what the reports' coverage lines count.
@@ -466,8 +555,21 @@ impl View<'_> {
                     .count();
             }
             self.failing_rules = self.groups.iter().filter(|g| g.gating > 0).count();
+            let count = self.findings.iter().filter(|f| g.trips(f)).count();
+            self.verdict = Some(VerdictView {
+                passed: count == 0,
+                threshold: g.threshold,
+                only_new: g.only_new,
+                count,
+            });
         }
         self.gate = gate;
+        self
+    }
+
+    /// Lists the waivers in use that expire within `days` of the audit.
+    pub fn with_waiver_warning(mut self, days: u32) -> Self {
+        self.expiring_waivers = expiring_waivers(self.findings, self.report.audited_at, days);
         self
     }
 
@@ -491,14 +593,15 @@ impl<'a> View<'a> {
     pub fn new(report: &'a AuditReport, limit: usize) -> Self {
         let max = Severity::ALL
             .iter()
-            .map(|s| report.summary.by_severity.get(*s))
+            .map(|s| report.summary.unwaived_by_severity.get(*s))
             .max()
             .unwrap_or(0)
             .max(1);
         let severities = Severity::ALL
             .iter()
             .map(|s| {
-                let count = report.summary.by_severity.get(*s);
+                // Unwaived: waived findings are counted apart.
+                let count = report.summary.unwaived_by_severity.get(*s);
                 SeverityCount {
                     name: s.as_str(),
                     count,
@@ -554,7 +657,11 @@ impl<'a> View<'a> {
                 let h = report.history.as_ref()?;
                 Some(h.previous_run.as_ref()?.audited_at.as_str())
             });
+        let top_rules = top_rules(&report.findings);
         View {
+            verdict: None,
+            top_rules,
+            expiring_waivers: Vec::new(),
             findings: &report.findings,
             gate: None,
             coverage: Coverage::of(&report.rules),
