@@ -1,6 +1,7 @@
 //! The HTML report in a real browser: headless Chromium driven over WebDriver (chromedriver),
 //! the page served by a local HTTP server. Checks the counts, a finding, filtering by severity
-//! and rule, sorting, and that the page makes no request; saves a screenshot as an artifact
+//! and rule, sorting, that the page makes no request, and (axe-core) that it has no serious or
+//! critical accessibility violation; saves a screenshot as an artifact
 //! (target/test-artifacts/html-report.png).
 
 use std::path::{Path, PathBuf};
@@ -183,6 +184,12 @@ fn report_html() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// axe-core's script, from `AXE_CORE_JS` (a path to axe.min.js).
+fn axe_source() -> Option<String> {
+    let path = std::env::var_os("AXE_CORE_JS")?;
+    Some(std::fs::read_to_string(path).expect("AXE_CORE_JS names axe.min.js"))
+}
+
 fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/test-artifacts")
@@ -262,6 +269,11 @@ async fn the_html_report_works_in_chromium() {
     assert_ne!(asc, desc);
     assert_eq!(asc, "Judy,judy");
 
+    // Accessibility: axe-core (from the npm registry; .ci/run installs it) finds no serious or
+    // critical violation, on this page and on one with every section a history adds (verdict,
+    // overdue, trend chart, changes, not-evaluated controls).
+    check_accessibility(&d, "the example's report").await;
+
     // No request besides the page itself.
     assert_eq!(
         d.js("return performance.getEntriesByType('resource').length")
@@ -269,5 +281,105 @@ async fn the_html_report_works_in_chromium() {
         0
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+
+    let rich = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(history_report_html(), "text/html; charset=utf-8"),
+        )
+        .mount(&rich)
+        .await;
+    d.post(
+        "/url",
+        json!({"url": format!("{}/report.html", rich.uri())}),
+    )
+    .await;
+    assert_eq!(
+        d.js("return document.querySelectorAll('[data-trend-day]').length")
+            .await,
+        2
+    );
+    check_accessibility(&d, "a report with a history").await;
     d.call(reqwest::Method::DELETE, "", None).await;
+}
+
+/// Runs axe-core in the page and fails on any serious or critical violation.
+async fn check_accessibility(d: &Driver, what: &str) {
+    match axe_source() {
+        Some(axe) => {
+            d.js(&axe).await;
+            let found = d
+                .post(
+                    "/execute/async",
+                    json!({"script": "var done = arguments[arguments.length - 1]; axe.run(document, {resultTypes: ['violations']}).then(function (r) { done(r.violations.map(function (v) { return {id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map(function (n) { return n.target.join(' ') + ': ' + n.failureSummary; })}; })); }, function (e) { done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]); });", "args": []}),
+                )
+                .await;
+            let serious: Vec<&Value> = found
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+                .collect();
+            assert!(
+                serious.is_empty(),
+                "{what}: accessibility violations: {serious:#?}"
+            );
+        }
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "axe-core is missing: set AXE_CORE_JS (.ci/run installs it)"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the accessibility check needs axe-core: npm install axe-core and set AXE_CORE_JS"
+            );
+        }
+    }
+}
+
+/// The example audited a week after its last-week report, into a history, with a gate, SLAs
+/// and a waiver: every section a history adds.
+fn history_report_html() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "history: '{}'\nsla: {{critical: 1, high: 1}}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let example = |name: &str| format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let run = |input: String, now: &str| {
+        Command::new(env!("CARGO_BIN_EXE_orgaudit"))
+            .args(["audit", "--input", &input, "--now", now, "--config"])
+            .arg(&cfg)
+            .args([
+                "--fail-on",
+                "high",
+                "--set",
+                "added-to-watched-group.watched_groups=[Admins]",
+                "--format",
+                "html",
+            ])
+            .output()
+            .unwrap()
+    };
+    run(
+        example("acme-users-groups.last-week.json"),
+        "2026-11-22T00:00:00Z",
+    );
+    let out = run(example("acme-users-groups.json"), "2026-11-29T00:00:00Z");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
