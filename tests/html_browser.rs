@@ -301,6 +301,16 @@ async fn the_html_report_works_in_chromium() {
         2
     );
     check_accessibility(&d, "a report with a history").await;
+    // The waived filter hides waived findings; the rules table lists the most severe first.
+    let before = d.visible_rows().await;
+    d.click("[data-filter-waived]").await;
+    assert_eq!(d.visible_rows().await, before - 1);
+    d.click("[data-filter-waived]").await;
+    assert_eq!(d.visible_rows().await, before);
+    assert_eq!(
+        d.js("return document.querySelector('#rules tbody tr').dataset.outcome + ' ' + document.querySelector('#rules tbody tr code').textContent").await,
+        "failed owner-sso-bypass"
+    );
     d.call(reqwest::Method::DELETE, "", None).await;
 }
 
@@ -346,11 +356,18 @@ fn history_report_html() -> String {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
     let cfg = dir.path().join("c.yaml");
+    let waivers = dir.path().join("w.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n  - {rule: stale-sign-in, subject: frank@acme.example, reason: on leave, approved_by: ciso, expires: 2026-12-05}\n",
+    )
+    .unwrap();
     std::fs::write(
         &cfg,
         format!(
-            "history: '{}'\nsla: {{critical: 1, high: 1}}\n",
-            db.display()
+            "history: '{}'\nsla: {{critical: 1, high: 1}}\nwaivers: '{}'\n",
+            db.display(),
+            waivers.display()
         ),
     )
     .unwrap();

@@ -416,6 +416,8 @@ pub struct View<'a> {
     pub top_rules: Vec<TopRule>,
     /// Waivers in use that expire soon (`--waiver-warn-days`), soonest first.
     pub expiring_waivers: Vec<ExpiringWaiver>,
+    /// Every rule, most severe first, then by id (the HTML rules table).
+    pub rules_by_severity: Vec<&'a RuleOutcome>,
 }
 
 /// The three rules with the most unwaived findings (then the most severe, then by id).
@@ -658,7 +660,10 @@ impl<'a> View<'a> {
                 Some(h.previous_run.as_ref()?.audited_at.as_str())
             });
         let top_rules = top_rules(&report.findings);
+        let mut rules_by_severity: Vec<&RuleOutcome> = report.rules.iter().collect();
+        rules_by_severity.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(&b.id)));
         View {
+            rules_by_severity,
             verdict: None,
             top_rules,
             expiring_waivers: Vec::new(),
