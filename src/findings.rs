@@ -330,6 +330,16 @@ pub struct BySeverity {
     pub info: usize,
 }
 
+impl FromIterator<Severity> for BySeverity {
+    fn from_iter<I: IntoIterator<Item = Severity>>(iter: I) -> Self {
+        let mut by = BySeverity::default();
+        for s in iter {
+            by.add(s);
+        }
+        by
+    }
+}
+
 impl BySeverity {
     pub fn add(&mut self, s: Severity) {
         *self.get_mut(s) += 1;
@@ -529,6 +539,11 @@ pub struct GateSpec {
 }
 
 impl GateSpec {
+    /// How many of the findings trip the gate: what `--fail-on` (and `--fail-on-new`) count.
+    pub fn count(&self, findings: &[Finding]) -> usize {
+        findings.iter().filter(|f| self.trips(f)).count()
+    }
+
     /// Whether this finding makes the gate fail.
     pub fn trips(&self, f: &Finding) -> bool {
         !f.waived
@@ -701,16 +716,6 @@ impl AuditReport {
                 .unwrap_or_else(|| u.clone());
         }
         "the Telnyx organization".into()
-    }
-
-    /// How many unwaived findings are at or above `threshold` (what `--fail-on` gates on);
-    /// with `only_new`, only those new against the baseline.
-    pub fn count_reaching(&self, threshold: Severity, only_new: bool) -> usize {
-        let gate = GateSpec {
-            threshold,
-            only_new,
-        };
-        self.findings.iter().filter(|f| gate.trips(f)).count()
     }
 }
 

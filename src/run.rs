@@ -527,7 +527,7 @@ fn verdict(report: &AuditReport, gate: Option<crate::findings::GateSpec>) -> Ver
         return Verdict::NoGate;
     };
     let (threshold, only_new) = (gate.threshold, gate.only_new);
-    match report.findings.iter().filter(|f| gate.trips(f)).count() {
+    match gate.count(&report.findings) {
         0 => Verdict::Pass {
             threshold,
             only_new,

@@ -407,11 +407,12 @@ pub fn mark(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) -> Vec
         }
     }
     report.summary.waived = report.findings.iter().filter(|f| f.waived).count();
-    let mut unwaived = crate::findings::BySeverity::default();
-    for f in report.findings.iter().filter(|f| !f.waived) {
-        unwaived.add(f.severity);
-    }
-    report.summary.unwaived_by_severity = unwaived;
+    report.summary.unwaived_by_severity = report
+        .findings
+        .iter()
+        .filter(|f| !f.waived)
+        .map(|f| f.severity)
+        .collect();
     // A rule whose every finding is waived is `waived`, not `failed`.
     for rule in &mut report.rules {
         if rule.outcome == crate::findings::RuleStatus::Failed {

@@ -28,6 +28,13 @@ fn audit_example(name: &str, extra: &[&str]) -> common::Run {
     run(&args)
 }
 
+/// `audit -i examples/acme-users-groups.json --now NOW -f FORMAT` with `extra` arguments.
+fn example_as(format: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["--now", NOW, "-f", format];
+    args.extend_from_slice(extra);
+    audit_example("acme-users-groups.json", &args)
+}
+
 #[test]
 fn text_audit_of_the_example() {
     let r = audit_example("acme-users-groups.json", &["--now", NOW, "--set", ALLOW]);
@@ -1371,20 +1378,9 @@ fn remediation_and_references_reach_every_format() {
         )
     };
     std::fs::write(&rules, rule("https://controls.acme.example/ac-9")).unwrap();
-    let input = example("acme-users-groups.json");
     let audit = |format: &str, extra: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "-i",
-            input.to_str().unwrap(),
-            "--no-builtin",
-            "--rules",
-            rules.to_str().unwrap(),
-            "-f",
-            format,
-        ];
-        args.extend_from_slice(extra);
-        let r = run(&args);
+        let rules = ["--no-builtin", "--rules", rules.to_str().unwrap()];
+        let r = example_as(format, &[&rules[..], extra].concat());
         assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
         r.stdout
     };
@@ -1511,19 +1507,7 @@ fn the_display_name_heads_the_reports_and_changes_no_identity() {
 /// shown as a pass, nor is a compliance control that only it supports.
 #[test]
 fn coverage_never_shows_a_rule_that_did_not_run_as_a_pass() {
-    let input = example("acme-users-groups.json");
-    let audit = |format: &str| {
-        run(&[
-            "audit",
-            "-i",
-            input.to_str().unwrap(),
-            "--now",
-            NOW,
-            "-f",
-            format,
-        ])
-        .stdout
-    };
+    let audit = |format: &str| example_as(format, &[]).stdout;
     let html = audit("html");
     // ISO 27001 A.8.2 is supported only by new-owner, which needs a history.
     let row = html
@@ -1558,20 +1542,7 @@ fn coverage_never_shows_a_rule_that_did_not_run_as_a_pass() {
 /// errors at or above the threshold, warnings one level below, notices otherwise.
 #[test]
 fn junit_and_github_follow_the_gate() {
-    let input = example("acme-users-groups.json");
-    let audit = |format: &str, gate: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "-i",
-            input.to_str().unwrap(),
-            "--now",
-            NOW,
-            "-f",
-            format,
-        ];
-        args.extend_from_slice(gate);
-        run(&args).stdout
-    };
+    let audit = |format: &str, gate: &[&str]| example_as(format, gate).stdout;
     let junit = audit("junit", &["--fail-on", "high"]);
     assert!(
         junit.contains("<testsuites name=\"orgaudit\" tests=\"14\" failures=\"2\""),
@@ -1627,24 +1598,10 @@ fn every_report_opens_with_the_verdict() {
         "waivers:\n  - {rule: sso-bypass, subject: carol@acme.example, reason: break-glass, approved_by: ciso, expires: 2026-12-05}\n",
     )
     .unwrap();
-    let input = example("acme-users-groups.json");
     let eml = dir.path().join("m.eml");
     let audit = |format: &str, extra: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "-i",
-            input.to_str().unwrap(),
-            "--now",
-            NOW,
-            "--fail-on",
-            "high",
-            "--waivers",
-            waivers.to_str().unwrap(),
-            "-f",
-            format,
-        ];
-        args.extend_from_slice(extra);
-        let r = run(&args);
+        let waived = ["--fail-on", "high", "--waivers", waivers.to_str().unwrap()];
+        let r = example_as(format, &[&waived[..], extra].concat());
         assert_eq!(r.code, 1, "{}", r.stderr);
         r.stdout
     };

@@ -337,14 +337,10 @@ pub fn find_run(runs: &[RunInfo], which: &str) -> Result<i64, crate::Error> {
 
 /// The counts of a run that trends read: unwaived by severity, waived, new, resolved.
 pub fn trend_point(report: &AuditReport) -> TrendPoint {
-    let mut by = crate::findings::BySeverity::default();
-    for f in report.findings.iter().filter(|f| !f.waived) {
-        by.add(f.severity);
-    }
     TrendPoint {
         run: None,
         audited_at: report.audited_at.clone(),
-        unwaived_by_severity: by,
+        unwaived_by_severity: report.summary.unwaived_by_severity,
         waived: report.summary.waived,
         new: report.summary.new,
         resolved: report.summary.resolved,

@@ -344,20 +344,19 @@ struct StoredFinding {
 impl Stored {
     /// The run's counts, as [`super::trend_point`] makes them.
     fn trend(&self) -> TrendPoint {
-        let mut trend = TrendPoint {
+        TrendPoint {
+            run: None,
             audited_at: self.audited_at.clone(),
+            unwaived_by_severity: self
+                .findings
+                .iter()
+                .filter(|f| !f.waived)
+                .map(|f| f.severity)
+                .collect(),
+            waived: self.findings.iter().filter(|f| f.waived).count(),
             new: self.summary.as_ref().and_then(|s| s.new),
             resolved: self.summary.as_ref().and_then(|s| s.resolved),
-            ..Default::default()
-        };
-        for f in &self.findings {
-            if f.waived {
-                trend.waived += 1;
-            } else {
-                trend.unwaived_by_severity.add(f.severity);
-            }
         }
-        trend
     }
 
     fn lifecycle(&self) -> Lifecycle<'_> {

@@ -133,15 +133,10 @@ pub use crate::source::telnyx::redact_url;
 
 use crate::render::safe::header as header_text;
 
-/// What the audit was about, for the subject: the organizations, or the report's name.
-pub fn subject_label(report: &AuditReport) -> String {
-    report.label()
-}
-
 /// The default subject: `orgaudit: 14 findings (1 critical, 1 high, 7 medium, 4 low, 1 info) in X`.
 pub fn default_subject(report: &AuditReport) -> String {
     let s = &report.summary;
-    let label = subject_label(report);
+    let label = report.label();
     if s.findings == 0 {
         return format!("orgaudit: no findings in {label}");
     }

@@ -105,7 +105,7 @@ pub(super) fn render(
     // The executive summary: the gate's verdict, the rules with most findings, waivers that
     // expire soon.
     if let Some(g) = opts.gate {
-        let count = report.findings.iter().filter(|f| g.trips(f)).count();
+        let count = g.count(&report.findings);
         writeln!(
             out,
             "{}: {count} unwaived{} finding{} at or above {}",

@@ -557,7 +557,7 @@ impl View<'_> {
                     .count();
             }
             self.failing_rules = self.groups.iter().filter(|g| g.gating > 0).count();
-            let count = self.findings.iter().filter(|f| g.trips(f)).count();
+            let count = g.count(self.findings);
             self.verdict = Some(VerdictView {
                 passed: count == 0,
                 threshold: g.threshold,
