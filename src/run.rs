@@ -146,7 +146,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     let mut history = None;
     if let Some(location) = &plan.history {
         let keys: Vec<&str> = units.iter().map(|(k, _)| k.as_str()).collect();
-        match open_history(location, &keys) {
+        match crate::history::open_for(location, &keys) {
             Ok(h) => history = Some(h),
             Err(e) if plan.history_required => return Err(e.into()),
             Err(e) => failures.push(e.into()),
@@ -409,55 +409,6 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
         failures,
         first_run,
         overdue,
-    })
-}
-
-/// What a run reads of its history before the audit.
-struct Opened {
-    store: Box<dyn crate::history::Store>,
-    head: Option<String>,
-    /// One per organization audited, in order.
-    orgs: Vec<OrgHistory>,
-}
-
-/// What the history knows of one organization.
-struct OrgHistory {
-    key: String,
-    previous: Option<crate::history::Previous>,
-    state: crate::history::State,
-    trend: Vec<crate::findings::TrendPoint>,
-    previous_findings: Option<crate::history::PreviousFindings>,
-}
-
-fn open_history(
-    location: &crate::history::Location,
-    keys: &[&str],
-) -> Result<Opened, crate::history::HistoryError> {
-    let mut store = location.open()?;
-    let mut orgs = Vec::new();
-    for key in keys {
-        let previous = store.previous(key)?;
-        let state = store.state(key)?;
-        // The previous run's findings are read in the background while the audit runs: only
-        // those it resolves are needed, and only when some finding was open.
-        let previous_findings = match &previous {
-            Some(p) if state.entries.values().any(|e| e.open) => store
-                .output_later(p.run.id)?
-                .map(|later| crate::history::PreviousFindings::start(p.run.id, later)),
-            _ => None,
-        };
-        orgs.push(OrgHistory {
-            key: key.to_string(),
-            trend: store.trend(key, crate::defaults::TREND_RUNS - 1)?,
-            previous,
-            state,
-            previous_findings,
-        });
-    }
-    Ok(Opened {
-        head: store.head()?,
-        store,
-        orgs,
     })
 }
 

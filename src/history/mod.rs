@@ -8,19 +8,22 @@
 //! runs together.
 
 mod forget;
+mod lifecycle;
 mod postgres;
+mod reports;
 mod sqlite;
 mod state;
 mod store;
 
+pub use lifecycle::{apply, open_for, trend_point, Opened, OrgHistory, PreviousFindings};
+pub use reports::{read_outputs, show, trend, RuleResolution, Trend};
 pub use state::{Entry, Resolved, State};
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
-use crate::findings::{AuditReport, BaselineStatus, Finding};
+use crate::findings::AuditReport;
 pub use crate::findings::{HistoryInfo, RunInfo, TrendPoint};
 
 pub use forget::MARKER as FORGOTTEN;
@@ -115,84 +118,6 @@ pub struct Previous {
 
 /// Bytes to produce later, on any thread.
 pub type Deferred = Box<dyn FnOnce() -> std::io::Result<Vec<u8>> + Send>;
-
-/// The findings a run wrote (its `findings` and `not_rechecked` lists), indexed by
-/// fingerprint on a thread of its own while the audit runs: resolved findings are reported as
-/// that run wrote them.
-pub struct PreviousFindings {
-    run: i64,
-    index: std::thread::JoinHandle<Result<OutputIndex, String>>,
-}
-
-struct OutputIndex {
-    bytes: Vec<u8>,
-    at: HashMap<Box<str>, std::ops::Range<usize>>,
-}
-
-impl PreviousFindings {
-    /// Starts reading `output` (run `run`'s JSON output) in the background.
-    pub fn start(run: i64, output: Deferred) -> PreviousFindings {
-        PreviousFindings {
-            run,
-            index: std::thread::spawn(move || {
-                let bytes = output().map_err(|e| e.to_string())?;
-                OutputIndex::of(bytes)
-            }),
-        }
-    }
-
-    /// The findings whose fingerprints are `wanted`, as the run wrote them.
-    pub fn take(self, wanted: &std::collections::HashSet<String>) -> Result<Vec<Finding>, String> {
-        let run = self.run;
-        let index = self
-            .index
-            .join()
-            .map_err(|_| format!("run {run}: reading its output failed"))?
-            .map_err(|e| format!("run {run}: its stored output: {e}"))?;
-        let mut out = Vec::new();
-        for fp in wanted {
-            if let Some(range) = index.at.get(fp.as_str()) {
-                let f: Finding = serde_json::from_slice(&index.bytes[range.clone()])
-                    .map_err(|e| format!("run {run}: its stored output: {e}"))?;
-                out.push(f);
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl OutputIndex {
-    fn of(bytes: Vec<u8>) -> Result<OutputIndex, String> {
-        #[derive(serde::Deserialize)]
-        struct Doc<'a> {
-            #[serde(borrow)]
-            findings: Vec<&'a serde_json::value::RawValue>,
-            #[serde(borrow, default)]
-            not_rechecked: Vec<&'a serde_json::value::RawValue>,
-        }
-        let doc: Doc<'_> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        let key = memchr::memmem::Finder::new(b"\"fingerprint\"");
-        let base = bytes.as_ptr() as usize;
-        let mut at = HashMap::with_capacity(doc.findings.len());
-        for raw in doc.findings.iter().chain(&doc.not_rechecked) {
-            // The fingerprint is found in the element's text; the element is read whole (and
-            // checked) only when it is wanted.
-            let text = raw.get().as_bytes();
-            let fp = key.find(text).and_then(|k| {
-                let rest = &text[k + 13..];
-                let open = memchr::memchr(b'"', rest)?;
-                let close = memchr::memchr(b'"', &rest[open + 1..])?;
-                std::str::from_utf8(&rest[open + 1..open + 1 + close]).ok()
-            });
-            if let Some(fp) = fp {
-                let start = text.as_ptr() as usize - base;
-                at.insert(fp.into(), start..start + text.len());
-            }
-        }
-        drop(doc);
-        Ok(OutputIndex { bytes, at })
-    }
-}
 
 /// What `history prune` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,134 +260,6 @@ pub fn find_run(runs: &[RunInfo], which: &str) -> Result<i64, crate::Error> {
     }
 }
 
-/// The counts of a run that trends read: unwaived by severity, waived, new, resolved.
-pub fn trend_point(report: &AuditReport) -> TrendPoint {
-    TrendPoint {
-        run: None,
-        audited_at: report.audited_at.clone(),
-        unwaived_by_severity: report.summary.unwaived_by_severity,
-        waived: report.summary.waived,
-        new: report.summary.new,
-        resolved: report.summary.resolved,
-    }
-}
-
-/// Gives every finding its lifecycle from the organization's findings state: `first_seen`,
-/// `age_days`, `due` and `overdue`; and, unless an explicit baseline decided it
-/// (`baseline_decides`), `baseline_status` (new, unchanged: open before, or reopened: seen
-/// before and resolved since), the findings the run resolved as `resolved` (as the previous run
-/// wrote them, with their `last_seen`), and the open findings of rules this run did not
-/// evaluate as `not_rechecked` (neither confirmed nor resolved). The details of resolved and
-/// not rechecked findings come from the previous run's stored output.
-pub fn apply(
-    report: &mut AuditReport,
-    previous: Option<&RunInfo>,
-    previous_findings: Option<PreviousFindings>,
-    state: &State,
-    info: HistoryInfo,
-    baseline_decides: bool,
-    sla: Option<&crate::findings::Sla>,
-) -> Result<(), HistoryError> {
-    use crate::findings::RuleStatus as S;
-    let now = report.audited_at.clone();
-    let today = DateTime::parse_from_rfc3339(&now)
-        .map(|t| t.with_timezone(&Utc).date_naive())
-        .ok();
-    let mut new = 0;
-    // A run has a few distinct first-seen times (one per earlier run): each is parsed once.
-    let at = DateTime::parse_from_rfc3339(&now).ok();
-    let mut times: HashMap<&str, Option<DateTime<chrono::FixedOffset>>> = HashMap::new();
-    for f in &mut report.findings {
-        let entry = state.entries.get(f.fingerprint.as_str());
-        let first = entry.map_or(now.as_str(), |e| state.text(e.first_seen));
-        let first_at = *times
-            .entry(first)
-            .or_insert_with(|| DateTime::parse_from_rfc3339(first).ok());
-        let age = match (first_at, at) {
-            (Some(a), Some(b)) => (b - a).num_days().max(0),
-            _ => 0,
-        };
-        f.age_days = Some(age);
-        f.first_seen = Some(first.to_string());
-        // The SLA of its effective severity, in UTC days from the day it was first seen; a
-        // waived finding is never overdue.
-        let due = sla.and_then(|s| s.days(f.severity)).and_then(|days| {
-            first_at?
-                .with_timezone(&Utc)
-                .date_naive()
-                .checked_add_days(chrono::Days::new(days.into()))
-        });
-        if let Some(due) = due {
-            f.due = Some(due.to_string());
-            f.overdue = Some(!f.waived && today.is_some_and(|t| t > due));
-        }
-        if baseline_decides || previous.is_none() {
-            continue;
-        }
-        let status = match entry {
-            Some(e) if e.open => BaselineStatus::Unchanged,
-            Some(_) => BaselineStatus::Reopened,
-            None => BaselineStatus::New,
-        };
-        if status != BaselineStatus::Unchanged {
-            new += 1;
-        }
-        f.baseline_status = Some(status);
-    }
-    if let (false, Some(_)) = (baseline_decides, previous) {
-        let present: std::collections::HashSet<&str> = report
-            .findings
-            .iter()
-            .map(|f| f.fingerprint.as_str())
-            .collect();
-        let evaluated: std::collections::HashSet<&str> = report
-            .rules
-            .iter()
-            .filter(|r| matches!(r.outcome, S::Failed | S::Passed | S::Waived))
-            .map(|r| r.id.as_str())
-            .collect();
-        let gone: std::collections::HashSet<String> = state
-            .entries
-            .iter()
-            .filter(|(fp, e)| e.open && !present.contains(&***fp))
-            .map(|(fp, _)| fp.to_string())
-            .collect();
-        let mut resolved = Vec::new();
-        let mut kept = Vec::new();
-        let found = match (gone.is_empty(), previous_findings) {
-            (false, Some(p)) => p.take(&gone).map_err(|message| HistoryError::Storage {
-                location: info.location.clone(),
-                message,
-            })?,
-            _ => Vec::new(),
-        };
-        for mut f in found {
-            let Some(&e) = state.entries.get(f.fingerprint.as_str()) else {
-                continue;
-            };
-            f.last_seen = Some(state.text(e.last_seen).to_string());
-            f.first_seen = Some(state.text(e.first_seen).to_string());
-            if evaluated.contains(state.text(e.rule)) {
-                f.baseline_status = Some(BaselineStatus::Resolved);
-                f.due = None;
-                f.overdue = None;
-                resolved.push(f);
-            } else {
-                f.baseline_status = Some(BaselineStatus::NotRechecked);
-                kept.push(f);
-            }
-        }
-        crate::findings::sort(&mut resolved);
-        crate::findings::sort(&mut kept);
-        report.summary.new = Some(new);
-        report.summary.resolved = Some(resolved.len());
-        report.resolved = Some(resolved);
-        report.not_rechecked = (!kept.is_empty()).then_some(kept);
-    }
-    report.history = Some(info);
-    Ok(())
-}
-
 impl std::str::FromStr for Keep {
     type Err = String;
     /// `90d` (or `90days`): the runs of the last 90 days; `12runs`: the newest 12 runs of each
@@ -482,89 +279,6 @@ impl std::str::FromStr for Keep {
     }
 }
 
-/// How long a rule's findings stayed open before they were resolved.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RuleResolution {
-    pub rule: String,
-    /// Findings that were resolved (gone from a later run).
-    pub resolved: usize,
-    /// Their mean time from first seen to the first run without them, in days.
-    pub mean_days_to_resolve: f64,
-    /// Findings still open in the latest run.
-    pub open: usize,
-}
-
-/// What `history trend` shows: counts per run, and mean time to resolve per rule.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Trend {
-    pub organization: String,
-    pub runs: Vec<TrendPoint>,
-    pub rules: Vec<RuleResolution>,
-}
-
-/// The trend of an organization over its last `runs` runs, and every rule's time to resolve
-/// over its whole history (the findings state keeps it, pruned runs included).
-pub fn trend(
-    store: &mut dyn Store,
-    organization: &str,
-    runs: usize,
-) -> Result<Trend, HistoryError> {
-    let points = store.trend(organization, runs)?;
-    let state = store.state(organization)?;
-    let open = state.open_by_rule();
-    let mut rules: std::collections::BTreeSet<&str> = open.keys().copied().collect();
-    rules.extend(state.resolved.keys().map(String::as_str));
-    let rules = rules
-        .into_iter()
-        .map(|rule| {
-            let r = state.resolved.get(rule).copied().unwrap_or_default();
-            RuleResolution {
-                rule: rule.to_string(),
-                resolved: r.count as usize,
-                mean_days_to_resolve: if r.count == 0 {
-                    0.0
-                } else {
-                    (r.days / r.count as f64 * 10.0).round() / 10.0
-                },
-                open: open.get(rule).copied().unwrap_or(0),
-            }
-        })
-        .collect();
-    Ok(Trend {
-        organization: organization.to_string(),
-        runs: points,
-        rules,
-    })
-}
-
-/// A stored run (`which`: see [`find_run`]) in `format`: its JSON output byte for byte, or
-/// that output read back and rendered (with the embedded templates) as the run would have.
-pub fn show(
-    store: &mut dyn Store,
-    which: &str,
-    format: crate::render::Format,
-) -> Result<Vec<u8>, crate::Error> {
-    let runs = store.list()?;
-    let id = find_run(&runs, which)?;
-    let bytes = store
-        .output(id)?
-        .ok_or_else(|| crate::Error::Usage(format!("no run {id} in the history")))?;
-    if format == crate::render::Format::Json {
-        return Ok(bytes);
-    }
-    let report: AuditReport =
-        serde_json::from_slice(&bytes).map_err(|e| HistoryError::Storage {
-            location: format!("run {id}"),
-            message: format!("its stored output cannot be read back: {e}"),
-        })?;
-    let mut out = Vec::new();
-    crate::render::render(&report, format, &Default::default(), &mut out).map_err(|e| match e {
-        crate::render::RenderError::Template(t) => crate::Error::Template(t),
-        crate::render::RenderError::Io(e) => crate::Error::Usage(e.to_string()),
-    })?;
-    Ok(out)
-}
-
 /// A run's JSON output, exactly as `-f json` writes it.
 pub fn render_json(report: &AuditReport) -> Result<Vec<u8>, crate::render::RenderError> {
     let mut out = Vec::new();
@@ -575,88 +289,4 @@ pub fn render_json(report: &AuditReport) -> Result<Vec<u8>, crate::render::Rende
         &mut out,
     )?;
     Ok(out)
-}
-
-/// The JSON outputs named, read with the input cap, for [`Store::import`].
-pub fn read_outputs(
-    paths: &[PathBuf],
-    max_bytes: u64,
-) -> Result<Vec<(String, Vec<u8>)>, HistoryError> {
-    paths
-        .iter()
-        .map(|p| {
-            let name = p.display().to_string();
-            let bad = |message: String| HistoryError::Input {
-                path: name.clone(),
-                message,
-            };
-            let f = std::fs::File::open(p).map_err(|e| bad(format!("cannot read: {e}")))?;
-            let bytes =
-                crate::diag::read_all_capped(f, max_bytes).map_err(|e| bad(e.to_string()))?;
-            Ok((name, bytes))
-        })
-        .collect()
-}
-
-impl Trend {
-    /// The trend as a terminal table: one line per run, then one per rule.
-    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let t = crate::render::safe::terminal;
-        writeln!(out, "organization {}", t(&self.organization))?;
-        writeln!(
-            out,
-            "{:>6}  {:<22}  {:>8} {:>5} {:>6} {:>4} {:>4}  {:>6}  {:>4}  {:>8}",
-            "RUN",
-            "AUDITED AT",
-            "CRITICAL",
-            "HIGH",
-            "MEDIUM",
-            "LOW",
-            "INFO",
-            "WAIVED",
-            "NEW",
-            "RESOLVED"
-        )?;
-        let opt = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
-        for p in &self.runs {
-            let s = &p.unwaived_by_severity;
-            writeln!(
-                out,
-                "{:>6}  {:<22}  {:>8} {:>5} {:>6} {:>4} {:>4}  {:>6}  {:>4}  {:>8}",
-                p.run.map_or("-".to_string(), |r| r.to_string()),
-                t(&p.audited_at),
-                s.critical,
-                s.high,
-                s.medium,
-                s.low,
-                s.info,
-                p.waived,
-                opt(p.new),
-                opt(p.resolved)
-            )?;
-        }
-        if !self.rules.is_empty() {
-            writeln!(out)?;
-            writeln!(
-                out,
-                "{:<32}  {:>8}  {:>22}  {:>5}",
-                "RULE", "RESOLVED", "MEAN DAYS TO RESOLVE", "OPEN"
-            )?;
-            for r in &self.rules {
-                writeln!(
-                    out,
-                    "{:<32}  {:>8}  {:>22}  {:>5}",
-                    t(&r.rule),
-                    r.resolved,
-                    if r.resolved == 0 {
-                        "-".to_string()
-                    } else {
-                        format!("{:.1}", r.mean_days_to_resolve)
-                    },
-                    r.open
-                )?;
-            }
-        }
-        Ok(())
-    }
 }
