@@ -1,5 +1,5 @@
 //! The `orgaudit` binary: parse the command line, call the library, map the result to an exit
-//! status (0 ran, 1 findings reached --fail-on, 2 bad usage/rules/input, 3 network failure).
+//! status (0 ran, 1 a gate failed, 2 bad usage/rules/input, 3 network, SMTP or history failure).
 
 mod cli;
 mod console;
