@@ -178,6 +178,12 @@ fn parse_format(s: &str) -> Result<render::Format, String> {
     })
 }
 
+/// The output formats' names, for help texts.
+fn format_names() -> String {
+    let names: Vec<&str> = render::Format::ALL.iter().map(|f| f.as_str()).collect();
+    names.join(", ")
+}
+
 /// `FORMAT=PATH` of `--report`.
 fn parse_report(s: &str) -> Result<(render::Format, PathBuf), String> {
     let (f, p) = s
@@ -414,21 +420,29 @@ pub struct AuditArgs {
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Output format: text, json, html, markdown, csv, junit or github.
-    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format)]
+    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format,
+          help = format!("Output format: {}", format_names()))]
     pub format: render::Format,
     /// Write the output to this file instead of standard output (replaced whole; a link,
     /// device or FIFO is written where it is).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Also write FORMAT to PATH (text, json, html, markdown, csv, junit, github); repeatable. The
-    /// audit runs once and every output shows the same findings.
-    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report,
+          help = format!("Also write FORMAT to PATH ({}); repeatable. The audit runs once and \
+                          every output shows the same findings", format_names()))]
     pub reports: Vec<(render::Format, PathBuf)>,
     /// Permissions of new files written (octal): reports, saved reports, the `.eml`; an
     /// existing file keeps its own [default: 600].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub file_mode: Option<FileMode>,
+    /// SARIF: artifact paths are written relative to this folder (the repository's checkout,
+    /// for an upload to code scanning) [default: the current folder].
+    #[arg(long, value_name = "DIR")]
+    pub sarif_root: Option<PathBuf>,
+    /// SARIF: write at most this many results, the most severe first (GitHub accepts 25,000
+    /// per run) [default: 5000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sarif_max_results: Option<u64>,
     /// Use the templates in this folder (report.html, report.md, junit.xml, email.txt,
     /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
     #[arg(long, value_name = "DIR")]
@@ -767,6 +781,8 @@ impl AuditArgs {
             waivers: self.waivers.clone(),
             waiver_max_days: self.waiver_max_days,
             waiver_warn_days: self.waiver_warn_days,
+            sarif_root: self.sarif_root.clone(),
+            sarif_max_results: self.sarif_max_results.map(|n| n as usize),
             email: EmailFlags {
                 to: e.email_to.clone(),
                 cc: e.email_cc.clone(),

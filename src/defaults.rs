@@ -59,6 +59,8 @@ pub const WAIVER_MAX_DAYS: u32 = 365;
 pub const EMAIL_ATTACHMENT_MAX_BYTES: usize = 5 << 20;
 /// Findings listed per rule in the email body.
 pub const EMAIL_TOP_PER_RULE: usize = 5;
+/// Results written to a SARIF file at most (GitHub code scanning accepts 25,000 per run).
+pub const SARIF_MAX_RESULTS: usize = 5000;
 /// Findings listed per rule in the Markdown report.
 pub const MARKDOWN_PER_RULE: usize = 20;
 /// Members or owners listed in a finding's evidence (the count is always complete).
@@ -149,6 +151,12 @@ pub static TABLE: &[Setting] = &[
         flag: Some("--waiver-warn-days"),
         key: Some("waiver_warn_days"),
         value: || WAIVER_WARN_DAYS.to_string(),
+    },
+    Setting {
+        name: "SARIF results at most",
+        flag: Some("--sarif-max-results"),
+        key: None,
+        value: || SARIF_MAX_RESULTS.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

@@ -434,6 +434,12 @@ pub struct RuleOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_severity: Option<Severity>,
     pub scope: Scope,
+    /// What the rule checks and why it matters.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub description: String,
+    /// The rule's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub tags: Vec<String>,
     /// What fixes a finding of the rule.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub remediation: String,
@@ -448,9 +454,10 @@ pub struct RuleOutcome {
     pub outcome_reason: Option<String>,
     /// Users, groups or organizations it was evaluated for.
     pub evaluated_subjects: usize,
-    /// Where the rule is defined (`file:line:column`), for messages.
+    /// Where the rule is defined, for messages and SARIF locations (not in the JSON output:
+    /// a document read back has none).
     #[serde(skip)]
-    pub origin: String,
+    pub origin: crate::rules::Origin,
 }
 
 impl RuleOutcome {

@@ -326,6 +326,8 @@ pub fn audit_compiled(
                 severity: c.rule.severity,
                 default_severity: c.rule.overridden_severity(),
                 scope: c.rule.scope,
+                description: c.rule.description.trim().to_string(),
+                tags: c.rule.tags.clone(),
                 remediation: c
                     .rule
                     .remediation
@@ -343,7 +345,7 @@ pub fn audit_compiled(
                 outcome,
                 outcome_reason: reason,
                 evaluated_subjects: run.subjects,
-                origin: c.rule.origin.to_string(),
+                origin: c.rule.origin.clone(),
             }
         })
         .collect();

@@ -84,6 +84,10 @@ pub struct Flags {
     pub org_name: Option<String>,
     /// `--waiver-warn-days`.
     pub waiver_warn_days: Option<u32>,
+    /// `--sarif-root`.
+    pub sarif_root: Option<PathBuf>,
+    /// `--sarif-max-results`.
+    pub sarif_max_results: Option<usize>,
 }
 
 /// Where the report comes from.
@@ -168,6 +172,8 @@ pub struct Plan {
     pub org_name: Option<String>,
     /// Waivers expiring within this many days are listed at the top of the reports.
     pub waiver_warn_days: u32,
+    /// The SARIF output's root folder, result cap and configuration file.
+    pub sarif: crate::render::SarifOptions,
     pub history_required: bool,
     /// Remediation SLAs (`sla:` in the configuration).
     pub sla: Option<crate::findings::Sla>,
@@ -327,6 +333,16 @@ impl Plan {
                 .waiver_warn_days
                 .or(file.waiver_warn_days)
                 .unwrap_or(crate::defaults::WAIVER_WARN_DAYS),
+            sarif: crate::render::SarifOptions {
+                root: flags
+                    .sarif_root
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(".")),
+                max_results: flags
+                    .sarif_max_results
+                    .unwrap_or(crate::defaults::SARIF_MAX_RESULTS),
+                config_file: flags.config.clone(),
+            },
             history_required: flags.history_required,
             sla: file.sla,
             fail_on_overdue: flags.fail_on_overdue || file.fail_on_overdue == Some(true),

@@ -312,6 +312,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             waiver_warn_days: plan.waiver_warn_days,
         },
         templates: templates.clone(),
+        sarif: plan.sarif.clone(),
         ..Default::default()
     };
     // With a history, the JSON output is rendered once: the history keeps it, and the JSON

@@ -89,8 +89,6 @@ pub fn markdown(s: &str) -> String {
     out
 }
 
-/// A Markdown code span holding `s` as it is: a fence longer than any run of backticks in it,
-/// one line, table pipes escaped, invisible characters shown.
 /// A Markdown link destination: only an `http(s)://` address passes (anything else becomes
 /// `#`), with every character that could end or break the destination (spaces, parentheses,
 /// angle brackets, pipes, quotes, backslashes, controls) percent-encoded.
@@ -112,6 +110,8 @@ pub fn markdown_link(url: &str) -> String {
     out
 }
 
+/// A Markdown code span holding `s` as it is: a fence longer than any run of backticks in it,
+/// one line, table pipes escaped, invisible characters shown.
 pub fn markdown_code(s: &str) -> String {
     let text: String = visible(s)
         .chars()

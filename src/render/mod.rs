@@ -5,7 +5,9 @@
 mod csv;
 mod github;
 mod json;
+mod ocsf;
 mod rules;
+mod sarif;
 mod templates;
 
 /// Making strings from outside safe per sink (in the crate root, since sources write too).
@@ -18,7 +20,9 @@ use std::io::{self, Write};
 use crate::findings::AuditReport;
 
 pub use csv::COLUMNS as CSV_COLUMNS;
+pub use ocsf::OCSF_VERSION;
 pub use rules::{rule_details, rules_table};
+pub use sarif::{security_severity, SarifOptions, SARIF_VERSION};
 pub use templates::{TemplateError, Templates};
 pub use text::TextOptions;
 pub(crate) use view::View;
@@ -40,10 +44,14 @@ pub enum Format {
     Junit,
     /// GitHub Actions workflow commands: an annotation per finding.
     Github,
+    /// SARIF 2.1.0, for code scanning: a descriptor per rule, a result per finding.
+    Sarif,
+    /// OCSF Compliance Findings (class 2003) as JSON Lines, for a SIEM or data lake.
+    Ocsf,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 9] = [
         Format::Text,
         Format::Json,
         Format::Html,
@@ -51,6 +59,8 @@ impl Format {
         Format::Csv,
         Format::Junit,
         Format::Github,
+        Format::Sarif,
+        Format::Ocsf,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,6 +71,8 @@ impl Format {
             Format::Csv => "csv",
             Format::Junit => "junit",
             Format::Github => "github",
+            Format::Sarif => "sarif",
+            Format::Ocsf => "ocsf",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -72,7 +84,12 @@ impl Format {
             Format::Html => Some("report.html"),
             Format::Markdown => Some("report.md"),
             Format::Junit => Some("junit.xml"),
-            _ => None,
+            Format::Text
+            | Format::Json
+            | Format::Csv
+            | Format::Github
+            | Format::Sarif
+            | Format::Ocsf => None,
         }
     }
 }
@@ -88,6 +105,7 @@ pub struct RenderOptions {
     pub gate: Option<crate::findings::GateSpec>,
     /// Waivers expiring within this many days are listed at the top.
     pub waiver_warn_days: u32,
+    pub sarif: SarifOptions,
 }
 
 impl Default for RenderOptions {
@@ -98,6 +116,7 @@ impl Default for RenderOptions {
             markdown_limit: crate::defaults::MARKDOWN_PER_RULE,
             gate: None,
             waiver_warn_days: crate::defaults::WAIVER_WARN_DAYS,
+            sarif: SarifOptions::default(),
         }
     }
 }
@@ -137,6 +156,8 @@ pub fn render(
         Format::Json => json::render(report, out)?,
         Format::Csv => csv::render(report, out)?,
         Format::Github => github::render(report, opts.gate, out)?,
+        Format::Sarif => sarif::render(report, &opts.sarif, out)?,
+        Format::Ocsf => ocsf::render(report, out)?,
         Format::Html | Format::Markdown | Format::Junit => {
             let view = View::new(report, opts.markdown_limit)
                 .with_gate(opts.gate)

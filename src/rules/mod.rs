@@ -130,7 +130,7 @@ pub struct Param {
 }
 
 /// Where a rule was defined.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Origin {
     /// A path, or `builtin:NAME.yaml` for the built-in pack.
     pub file: String,
