@@ -184,6 +184,28 @@ fn format_names() -> String {
     names.join(", ")
 }
 
+/// A `--notify` service by name.
+fn parse_notify(s: &str) -> Result<orgaudit::config::NotifyService, String> {
+    orgaudit::config::NotifyService::parse(s)
+        .ok_or_else(|| format!("unknown service `{s}`; expected one of {}", notify_names()))
+}
+
+fn notify_names() -> String {
+    let names: Vec<&str> = orgaudit::config::NotifyService::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn notify_envs() -> String {
+    let names: Vec<String> = orgaudit::config::NotifyService::ALL
+        .iter()
+        .map(|s| format!("{}: {}", s.as_str(), s.default_env()))
+        .collect();
+    names.join(", ")
+}
+
 /// `FORMAT=PATH` of `--report`.
 fn parse_report(s: &str) -> Result<(render::Format, PathBuf), String> {
     let (f, p) = s
@@ -435,6 +457,11 @@ pub struct AuditArgs {
     /// existing file keeps its own [default: 600].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub file_mode: Option<FileMode>,
+    #[arg(long, value_name = "SERVICE", value_delimiter = ',', value_parser = parse_notify,
+          help = format!("Post a summary after the run, and an alert when it cannot run, to \
+                          these services ({}); each URL is read from its environment variable \
+                          ({}), never given on the command line", notify_names(), notify_envs()))]
+    pub notify: Vec<orgaudit::config::NotifyService>,
     /// SARIF: artifact paths are written relative to this folder (the repository's checkout,
     /// for an upload to code scanning) [default: the current folder].
     #[arg(long, value_name = "DIR")]
@@ -781,6 +808,7 @@ impl AuditArgs {
             waivers: self.waivers.clone(),
             waiver_max_days: self.waiver_max_days,
             waiver_warn_days: self.waiver_warn_days,
+            notify: self.notify.clone(),
             sarif_root: self.sarif_root.clone(),
             sarif_max_results: self.sarif_max_results.map(|n| n as usize),
             email: EmailFlags {
@@ -831,6 +859,9 @@ impl AuditArgs {
 fn audit(args: AuditArgs) -> Result<u8, Error> {
     let mut plan = Plan::resolve(args.flags()?)?;
     plan.on_fetch = Some(progress(args.api.verbose));
+    plan.on_notice = Some(std::sync::Arc::new(|line: &str| {
+        eprintln!("orgaudit: {}", render::safe::terminal(line));
+    }));
     let outcome = orgaudit::run(&plan)?;
     let mut err = std::io::stderr().lock();
     if !args.quiet {

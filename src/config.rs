@@ -93,6 +93,76 @@ pub struct Config {
     pub sla: Option<crate::findings::Sla>,
     /// `fail_on_overdue`: fail when a finding is past its SLA.
     pub fail_on_overdue: Option<bool>,
+    /// `notify`: chat and webhook messages after each run.
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// A service a summary is posted to; its URL is a secret, read from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyService {
+    /// A Slack incoming webhook (Block Kit).
+    Slack,
+    /// A Microsoft Teams workflow webhook (an Adaptive Card).
+    Teams,
+    /// Any endpoint: a JSON document with the summary and counts.
+    Webhook,
+}
+
+impl NotifyService {
+    pub const ALL: [NotifyService; 3] = [
+        NotifyService::Slack,
+        NotifyService::Teams,
+        NotifyService::Webhook,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyService::Slack => "slack",
+            NotifyService::Teams => "teams",
+            NotifyService::Webhook => "webhook",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+    /// The environment variable its URL is read from unless `url_env` names another.
+    pub fn default_env(self) -> &'static str {
+        match self {
+            NotifyService::Slack => crate::defaults::SLACK_WEBHOOK_ENV,
+            NotifyService::Teams => crate::defaults::TEAMS_WEBHOOK_ENV,
+            NotifyService::Webhook => crate::defaults::WEBHOOK_ENV,
+        }
+    }
+}
+
+/// When a summary is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyWhen {
+    /// Every run.
+    #[default]
+    Always,
+    /// Only when there are unwaived findings.
+    Findings,
+}
+
+impl NotifyWhen {
+    pub const ALL: [NotifyWhen; 2] = [NotifyWhen::Always, NotifyWhen::Findings];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyWhen::Always => "always",
+            NotifyWhen::Findings => "findings",
+        }
+    }
+}
+
+/// One entry of `notify:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    pub service: NotifyService,
+    /// The environment variable holding the URL (never the URL itself).
+    pub url_env: String,
+    pub when: NotifyWhen,
 }
 
 /// The `rules` section.
@@ -151,7 +221,9 @@ const TOP_KEYS: &[&str] = &[
     "name",
     "sla",
     "fail_on_overdue",
+    "notify",
 ];
+const NOTIFY_KEYS: &[&str] = &["service", "url_env", "when"];
 const HISTORY_KEYS: &[&str] = &["location", "retention_days"];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
 const RULES_KEYS: &[&str] = &[
@@ -375,6 +447,65 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                 }
                 cfg.email = Some(e);
             }
+            "notify" => match &v.kind {
+                NodeKind::Seq(items) => {
+                    for item in items {
+                        let entries = r.map(item, "a `notify` entry", NOTIFY_KEYS);
+                        let get =
+                            |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
+                        let services: Vec<&str> =
+                            NotifyService::ALL.iter().map(|x| x.as_str()).collect();
+                        let Some(service) = get("service")
+                            .and_then(|n| r.one_of(n, "notify.service", &services))
+                            .and_then(|x| NotifyService::parse(&x))
+                        else {
+                            if get("service").is_none() {
+                                r.err(
+                                    item.pos,
+                                    format!(
+                                        "a `notify` entry needs `service` ({})",
+                                        services.join(", ")
+                                    ),
+                                );
+                            }
+                            continue;
+                        };
+                        if let Some(n) = get("url") {
+                            r.err(n.pos, "a webhook URL is a secret: keep it out of this file and name the environment variable that holds it with `url_env`");
+                        }
+                        let url_env = match get("url_env") {
+                            Some(n) => match r.string(n, "notify.url_env") {
+                                Some(var) => var,
+                                None => continue,
+                            },
+                            None => service.default_env().to_string(),
+                        };
+                        let whens: Vec<&str> = NotifyWhen::ALL.iter().map(|x| x.as_str()).collect();
+                        let when = match get("when") {
+                            Some(n) => match r.one_of(n, "notify.when", &whens) {
+                                Some(w) => NotifyWhen::ALL
+                                    .into_iter()
+                                    .find(|x| x.as_str() == w)
+                                    .unwrap_or_default(),
+                                None => continue,
+                            },
+                            None => NotifyWhen::Always,
+                        };
+                        cfg.notify.push(NotifyTarget {
+                            service,
+                            url_env,
+                            when,
+                        });
+                    }
+                }
+                _ => r.err(
+                    v.pos,
+                    format!(
+                        "`notify` must be a list of {{service, url_env, when}}; found {}",
+                        v.describe()
+                    ),
+                ),
+            },
             "history" => {
                 // `history: LOCATION`, or a section with `location` and `retention_days`.
                 let location = match &v.kind {
@@ -798,6 +929,18 @@ pub fn describe(cfg: &Config) -> String {
     }
     if let Some(t) = &cfg.templates {
         let _ = writeln!(o, "templates: {}", t.display());
+    }
+    for n in &cfg.notify {
+        // The variable's name and whether it is set; never its value.
+        let set = std::env::var_os(&n.url_env).is_some_and(|v| !v.is_empty());
+        let _ = writeln!(
+            o,
+            "notify: {} (URL in {}: {}), when {}",
+            n.service.as_str(),
+            n.url_env,
+            if set { "set" } else { "NOT SET" },
+            n.when.as_str()
+        );
     }
     match &cfg.email {
         None => {

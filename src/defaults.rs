@@ -49,6 +49,13 @@ pub const FILE_MODE: u32 = 0o600;
 pub const FETCH_CONCURRENCY: usize = 4;
 /// The environment variable holding the SMTP password.
 pub const SMTP_PASSWORD_ENV: &str = "ORGAUDIT_SMTP_PASSWORD";
+/// The environment variables webhook URLs are read from (`--notify`; a URL is a secret, never
+/// a flag).
+pub const SLACK_WEBHOOK_ENV: &str = "ORGAUDIT_SLACK_WEBHOOK_URL";
+pub const TEAMS_WEBHOOK_ENV: &str = "ORGAUDIT_TEAMS_WEBHOOK_URL";
+pub const WEBHOOK_ENV: &str = "ORGAUDIT_WEBHOOK_URL";
+/// The largest webhook reply read (only its status matters; a short excerpt goes in errors).
+pub const WEBHOOK_REPLY_MAX_BYTES: usize = 4096;
 /// Retries of an SMTP delivery on 4xx replies and connection errors.
 pub const SMTP_RETRIES: u32 = 2;
 /// Seconds the SMTP client waits on the server.

@@ -84,6 +84,8 @@ pub struct Flags {
     pub org_name: Option<String>,
     /// `--waiver-warn-days`.
     pub waiver_warn_days: Option<u32>,
+    /// `--notify`: services to post a summary to, their URLs from the environment.
+    pub notify: Vec<crate::config::NotifyService>,
     /// `--sarif-root`.
     pub sarif_root: Option<PathBuf>,
     /// `--sarif-max-results`.
@@ -174,6 +176,12 @@ pub struct Plan {
     pub waiver_warn_days: u32,
     /// The SARIF output's root folder, result cap and configuration file.
     pub sarif: crate::render::SarifOptions,
+    /// Where summaries (and failure alerts) are posted, URLs read from the environment.
+    pub webhooks: Vec<notify::webhook::Webhook>,
+    /// How they are posted (the report link, retries; the gate is set by the run).
+    pub post: notify::webhook::PostSettings,
+    /// Hears what the run sends (one line per email or webhook message), for the CLI's stderr.
+    pub on_notice: Option<NoticeObserver>,
     pub history_required: bool,
     /// Remediation SLAs (`sla:` in the configuration).
     pub sla: Option<crate::findings::Sla>,
@@ -333,6 +341,16 @@ impl Plan {
                 .waiver_warn_days
                 .or(file.waiver_warn_days)
                 .unwrap_or(crate::defaults::WAIVER_WARN_DAYS),
+            webhooks: webhooks(&flags.notify, &file.notify, |v| std::env::var(v).ok())?,
+            post: notify::webhook::PostSettings {
+                report_url: flags
+                    .email
+                    .report_url
+                    .clone()
+                    .or(file.email.as_ref().and_then(|e| e.report_url.clone())),
+                ..Default::default()
+            },
+            on_notice: None,
             sarif: crate::render::SarifOptions {
                 root: flags
                     .sarif_root
@@ -349,6 +367,41 @@ impl Plan {
             config: cfg,
         })
     }
+}
+
+/// A line about something the run sent (an email, a webhook message, a failure alert).
+pub type NoticeObserver = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The webhooks of `--notify` (each service's default variable, every run) and `notify:`, each
+/// (service, variable) once; a variable that is unset or holds no usable URL is an error naming
+/// it.
+fn webhooks(
+    flags: &[crate::config::NotifyService],
+    file: &[crate::config::NotifyTarget],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<notify::webhook::Webhook>, Error> {
+    use crate::config::{NotifyTarget, NotifyWhen};
+    let mut targets: Vec<NotifyTarget> = Vec::new();
+    let from_flags = flags.iter().map(|&service| NotifyTarget {
+        service,
+        url_env: service.default_env().to_string(),
+        when: NotifyWhen::Always,
+    });
+    for t in file.iter().cloned().chain(from_flags) {
+        if !targets
+            .iter()
+            .any(|x| x.service == t.service && x.url_env == t.url_env)
+        {
+            targets.push(t);
+        }
+    }
+    targets
+        .iter()
+        .map(|t| {
+            notify::webhook::Webhook::from_env(t.service, &t.url_env, t.when, &env)
+                .map_err(|e| Error::Usage(e.to_string()))
+        })
+        .collect()
 }
 
 fn email_plan(

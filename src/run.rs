@@ -109,7 +109,75 @@ impl Outcome {
 /// assert_eq!(outcome.exit_code(), 1);
 /// assert!(out.is_file());
 /// ```
+///
+/// When the audit cannot run (an error: exit status 2 or 3), the email recipients and webhooks
+/// of the plan still get a short alert with the error, so that an unattended weekly review that
+/// failed does not go unnoticed.
 pub fn run(plan: &Plan) -> Result<Outcome, Error> {
+    let result = audit(plan);
+    if let Err(e) = &result {
+        alert_failure(plan, e);
+    }
+    result
+}
+
+/// The alert of a run that could not run, to every email recipient and webhook of the plan;
+/// what became of each is told to `plan.on_notice`.
+fn alert_failure(plan: &Plan, error: &Error) {
+    let notice = |line: String| {
+        if let Some(n) = &plan.on_notice {
+            n(&line);
+        }
+    };
+    let organization = plan.org_name.clone().unwrap_or_else(|| match &plan.source {
+        Source::Input(source::Input::Path(p)) => p.file_name().map_or_else(
+            || p.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        ),
+        Source::Input(source::Input::Stdin) => "the report on standard input".to_string(),
+        Source::Fetch { .. } => "the Telnyx organization".to_string(),
+    });
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let text = error.to_string();
+    let code = error.exit_code();
+    if let Some(e) = &plan.email {
+        let sent = crate::notify::failure_message(&e.settings, &organization, &text, code, &at)
+            .map_err(Error::from)
+            .and_then(|message| match (&e.dry_run, &e.smtp) {
+                (Some(path), _) => write(Target::File(path), plan.file_mode, |out| {
+                    Ok(out.write_all(&message.formatted())?)
+                })
+                .map(|_| format!("failure alert written to {}", path.display())),
+                (None, Some(smtp)) => crate::notify::send(&message, smtp)
+                    .map(|()| format!("failure alert emailed to {}", e.settings.to.join(", ")))
+                    .map_err(Error::from),
+                (None, None) => Ok(String::new()),
+            });
+        match sent {
+            Ok(line) if line.is_empty() => {}
+            Ok(line) => notice(line),
+            Err(err) => notice(format!("could not send the failure alert by email: {err}")),
+        }
+    }
+    let alert = crate::notify::webhook::Alert::Failure(crate::notify::webhook::Failure {
+        tool: "orgaudit",
+        version: env!("CARGO_PKG_VERSION"),
+        organization,
+        at,
+        exit_code: code,
+        error: text,
+        report_url: plan.post.report_url.clone(),
+    });
+    for hook in &plan.webhooks {
+        match crate::notify::webhook::post(hook, &alert, &plan.post) {
+            Ok(()) => notice(format!("failure alert posted to {}", hook.name())),
+            Err(err) => notice(format!("could not post the failure alert: {err}")),
+        }
+    }
+}
+
+/// The audit itself: [`run`] without the failure alerts.
+fn audit(plan: &Plan) -> Result<Outcome, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
@@ -367,6 +435,30 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             }
         },
     };
+    // Summaries to chat and webhooks; one that fails is a delivery failure (exit 3) that leaves
+    // the others alone.
+    if !plan.webhooks.is_empty() {
+        let settings = crate::notify::webhook::PostSettings {
+            gate,
+            ..plan.post.clone()
+        };
+        let alert = crate::notify::webhook::Alert::Audit(crate::notify::webhook::Summary::of(
+            &report, &settings,
+        ));
+        for hook in &plan.webhooks {
+            if !crate::notify::webhook::should_post(hook, &report) {
+                continue;
+            }
+            match crate::notify::webhook::post(hook, &alert, &settings) {
+                Ok(()) => {
+                    if let Some(n) = &plan.on_notice {
+                        n(&format!("summary posted to {}", hook.name()));
+                    }
+                }
+                Err(e) => failures.push(e.into()),
+            }
+        }
+    }
     let verdict = verdict(&report, gate);
     let overdue = plan.fail_on_overdue.then(|| {
         report

@@ -18,6 +18,9 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 
+#[cfg(feature = "network")]
+pub mod webhook;
+
 use crate::findings::AuditReport;
 use crate::render::{self, Format, RenderOptions, Templates, View};
 
@@ -312,6 +315,56 @@ pub fn build(
         .map_err(|e| NotifyError::Settings(format!("cannot build the message: {e}")))
 }
 
+/// The alert sent when the audit could not run (exit status 2 or 3): to the usual
+/// recipients, plain text, with the error, so a missed weekly review does not go unnoticed.
+pub fn failure_message(
+    settings: &EmailSettings,
+    organization: &str,
+    error: &str,
+    exit_code: u8,
+    at: &str,
+) -> Result<Message, NotifyError> {
+    if settings.to.is_empty() {
+        return Err(NotifyError::Settings(
+            "no recipient: give --email-to ADDR (or email.to in the configuration)".into(),
+        ));
+    }
+    let mut builder = Message::builder().from(parse_mailbox(&settings.from, "the sender")?);
+    for to in &settings.to {
+        builder = builder.to(parse_mailbox(to, "the recipient")?);
+    }
+    for cc in &settings.cc {
+        builder = builder.cc(parse_mailbox(cc, "the cc recipient")?);
+    }
+    let organization = header_text(organization);
+    // The error as lines of visible text: what a reader needs, nothing a mail client runs.
+    let error: String = error
+        .lines()
+        .map(|l| format!("  {}", crate::safe::terminal(l)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut body = format!(
+        "The access review of {organization} could not run.\n\n\
+         orgaudit stopped at {at} with exit status {exit_code} ({}):\n\n{error}\n\n\
+         No findings were produced by this run: the last report you received is the latest.\n\
+         Fix the cause above and run the audit again.\n",
+        match exit_code {
+            2 => "bad input, rules or configuration",
+            _ => "network, SMTP or storage failure",
+        }
+    );
+    if let Some(u) = &settings.report_url {
+        body.push_str(&format!("\nRun: {u}\n"));
+    }
+    builder
+        .subject(header_text(&format!(
+            "orgaudit: the audit of {organization} could not run"
+        )))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| NotifyError::Settings(format!("cannot build the message: {e}")))
+}
+
 /// Whether to send at all.
 pub fn should_send(report: &AuditReport, when: SendWhen) -> bool {
     use crate::findings::BaselineStatus;
@@ -338,7 +391,7 @@ pub fn should_send(report: &AuditReport, when: SendWhen) -> bool {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_matches(|c| c == '[' || c == ']')

@@ -25,6 +25,8 @@ pub use rules::{rule_details, rules_table};
 pub use sarif::{security_severity, SarifOptions, SARIF_VERSION};
 pub use templates::{TemplateError, Templates};
 pub use text::TextOptions;
+#[cfg(all(feature = "email", feature = "network"))]
+pub(crate) use view::top_rules;
 pub(crate) use view::View;
 
 /// The output formats.
