@@ -358,3 +358,44 @@ fn the_html_page_allows_its_script_by_hash() {
     );
     assert_eq!(html.matches("<script").count(), 1);
 }
+
+/// A rule that was not evaluated is never a pass in JUnit: its test case is skipped with the
+/// reason; one whose evaluation failed is an error.
+#[test]
+fn junit_skips_rules_that_were_not_evaluated() {
+    let mut report = example_report();
+    let xml = render_to_string(&report, Format::Junit);
+    let case = xml
+        .split("<testsuite name=\"added-to-watched-group\"")
+        .nth(1)
+        .unwrap()
+        .split("</testsuite>")
+        .next()
+        .unwrap();
+    assert!(case.contains("skipped=\"1\""), "{case}");
+    assert!(
+        case.contains("<skipped message=\"not evaluated: the parameter `watched_groups` it requires is empty\"/>"),
+        "{case}"
+    );
+    let r = report
+        .rules
+        .iter_mut()
+        .find(|r| r.id == "stale-sign-in")
+        .unwrap();
+    r.outcome = orgaudit::findings::RuleStatus::Error;
+    r.outcome_reason = Some("`expr` failed for user u1: boom".into());
+    let xml = render_to_string(&report, Format::Junit);
+    assert!(
+        xml.contains("<testsuites name=\"orgaudit\" tests=\"14\""),
+        "{}",
+        &xml[..200]
+    );
+    assert!(xml.contains("errors=\"1\" time=\"0\">"));
+    assert!(xml.contains(
+        "<error type=\"rule-error\" message=\"the rule could not be evaluated: `expr` failed for user u1: boom\"/>"
+    ));
+    if xmllint().is_some() {
+        let (valid, why) = validate_junit(&xml);
+        assert!(valid, "{why}");
+    }
+}
