@@ -399,3 +399,24 @@ fn junit_skips_rules_that_were_not_evaluated() {
         assert!(valid, "{why}");
     }
 }
+
+/// `docs/outputs.md` describes every format and every notification service: a new one without
+/// its documentation fails here.
+#[test]
+fn the_outputs_document_covers_every_format_and_service() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/outputs.md"))
+            .unwrap();
+    for f in Format::ALL {
+        let heading = format!("\n## `{}`\n", f.as_str());
+        assert!(
+            doc.contains(&heading),
+            "docs/outputs.md has no section {heading:?}"
+        );
+    }
+    for s in orgaudit::config::NotifyService::ALL {
+        let row = format!("| `{}` | `{}` |", s.as_str(), s.default_env());
+        assert!(doc.contains(&row), "docs/outputs.md has no row {row:?}");
+    }
+    assert!(doc.contains(&format!("**{}**", orgaudit::render::OCSF_VERSION)));
+}

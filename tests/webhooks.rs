@@ -475,3 +475,52 @@ async fn an_audit_that_cannot_run_still_alerts_by_webhook_and_email() {
         .unwrap()
         .contains("KEY0123456789"));
 }
+
+#[tokio::test]
+async fn the_configuration_names_variables_never_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("orgaudit.yaml");
+    std::fs::write(
+        &cfg,
+        "notify:\n  - { service: slack }\n  - { service: webhook, url_env: MY_HOOK, when: findings }\n",
+    )
+    .unwrap();
+    let r = orgaudit(
+        &["config", "check", "--config", cfg.to_str().unwrap()],
+        &[("MY_HOOK", &format!("https://hooks.example/{SECRET}"))],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("notify: slack (URL in ORGAUDIT_SLACK_WEBHOOK_URL: NOT SET), when always"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("notify: webhook (URL in MY_HOOK: set), when findings"),
+        "{}",
+        r.stdout
+    );
+    // A URL in the file is refused, with its place; so is an unknown service.
+    std::fs::write(
+        &cfg,
+        format!("notify:\n  - service: slack\n    url: https://hooks.example/{SECRET}\n  - {{ service: pager }}\n"),
+    )
+    .unwrap();
+    let r = orgaudit(&["config", "check", "--config", cfg.to_str().unwrap()], &[]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("orgaudit.yaml:3:10"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a webhook URL is a secret"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("`notify.service` must be one of slack, teams, webhook; found \"pager\""),
+        "{}",
+        r.stderr
+    );
+}
