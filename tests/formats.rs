@@ -420,3 +420,55 @@ fn the_outputs_document_covers_every_format_and_service() {
     }
     assert!(doc.contains(&format!("**{}**", orgaudit::render::OCSF_VERSION)));
 }
+
+/// Every format of a week with a gate, a baseline and waivers: the verdict, new and resolved
+/// counts, waived findings apart, expiring waivers, remediation (text with `-v`) and coverage.
+#[test]
+fn snapshots_of_every_format_with_a_gate_a_baseline_and_waivers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let last_week = source::from_bytes(
+        &std::fs::read(root.join("examples/acme-users-groups.last-week.json")).unwrap(),
+        "examples/acme-users-groups.last-week.json",
+    )
+    .unwrap();
+    let before = audit(
+        &last_week,
+        &RuleSet::builtin(),
+        "2026-11-22T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    let baseline = orgaudit::baseline::parse(
+        serde_json::to_string(&before).unwrap().as_bytes(),
+        "last-week.json",
+    )
+    .unwrap();
+    let mut report = example_report();
+    report.organization_name = Some("Acme production".into());
+    orgaudit::baseline::apply(&mut report, &baseline);
+    let waivers = orgaudit::waivers::parse(
+        "examples/waivers.yaml",
+        &std::fs::read_to_string(root.join("examples/waivers.yaml")).unwrap(),
+        NOW.parse().unwrap(),
+        365,
+    )
+    .unwrap();
+    orgaudit::waivers::apply(&mut report, &waivers, NOW.parse().unwrap());
+    let gate = Some(orgaudit::findings::GateSpec {
+        threshold: orgaudit::rules::Severity::High,
+        only_new: false,
+    });
+    let mut opts = RenderOptions {
+        gate,
+        waiver_warn_days: 60,
+        ..Default::default()
+    };
+    opts.text.gate = gate;
+    opts.text.remediation = true;
+    opts.text.waiver_warn_days = 60;
+    for format in Format::ALL {
+        let mut out = Vec::new();
+        render::render(&report, format, &opts, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        insta::assert_snapshot!(format!("acme-gated.{}", format.as_str()), out);
+    }
+}

@@ -144,6 +144,19 @@ fn sarif_output_is_valid_against_the_oasis_schema() {
     let validator = sarif_validator();
     let errors = schema_errors(&validator, &doc);
     assert!(errors.is_empty(), "{errors:#?}");
+    // The SARIF snapshots too (with and without a gate, baseline and waivers).
+    let mut snapshots = 0;
+    for entry in std::fs::read_dir(root().join("tests/snapshots")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.to_string_lossy().ends_with(".sarif.snap") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let body = text.splitn(3, "---\n").nth(2).unwrap();
+            let errors = schema_errors(&validator, &serde_json::from_str(body).unwrap());
+            assert!(errors.is_empty(), "{}: {errors:#?}", p.display());
+            snapshots += 1;
+        }
+    }
+    assert_eq!(snapshots, 2);
     // The schema is not a rubber stamp.
     let mut bad = doc.clone();
     bad["runs"][0]["results"][0]["level"] = "urgent".into();
