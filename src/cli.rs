@@ -206,16 +206,40 @@ fn notify_envs() -> String {
     names.join(", ")
 }
 
-/// `FORMAT=PATH` of `--report`.
-fn parse_report(s: &str) -> Result<(render::Format, PathBuf), String> {
-    let (f, p) = s
-        .split_once('=')
-        .ok_or_else(|| "expected FORMAT=PATH, e.g. html=report.html".to_string())?;
-    let format = parse_format(f)?;
-    if p.trim().is_empty() {
-        return Err("expected FORMAT=PATH with a path after `=`".into());
-    }
-    Ok((format, PathBuf::from(p)))
+/// `--report`: `FORMAT=PATH` (replaced), `FORMAT+=PATH` (appended to), or `PATH` (the format
+/// from its extension).
+fn parse_report(s: &str) -> Result<render::OutputSpec, String> {
+    let spec = match s.split_once('=') {
+        Some((f, p)) => {
+            let (f, append) = match f.strip_suffix('+') {
+                Some(f) => (f, true),
+                None => (f, false),
+            };
+            if p.trim().is_empty() {
+                return Err("expected FORMAT=PATH with a path after `=`".into());
+            }
+            render::OutputSpec {
+                format: parse_format(f)?,
+                path: PathBuf::from(p),
+                append,
+            }
+        }
+        None => {
+            let path = PathBuf::from(s);
+            let format = render::Format::from_path(&path).ok_or_else(|| {
+                format!(
+                    "cannot tell the format of `{s}` from its extension; give FORMAT=PATH (FORMAT one of {})",
+                    format_names()
+                )
+            })?;
+            render::OutputSpec {
+                format,
+                path,
+                append: false,
+            }
+        }
+    };
+    Ok(spec)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -442,17 +466,20 @@ pub struct AuditArgs {
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format,
-          help = format!("Output format: {}", format_names()))]
-    pub format: render::Format,
+    #[arg(long, short = 'f', value_name = "FORMAT", value_parser = parse_format,
+          help = format!("Output format: {} (any case) [default: from -o's extension, else \
+                          text]", format_names()))]
+    pub format: Option<render::Format>,
     /// Write the output to this file instead of standard output (replaced whole; a link,
     /// device or FIFO is written where it is).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report,
-          help = format!("Also write FORMAT to PATH ({}); repeatable. The audit runs once and \
-                          every output shows the same findings", format_names()))]
-    pub reports: Vec<(render::Format, PathBuf)>,
+          help = format!("Also write FORMAT to PATH ({}); repeatable. `FORMAT+=PATH` appends \
+                          (as does $GITHUB_STEP_SUMMARY always); a PATH alone takes the format \
+                          of its extension. The audit runs once and every output shows the \
+                          same findings", format_names()))]
+    pub reports: Vec<render::OutputSpec>,
     /// Permissions of new files written (octal): reports, saved reports, the `.eml`; an
     /// existing file keeps its own [default: 600].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
@@ -798,7 +825,7 @@ impl AuditArgs {
             api: fetch_flags(&self.api, self.fetch_format),
             save_report: self.save_report.clone(),
             now: self.now.as_deref().map(parse_now).transpose()?,
-            format: Some(self.format),
+            format: self.format,
             output: self.output.clone(),
             reports: self.reports.clone(),
             templates: self.templates.clone(),
@@ -858,6 +885,9 @@ impl AuditArgs {
 
 fn audit(args: AuditArgs) -> Result<u8, Error> {
     let mut plan = Plan::resolve(args.flags()?)?;
+    for note in &plan.notes {
+        eprintln!("orgaudit: {}", render::safe::terminal(note));
+    }
     plan.on_fetch = Some(progress(args.api.verbose));
     plan.on_notice = Some(std::sync::Arc::new(|line: &str| {
         eprintln!("orgaudit: {}", render::safe::terminal(line));

@@ -71,8 +71,8 @@ pub struct Config {
     pub fail_on: Option<String>,
     pub fail_on_new: Option<bool>,
     pub rules: RuleSettings,
-    /// `(format, path)` written every run, like `--report`.
-    pub outputs: Vec<(Format, std::path::PathBuf)>,
+    /// Outputs written every run, like `--report`.
+    pub outputs: Vec<crate::render::OutputSpec>,
     pub templates: Option<std::path::PathBuf>,
     pub email: Option<EmailConfig>,
     /// `limits`: what evaluating the rules may take and show.
@@ -229,7 +229,7 @@ const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_by
 const RULES_KEYS: &[&str] = &[
     "builtin", "paths", "disable", "enable", "params", "severity",
 ];
-const OUTPUT_KEYS: &[&str] = &["format", "path"];
+const OUTPUT_KEYS: &[&str] = &["format", "path", "append"];
 const EMAIL_KEYS: &[&str] = &[
     "to",
     "cc",
@@ -379,19 +379,41 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                         let entries = r.map(item, "an output", OUTPUT_KEYS);
                         let get =
                             |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
-                        match (get("format"), get("path")) {
-                            (Some(f), Some(p)) => {
+                        let Some(path) = get("path").and_then(|p| r.string(p, "path")) else {
+                            if get("path").is_none() {
+                                r.err(item.pos, "an output needs a `path`");
+                            }
+                            continue;
+                        };
+                        let path = base.join(path);
+                        let format = match get("format") {
+                            Some(f) => {
                                 let formats: Vec<&str> =
                                     Format::ALL.iter().map(|f| f.as_str()).collect();
-                                let format = r
+                                let Some(f) = r
                                     .one_of(f, "format", &formats)
-                                    .and_then(|f| Format::parse(&f));
-                                if let (Some(f), Some(p)) = (format, r.string(p, "path")) {
-                                    cfg.outputs.push((f, base.join(p)));
-                                }
+                                    .and_then(|f| Format::parse(&f))
+                                else {
+                                    continue;
+                                };
+                                f
                             }
-                            _ => r.err(item.pos, "an output needs `format` and `path`"),
-                        }
+                            None => match Format::from_path(&path) {
+                                Some(f) => f,
+                                None => {
+                                    r.err(item.pos, format!("an output needs a `format`: the extension of {} names none", path.display()));
+                                    continue;
+                                }
+                            },
+                        };
+                        let append = get("append")
+                            .and_then(|a| r.boolean(a, "append"))
+                            .unwrap_or(false);
+                        cfg.outputs.push(crate::render::OutputSpec {
+                            format,
+                            path,
+                            append,
+                        });
                     }
                 }
                 _ => r.err(
@@ -924,8 +946,14 @@ pub fn describe(cfg: &Config) -> String {
             }
         );
     }
-    for (f, p) in &cfg.outputs {
-        let _ = writeln!(o, "output: {} -> {}", f.as_str(), p.display());
+    for out in &cfg.outputs {
+        let _ = writeln!(
+            o,
+            "output: {} {} {}",
+            out.format.as_str(),
+            if out.append { "+>" } else { "->" },
+            out.path.display()
+        );
     }
     if let Some(t) = &cfg.templates {
         let _ = writeln!(o, "templates: {}", t.display());

@@ -10,6 +10,7 @@
 //! engine, a CSV writer) cannot turn it into something else.
 
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where an output goes.
@@ -22,6 +23,10 @@ pub enum Target<'a> {
     /// A file orgaudit names itself (a saved report in a folder): replaced, never written
     /// through a link planted there.
     Own(&'a Path),
+    /// A file added to, never replaced (`$GITHUB_STEP_SUMMARY`, `--report FORMAT+=PATH`): the
+    /// output is produced in memory, then appended in one `O_APPEND` write, so a failed render
+    /// adds nothing and steps writing the same file do not interleave.
+    Append(&'a Path),
 }
 
 impl Target<'_> {
@@ -29,7 +34,7 @@ impl Target<'_> {
     pub fn name(&self) -> String {
         match self {
             Target::Stdout => "<stdout>".into(),
-            Target::File(p) | Target::Own(p) => p.display().to_string(),
+            Target::File(p) | Target::Own(p) | Target::Append(p) => p.display().to_string(),
         }
     }
 }
@@ -150,6 +155,20 @@ where
                 None => result.map(|()| Written::All).map_err(OutputError::Produce),
             }
         }
+        Target::Append(path) => {
+            let mut buf: Vec<u8> = Vec::new();
+            let (result, error) = run(&mut buf);
+            finish(result, error, &io_err)?;
+            create_parent(path).map_err(&io_err)?;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(mode.0)
+                .open(path)
+                .map_err(&io_err)?;
+            file.write_all(&buf).map_err(&io_err)?;
+            Ok(Written::All)
+        }
         Target::File(path) if writes_in_place(path) => {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
@@ -161,6 +180,7 @@ where
         }
         Target::File(path) | Target::Own(path) => {
             let dir = parent_of(path);
+            create_parent(path).map_err(&io_err)?;
             // Created new and exclusive (never through a link), readable by the owner only
             // until it is complete; then given the mode of the file it replaces, or `mode`.
             let mut tmp = tempfile::Builder::new()
@@ -193,6 +213,21 @@ fn finish<E: std::error::Error + 'static>(
         Some(e) => Err(io_err(e)),
         None => result.map(|()| Written::All).map_err(OutputError::Produce),
     }
+}
+
+/// Creates the folders a new file goes in, as `mkdir -p` would; an error names the folder that
+/// could not be made.
+fn create_parent(path: &Path) -> io::Result<()> {
+    let dir = parent_of(path);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create the folder {}: {e}", dir.display()),
+        )
+    })
 }
 
 /// The folder a file is written in (`.` for a bare name).
@@ -242,6 +277,41 @@ mod tests {
         );
         assert!(
             e.to_string().starts_with("/dev/full: cannot write: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_folders_are_created_and_appends_add() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("reports/weekly/r.md");
+        write(Target::File(&p), FileMode::default(), |out| {
+            out.write_all(b"one\n")
+        })
+        .unwrap();
+        write(Target::Append(&p), FileMode::default(), |out| {
+            out.write_all(b"two\n")
+        })
+        .unwrap();
+        // A render that fails appends nothing.
+        let e = write(Target::Append(&p), FileMode::default(), |out| {
+            out.write_all(b"half")?;
+            Err(io::Error::other("the producer failed"))
+        });
+        assert!(matches!(e, Err(OutputError::Produce(_))));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "one\ntwo\n");
+        // A folder that cannot be made is named.
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, "").unwrap();
+        let e = write(
+            Target::File(&blocked.join("sub/r.txt")),
+            FileMode::default(),
+            |out| out.write_all(b"x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cannot create the folder") && e.contains("file/sub"),
             "{e}"
         );
     }

@@ -3,7 +3,7 @@
 //! ([`Plan`]): flags win over the file, the file over [`crate::defaults`]. The CLI only fills
 //! `Flags`; a library user can fill them too, or build a `Plan` directly, and [`crate::run()`] it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, FetchFlags};
 use crate::model::Timestamp;
@@ -54,7 +54,7 @@ pub struct Flags {
     pub now: Option<Timestamp>,
     pub format: Option<Format>,
     pub output: Option<PathBuf>,
-    pub reports: Vec<(Format, PathBuf)>,
+    pub reports: Vec<crate::render::OutputSpec>,
     pub templates: Option<PathBuf>,
     /// `Some(None)`: `--fail-on none`.
     pub fail_on: Option<Option<Severity>>,
@@ -151,8 +151,13 @@ pub struct Plan {
     /// The main output: its format and file (`None`: standard output).
     pub format: Format,
     pub output: Option<PathBuf>,
-    /// More outputs, each written whole.
-    pub reports: Vec<(Format, PathBuf)>,
+    /// `--output` is `$GITHUB_STEP_SUMMARY`: appended to, never replaced.
+    pub output_append: bool,
+    /// Things worth saying about the plan before it runs (a format that disagrees with the
+    /// output's extension), for standard error.
+    pub notes: Vec<String>,
+    /// More outputs, each written whole (or appended).
+    pub reports: Vec<crate::render::OutputSpec>,
     pub templates: Option<PathBuf>,
     pub email: Option<EmailPlan>,
     pub color: ColorWhen,
@@ -311,9 +316,23 @@ impl Plan {
             baseline,
             waivers,
             gate: Gate { fail_on, only_new },
-            format: flags.format.unwrap_or(Format::Text),
+            // `-f`, else what `-o`'s extension names, else text.
+            format: flags
+                .format
+                .or_else(|| flags.output.as_deref().and_then(Format::from_path))
+                .unwrap_or(Format::Text),
             output: flags.output.clone(),
-            reports: file.outputs.iter().chain(&flags.reports).cloned().collect(),
+            reports: file
+                .outputs
+                .iter()
+                .chain(&flags.reports)
+                .map(|o| crate::render::OutputSpec {
+                    append: o.append || is_step_summary(&o.path),
+                    ..o.clone()
+                })
+                .collect(),
+            output_append: flags.output.as_deref().is_some_and(is_step_summary),
+            notes: format_notes(flags.format, flags.output.as_deref()),
             templates: flags.templates.clone().or(file.templates.clone()),
             email,
             color: flags.color,
@@ -366,6 +385,30 @@ impl Plan {
             fail_on_overdue: flags.fail_on_overdue || file.fail_on_overdue == Some(true),
             config: cfg,
         })
+    }
+}
+
+/// Whether `path` is the file GitHub Actions shows as the step's summary: appended to, since
+/// other steps write there too.
+fn is_step_summary(path: &Path) -> bool {
+    std::env::var_os("GITHUB_STEP_SUMMARY")
+        .filter(|v| !v.is_empty())
+        .is_some_and(|v| Path::new(&v) == path)
+}
+
+/// A warning when `-f` and `-o`'s extension disagree (`-f json -o out.html`).
+fn format_notes(format: Option<Format>, output: Option<&Path>) -> Vec<String> {
+    match (
+        format,
+        output.and_then(|o| Format::from_path(o).map(|f| (o, f))),
+    ) {
+        (Some(given), Some((path, implied))) if given != implied => vec![format!(
+            "warning: writing {} to {}, whose extension means {}",
+            given.as_str(),
+            path.display(),
+            implied.as_str()
+        )],
+        _ => Vec::new(),
     }
 }
 

@@ -398,16 +398,21 @@ fn audit(plan: &Plan) -> Result<Outcome, Error> {
     let outputs = plan
         .reports
         .iter()
-        .map(|(f, p)| (*f, Some(p.as_path()), true))
-        .chain([(plan.format, plan.output.as_deref(), plan.output.is_some())]);
-    for (format, path, to_file) in outputs {
+        .map(|o| (o.format, Some(o.path.as_path()), o.append))
+        .chain([(plan.format, plan.output.as_deref(), plan.output_append)]);
+    for (format, path, append) in outputs {
+        let target = match path {
+            None => Target::Stdout,
+            Some(p) if append => Target::Append(p),
+            Some(p) => Target::File(p),
+        };
         let written = match (&json, format) {
-            (Some(bytes), Format::Json) => write(
-                path.map_or(Target::Stdout, Target::File),
-                plan.file_mode,
-                |out| Ok(out.write_all(bytes)?),
-            ),
-            _ => render_to(&report, format, &options(to_file), path, plan.file_mode),
+            (Some(bytes), Format::Json) => {
+                write(target, plan.file_mode, |out| Ok(out.write_all(bytes)?))
+            }
+            _ => write(target, plan.file_mode, |out| {
+                render::render(&report, format, &options(path.is_some()), out)
+            }),
         };
         if let Err(e) = written {
             failures.push(e);

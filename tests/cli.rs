@@ -288,17 +288,11 @@ fn output_file_is_written_whole() {
         doc["findings"][0]["evidence"]["owners"],
         serde_json::json!([{"id": "7c2d9e10-0000-4a6b-8c3d-000000000101", "email": "founder@orphan.example", "user_status": "disabled"}])
     );
-    let r = audit_example(
-        "no-active-owner.json",
-        &["-o", dir.path().join("missing/dir/x.txt").to_str().unwrap()],
-    );
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("missing/dir/x.txt: cannot write"),
-        "{}",
-        r.stderr
-    );
+    // Missing folders are created.
+    let nested = dir.path().join("missing/dir/x.txt");
+    let r = audit_example("no-active-owner.json", &["-o", nested.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(nested.is_file());
 }
 
 /// Links, devices and FIFOs are written where they are, never replaced by a regular file: an
@@ -1658,4 +1652,159 @@ fn every_report_opens_with_the_verdict() {
     // --waiver-warn-days narrows the list.
     let text = audit("text", &["--waiver-warn-days", "3"]);
     assert!(!text.contains("waiver sso-bypass"), "{text}");
+}
+
+/// Outputs: folders created, the format from the extension, names in any case, appends to the
+/// step summary and with `FORMAT+=PATH`.
+#[test]
+fn outputs_infer_their_format_create_folders_and_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = example("acme-users-groups.json");
+    let input = input.to_str().unwrap();
+    let html = d.join("reports/weekly/review.HTML");
+    let sarif = d.join("out/findings.sarif");
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "-o",
+        html.to_str().unwrap(),
+        "--report",
+        sarif.to_str().unwrap(),
+        "--report",
+        &format!("JSON={}", d.join("f.json").display()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .starts_with("<!doctype html>"));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    assert!(d.join("f.json").is_file());
+
+    // A summary file other steps write too: appended to, in one write.
+    let summary = d.join("step_summary.md");
+    std::fs::write(&summary, "# Earlier step\n").unwrap();
+    let mut cmd = Command::cargo_bin("orgaudit").unwrap();
+    let out = cmd
+        .env_remove("ORGAUDIT_HISTORY")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "audit",
+            "-i",
+            input,
+            "--now",
+            NOW,
+            "-f",
+            "json",
+            "-o",
+            "/dev/null",
+        ])
+        .arg("--report")
+        .arg(format!("markdown={}", summary.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.starts_with("# Earlier step\n## orgaudit:"), "{text}");
+    // `FORMAT+=PATH` appends anywhere.
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "-f",
+        "json",
+        "-o",
+        "/dev/null",
+        "--report",
+        &format!("csv+={}", summary.display()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again = std::fs::read_to_string(&summary).unwrap();
+    assert!(again.starts_with(&text) && again[text.len()..].starts_with("rule_id,severity"));
+
+    // A format that disagrees with the extension is written, with a warning.
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "-f",
+        "json",
+        "-o",
+        d.join("x.html").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr.contains("warning: writing json to"),
+        "{}",
+        r.stderr
+    );
+    assert!(std::fs::read_to_string(d.join("x.html"))
+        .unwrap()
+        .starts_with('{'));
+    // An extension that names no format, without FORMAT=: exit 2.
+    let r = run(&["audit", "-i", input, "--now", NOW, "--report", "out.weird"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot tell the format of `out.weird`"),
+        "{}",
+        r.stderr
+    );
+    // A folder that cannot be created is named.
+    std::fs::write(d.join("plain"), "").unwrap();
+    let r = run(&[
+        "audit",
+        "-i",
+        input,
+        "--now",
+        NOW,
+        "-o",
+        d.join("plain/sub/r.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot create the folder"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Expired waivers are warnings of the run in GitHub's format.
+#[test]
+fn github_format_warns_of_expired_waivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.yaml");
+    std::fs::write(
+        &w,
+        "waivers:\n  - { rule: sso-bypass, subject: carol@acme.example, reason: old, approved_by: a@acme.example, expires: 2026-01-01 }\n",
+    )
+    .unwrap();
+    let input = example("acme-users-groups.json");
+    let r = run(&[
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "-f",
+        "github",
+        "--waivers",
+        w.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.lines().any(|l| l
+            .starts_with("::warning title=orgaudit%3A expired-waiver::waiver at ")
+            && l.contains("expired on 2026-01-01")),
+        "{}",
+        r.stdout
+    );
 }

@@ -419,6 +419,18 @@ fn the_outputs_document_covers_every_format_and_service() {
         assert!(doc.contains(&row), "docs/outputs.md has no row {row:?}");
     }
     assert!(doc.contains(&format!("**{}**", orgaudit::render::OCSF_VERSION)));
+    // The README's list of extensions that choose a format is the renderers' own.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for f in Format::ALL {
+        for ext in f.extensions() {
+            assert!(
+                readme.contains(&format!("`.{ext}")) || readme.contains(&format!(" .{ext}")),
+                "README.md does not list .{ext} ({})",
+                f.as_str()
+            );
+        }
+    }
 }
 
 /// Every format of a week with a gate, a baseline and waivers: the verdict, new and resolved

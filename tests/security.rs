@@ -432,13 +432,13 @@ fn error_messages_are_terminal_safe() {
     );
     assert!(r.stderr.contains("\\u{1b}[2J"), "{}", r.stderr);
     // A failure after the audit (an output that cannot be written) is escaped too.
-    let report = "json=/no/such\x1b[2J/x.json";
+    let report = "json=/dev/null/such\x1b[2J/x.json";
     let input = example("acme-users-groups.json");
     let r = run(&["audit", "-i", input.to_str().unwrap(), "--report", report]);
     assert_eq!(r.code, 2);
     assert!(!r.stderr.contains('\x1b'), "{:?}", r.stderr);
     assert!(
-        r.stderr.contains("/no/such\\u{1b}[2J/x.json"),
+        r.stderr.contains("/dev/null/such\\u{1b}[2J/x.json"),
         "{}",
         r.stderr
     );

@@ -70,12 +70,21 @@ pub(super) fn render(
             super::safe::visible(&title).into_owned(),
             super::safe::visible(&message).into_owned(),
         );
-        {}
         writeln!(
             out,
             "::{level} title={}::{}",
             escape_property(&title),
             escape_data(&message)
+        )?;
+    }
+    // The run's warnings (an expired or unused waiver, a duplicate user id in the input): the
+    // people who own the waivers file see them on the run.
+    for w in &report.warnings {
+        writeln!(
+            out,
+            "::warning title={}::{}",
+            escape_property(&format!("orgaudit: {}", w.code)),
+            escape_data(&super::safe::visible(&w.message))
         )?;
     }
     let s = &report.summary;

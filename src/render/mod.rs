@@ -77,8 +77,33 @@ impl Format {
             Format::Ocsf => "ocsf",
         }
     }
+    /// A format by name, in any case (`json`, `JSON`).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s)
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+    /// The file extensions that mean this format, for `-o` and `--report PATH` without a
+    /// format.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::Text => &["txt"],
+            Format::Json => &["json"],
+            Format::Html => &["html", "htm"],
+            Format::Markdown => &["md", "markdown"],
+            Format::Csv => &["csv"],
+            Format::Junit => &["xml"],
+            Format::Github => &[],
+            Format::Sarif => &["sarif"],
+            Format::Ocsf => &["jsonl", "ocsf"],
+        }
+    }
+    /// The format a file name's extension means, if any (in any case).
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?;
+        Self::ALL
+            .into_iter()
+            .find(|f| f.extensions().iter().any(|e| e.eq_ignore_ascii_case(ext)))
     }
     /// The template a format is rendered from, if any.
     pub fn template(self) -> Option<&'static str> {
@@ -94,6 +119,16 @@ impl Format {
             | Format::Ocsf => None,
         }
     }
+}
+
+/// One output of a run besides the main one: a format to a file (`--report`, `outputs:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    pub format: Format,
+    pub path: std::path::PathBuf,
+    /// Added to the file instead of replacing it (`FORMAT+=PATH`, `append: true`, and always
+    /// for `$GITHUB_STEP_SUMMARY`).
+    pub append: bool,
 }
 
 /// Settings of the renderers.
