@@ -184,6 +184,15 @@ fn format_names() -> String {
     names.join(", ")
 }
 
+/// `--smtp-timeout`: seconds, from 1 to an hour.
+fn parse_smtp_timeout(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|t| (1.0..=3600.0).contains(t))
+        .ok_or_else(|| format!("expected seconds from 1 to 3600, found `{s}`"))
+}
+
 /// A `--notify` service by name.
 fn parse_notify(s: &str) -> Result<orgaudit::config::NotifyService, String> {
     orgaudit::config::NotifyService::parse(s)
@@ -432,6 +441,9 @@ pub struct EmailArgs {
     /// Retries on 4xx replies and connection errors [default: 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
     pub smtp_retries: Option<u32>,
+    /// Seconds the SMTP client waits on the server, per step [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_smtp_timeout)]
+    pub smtp_timeout: Option<f64>,
     /// When to send [default: always: "nothing found" is evidence too].
     #[arg(long, value_enum, value_name = "WHEN")]
     pub email_when: Option<EmailWhen>,
@@ -848,6 +860,7 @@ impl AuditArgs {
                 smtp_ca_file: e.smtp_ca_file.clone(),
                 smtp_insecure: e.smtp_insecure,
                 smtp_retries: e.smtp_retries,
+                smtp_timeout: e.smtp_timeout,
                 when: e.email_when.map(|w| match w {
                     EmailWhen::Always => notify::SendWhen::Always,
                     EmailWhen::Findings => notify::SendWhen::Findings,

@@ -196,6 +196,8 @@ pub struct EmailConfig {
     pub attach: Vec<String>,
     pub report_url: Option<String>,
     pub retries: Option<u32>,
+    /// `timeout_seconds`: how long the SMTP client waits on the server.
+    pub timeout_seconds: Option<f64>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -244,6 +246,7 @@ const EMAIL_KEYS: &[&str] = &[
     "attach",
     "report_url",
     "retries",
+    "timeout_seconds",
 ];
 const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "info", "none"];
 const TELNYX_KEYS: &[&str] = &[
@@ -463,6 +466,9 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
                         "report_url" => e.report_url = r.string(v, "email.report_url"),
                         "retries" => {
                             e.retries = r.number(v, "email.retries", 0.0, 10.0).map(|n| n as u32)
+                        }
+                        "timeout_seconds" => {
+                            e.timeout_seconds = r.number(v, "email.timeout_seconds", 1.0, 3600.0)
                         }
                         _ => {}
                     }

@@ -130,6 +130,12 @@ pub static TABLE: &[Setting] = &[
         value: || SMTP_RETRIES.to_string(),
     },
     Setting {
+        name: "SMTP timeout (seconds)",
+        flag: Some("--smtp-timeout"),
+        key: Some("email.timeout_seconds"),
+        value: || SMTP_TIMEOUT.as_secs().to_string(),
+    },
+    Setting {
         name: "matching users listed by a `count` condition",
         flag: None,
         key: Some("limits.matching_subjects"),

@@ -35,6 +35,8 @@ pub struct EmailFlags {
     pub smtp_ca_file: Option<PathBuf>,
     pub smtp_insecure: bool,
     pub smtp_retries: Option<u32>,
+    /// `--smtp-timeout SECONDS`.
+    pub smtp_timeout: Option<f64>,
     pub when: Option<notify::SendWhen>,
     pub attach: Vec<notify::Attach>,
     pub report_url: Option<String>,
@@ -555,7 +557,11 @@ fn email_plan(
                     .smtp_retries
                     .or(f.retries)
                     .unwrap_or(defaults::SMTP_RETRIES),
-                timeout: defaults::SMTP_TIMEOUT,
+                timeout: flags
+                    .smtp_timeout
+                    .or(f.timeout_seconds)
+                    .map(std::time::Duration::from_secs_f64)
+                    .unwrap_or(defaults::SMTP_TIMEOUT),
             };
             // Refuse bad or unsafe settings now, before the audit runs.
             notify::transport(&smtp)?;

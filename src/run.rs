@@ -432,6 +432,11 @@ fn audit(plan: &Plan) -> Result<Outcome, Error> {
             },
             &templates,
             plan.file_mode,
+            &|line: String| {
+                if let Some(n) = &plan.on_notice {
+                    n(&line);
+                }
+            },
         ) {
             Ok(done) => done,
             Err(err) => {
@@ -594,20 +599,40 @@ fn deliver(
     plan: &EmailPlan,
     templates: &Templates,
     mode: FileMode,
+    notice: &dyn Fn(String),
 ) -> Result<Email, Error> {
     if !crate::notify::should_send(report, plan.when) {
         return Ok(Email::Skipped);
     }
     let message = crate::notify::build(report, &plan.settings, templates)?;
+    let bytes = message.formatted();
+    // One line per message: to whom, what, how big.
+    let describe = |what: &str| {
+        let subject = message
+            .headers()
+            .get_raw("Subject")
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let mut to = plan.settings.to.clone();
+        to.extend(plan.settings.cc.iter().cloned());
+        format!(
+            "{what} to {}: \"{subject}\" ({} bytes)",
+            to.join(", "),
+            bytes.len()
+        )
+    };
     match (&plan.dry_run, &plan.smtp) {
         (Some(path), _) => {
-            write(Target::File(path), mode, |out| {
-                Ok(out.write_all(&message.formatted())?)
-            })?;
+            write(Target::File(path), mode, |out| Ok(out.write_all(&bytes)?))?;
+            notice(describe(&format!(
+                "email written to {} (dry run), addressed",
+                path.display()
+            )));
             Ok(Email::Written(path.clone()))
         }
         (None, Some(smtp)) => {
             crate::notify::send(&message, smtp)?;
+            notice(describe("email sent"));
             Ok(Email::Sent)
         }
         (None, None) => Ok(Email::None),

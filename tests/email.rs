@@ -551,3 +551,101 @@ fn hostile_values_are_safe_in_the_email() {
         "{text}"
     );
 }
+
+fn spamassassin() -> Option<&'static str> {
+    let found = Command::new("spamassassin")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "spamassassin is missing; .ci/run installs Debian's spamassassin package"
+        );
+        eprintln!("skipped: spamassassin is not installed (apt-get install spamassassin)");
+        return None;
+    }
+    Some("spamassassin")
+}
+
+/// The weekly message as a mail filter sees it: dated, with a Message-ID, a subject that counts
+/// what is open (waived findings apart), expired waivers listed, a line on standard error, and
+/// a SpamAssassin score (local rules) of at most 1.0.
+#[test]
+fn the_message_is_dated_identified_and_not_spam() {
+    let dir = tempfile::tempdir().unwrap();
+    let waivers = dir.path().join("waivers.yaml");
+    std::fs::write(
+        &waivers,
+        "waivers:\n\
+         \x20 - { rule: owner-sso-bypass, subject: bob@acme.example, reason: break-glass, approved_by: ciso@acme.example, expires: 2027-03-31 }\n\
+         \x20 - { rule: sso-bypass, subject: carol@acme.example, reason: old, approved_by: ciso@acme.example, expires: 2026-01-01 }\n",
+    )
+    .unwrap();
+    let eml = dir.path().join("weekly.eml");
+    let r = audit_and_mail(
+        &[
+            "--waivers",
+            waivers.to_str().unwrap(),
+            "--smtp-timeout",
+            "5",
+            "--email-dry-run",
+            eml.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let raw = std::fs::read(&eml).unwrap();
+    assert!(
+        r.stderr.contains(&format!(
+            "orgaudit: email written to {} (dry run), addressed to security@acme.example: \"orgaudit: 13 findings (1 high, 7 medium, 4 low, 1 info) in acme-users-groups.json, 1 waived\" ({} bytes)",
+            eml.display(),
+            raw.len()
+        )),
+        "{}",
+        r.stderr
+    );
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    let id = mail.headers.get_first_value("Message-ID").unwrap();
+    assert!(
+        id.starts_with("<orgaudit.") && id.ends_with("@acme.example>"),
+        "{id}"
+    );
+    let date = mail.headers.get_first_value("Date").unwrap();
+    assert!(mailparse::dateparse(&date).is_ok(), "{date}");
+    let text = part(&mail, "text/plain", None).get_body().unwrap();
+    assert!(
+        text.contains("Expired waivers (no longer applied: renew or remove them):"),
+        "{text}"
+    );
+    assert!(text.contains("expired on 2026-01-01"), "{text}");
+    let html = part(&mail, "text/html", None).get_body().unwrap();
+    assert!(html.contains("<b>Expired waivers</b>"), "{html}");
+    // Two messages never share an id.
+    let again = dir.path().join("again.eml");
+    let r = audit_and_mail(&["--email-dry-run", again.to_str().unwrap()], None);
+    assert_eq!(r.code, 0);
+    let other = std::fs::read(&again).unwrap();
+    let other = mailparse::parse_mail(&other).unwrap();
+    assert_ne!(other.headers.get_first_value("Message-ID").unwrap(), id);
+
+    if let Some(sa) = spamassassin() {
+        let out = Command::new(sa)
+            .args(["-L", "-t"])
+            .stdin(std::fs::File::open(&eml).unwrap())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = report
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Spam-Status: "))
+            .and_then(|l| l.split("score=").nth(1))
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no score in SpamAssassin's report:\n{report}"));
+        assert!(score <= 1.0, "SpamAssassin scores it {score}:\n{report}");
+        for rule in ["MISSING_MID", "MISSING_DATE"] {
+            assert!(!report.contains(rule), "{rule} hit:\n{report}");
+        }
+    }
+}

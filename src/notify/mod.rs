@@ -140,23 +140,34 @@ use crate::render::safe::header as header_text;
 pub fn default_subject(report: &AuditReport) -> String {
     let s = &report.summary;
     let label = report.label();
+    // What needs acting on: waived findings are accepted risks, counted apart.
+    let unwaived = s.unwaived_by_severity.total();
+    let waived = if s.waived > 0 {
+        format!(", {} waived", s.waived)
+    } else {
+        String::new()
+    };
     if s.findings == 0 {
         return format!("orgaudit: no findings in {label}");
     }
+    if unwaived == 0 {
+        return format!("orgaudit: no open findings in {label}{waived}");
+    }
     let counts: Vec<String> = crate::rules::Severity::ALL
         .iter()
-        .filter(|sev| s.by_severity.get(**sev) > 0)
-        .map(|sev| format!("{} {}", s.by_severity.get(*sev), sev.as_str()))
+        .filter(|sev| s.unwaived_by_severity.get(**sev) > 0)
+        .map(|sev| format!("{} {}", s.unwaived_by_severity.get(*sev), sev.as_str()))
         .collect();
     let mut out = format!(
         "orgaudit: {} finding{} ({}) in {label}",
-        s.findings,
-        if s.findings == 1 { "" } else { "s" },
+        unwaived,
+        if unwaived == 1 { "" } else { "s" },
         counts.join(", ")
     );
     if let Some(new) = s.new {
         out.push_str(&format!(", {new} new"));
     }
+    out.push_str(&waived);
     out
 }
 
@@ -230,7 +241,7 @@ pub fn build(
         ));
     }
     let from = parse_mailbox(&settings.from, "the sender")?;
-    let mut builder = Message::builder().from(from);
+    let mut builder = stamped(Message::builder(), &from, &report.audited_at).from(from);
     for to in &settings.to {
         builder = builder.to(parse_mailbox(to, "the recipient")?);
     }
@@ -315,6 +326,34 @@ pub fn build(
         .map_err(|e| NotifyError::Settings(format!("cannot build the message: {e}")))
 }
 
+/// A message's `Date` (now) and a `Message-ID` unique to it, in the sender's domain: mail
+/// filters count a message without them against it.
+fn stamped(
+    builder: lettre::message::MessageBuilder,
+    from: &Mailbox,
+    salt: &str,
+) -> lettre::message::MessageBuilder {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(salt.as_bytes());
+    let unique: String = h
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    builder.date_now().message_id(Some(format!(
+        "<orgaudit.{}.{unique}@{}>",
+        now.as_secs(),
+        from.email.domain()
+    )))
+}
+
 /// The alert sent when the audit could not run (exit status 2 or 3): to the usual
 /// recipients, plain text, with the error, so a missed weekly review does not go unnoticed.
 pub fn failure_message(
@@ -329,7 +368,8 @@ pub fn failure_message(
             "no recipient: give --email-to ADDR (or email.to in the configuration)".into(),
         ));
     }
-    let mut builder = Message::builder().from(parse_mailbox(&settings.from, "the sender")?);
+    let from = parse_mailbox(&settings.from, "the sender")?;
+    let mut builder = stamped(Message::builder(), &from, at).from(from);
     for to in &settings.to {
         builder = builder.to(parse_mailbox(to, "the recipient")?);
     }
