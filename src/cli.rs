@@ -41,6 +41,13 @@ pub struct Cli {
 pub enum Command {
     /// Audit a users groups report and report the findings.
     Audit(Box<AuditArgs>),
+    /// Start a setup: a commented orgaudit.yaml, a waivers file and a rules folder with an
+    /// example rule and its tests (nothing is overwritten).
+    Init {
+        /// The folder to write them in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Fetch the users groups report from the Telnyx API and save it exactly as served.
     Fetch(FetchArgs),
     /// List, show, validate rules, or print the rule syntax reference.
@@ -60,9 +67,14 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate a configuration file and print the settings it gives (secrets masked).
     Check {
-        /// The configuration file.
-        #[arg(long, value_name = "PATH", default_value = "orgaudit.yaml")]
-        config: PathBuf,
+        /// The configuration file [default: ./orgaudit.yaml, checked as audit reads it from the
+        /// current folder: untrusted].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Also open the connections it names: one API request for one user per organization,
+        /// and the SMTP server (nothing is sent).
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -460,6 +472,10 @@ pub struct EmailArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Read no configuration file, not even ./orgaudit.yaml (which `audit` otherwise reads when
+    /// it is there, as an untrusted file).
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
     /// The report: a JSON or CSV file, or `-` for standard input. The format is detected from
     /// the content.
     #[arg(long, short = 'i', value_name = "PATH", conflicts_with = "fetch")]
@@ -767,6 +783,20 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })?;
             Ok(0)
         }
+        Command::Init { dir } => {
+            let written = orgaudit::init::scaffold(&dir).map_err(|e| match e {
+                orgaudit::init::InitError::Exists(_) => Error::Usage(e.to_string()),
+                orgaudit::init::InitError::Io { path, source } => Error::Output { path, source },
+            })?;
+            for p in &written {
+                println!("wrote {}", p.display());
+            }
+            println!(
+                "next: orgaudit config check, then orgaudit audit --input REPORT (or --fetch); orgaudit rules test {} runs the example rule's tests",
+                dir.join("rules").display()
+            );
+            Ok(0)
+        }
         Command::Schema => {
             let schema = orgaudit::findings::output_schema();
             println!(
@@ -775,10 +805,35 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             );
             Ok(0)
         }
-        Command::Config(ConfigCommand::Check { config }) => {
-            let cfg = config::load(&config).map_err(Error::Config)?;
-            print!("{}", config::describe(&cfg));
-            Ok(0)
+        Command::Config(ConfigCommand::Check { config, connect }) => {
+            let trusted = config.is_some();
+            let path = config.unwrap_or_else(|| PathBuf::from(orgaudit::defaults::CONFIG_FILE));
+            let checked = orgaudit::check::check(&path, trusted, connect)?;
+            print!("{}", checked.settings);
+            for line in &checked.reached {
+                println!("reached: {}", render::safe::terminal(line));
+            }
+            for p in checked.problems.iter().chain(&checked.unreachable) {
+                eprintln!("error: {}", render::safe::terminal(p));
+            }
+            let n = checked.problems.len() + checked.unreachable.len();
+            if n == 0 {
+                println!(
+                    "ok: everything it names loads{}",
+                    if connect {
+                        ", and every connection opens"
+                    } else {
+                        ""
+                    }
+                );
+            } else {
+                eprintln!(
+                    "orgaudit: {n} problem{} in {}",
+                    if n == 1 { "" } else { "s" },
+                    path.display()
+                );
+            }
+            Ok(checked.exit_code())
         }
     }
 }
@@ -832,6 +887,7 @@ impl AuditArgs {
         let e = &self.email;
         Ok(Flags {
             config: self.api.config.clone(),
+            no_config: self.no_config,
             input: self.input.clone(),
             fetch: self.fetch,
             api: fetch_flags(&self.api, self.fetch_format),

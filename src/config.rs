@@ -165,6 +165,46 @@ pub struct NotifyTarget {
     pub when: NotifyWhen,
 }
 
+/// The settings a configuration file found in the current folder (not named with `--config`)
+/// may not make: it may come from the repository under review, and each of these would send
+/// the API key, the SMTP password or the report somewhere else. Each is named as written.
+pub fn untrusted_keys(cfg: &Config) -> Vec<String> {
+    let mut keys = Vec::new();
+    if cfg.telnyx.base_url.is_some() {
+        keys.push("telnyx.base_url".to_string());
+    }
+    for o in &cfg.organizations {
+        keys.push(format!(
+            "organizations[{}].api_key_env (line {})",
+            o.name, o.pos.line
+        ));
+        if o.base_url.is_some() {
+            keys.push(format!("organizations[{}].base_url", o.name));
+        }
+    }
+    if let Some(e) = &cfg.email {
+        for (set, key) in [
+            (e.smtp_url.is_some(), "email.smtp_url"),
+            (!e.to.is_empty(), "email.to"),
+            (!e.cc.is_empty(), "email.cc"),
+            (e.password_env.is_some(), "email.password_env"),
+            (e.password_file.is_some(), "email.password_file"),
+            (e.ca_file.is_some(), "email.ca_file"),
+        ] {
+            if set {
+                keys.push(key.to_string());
+            }
+        }
+    }
+    if cfg.history.is_some() {
+        keys.push("history".to_string());
+    }
+    for n in &cfg.notify {
+        keys.push(format!("notify ({}, {})", n.service.as_str(), n.url_env));
+    }
+    keys
+}
+
 /// The `rules` section.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuleSettings {
@@ -827,7 +867,7 @@ pub fn describe(cfg: &Config) -> String {
         }
     };
     let mut o = String::new();
-    let _ = writeln!(o, "configuration: {} (valid)", cfg.path);
+    let _ = writeln!(o, "configuration: {} (read)", cfg.path);
     let source = if let Some(i) = &cfg.input {
         format!("file {i}")
     } else if !cfg.organizations.is_empty() {

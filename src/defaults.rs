@@ -10,6 +10,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
 pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
 /// The environment variable that overrides the base URL.
 pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
+/// The configuration file `audit` reads from the current folder when `--config` is not given
+/// (untrusted: see [`crate::config::untrusted_keys`]), and `config check` and `init` default to.
+pub const CONFIG_FILE: &str = "orgaudit.yaml";
 /// The environment variable naming the history's location.
 pub const HISTORY_ENV: &str = "ORGAUDIT_HISTORY";
 /// Waivers expiring within this many days are listed at the top of the reports.

@@ -27,6 +27,8 @@
 
 pub mod baseline;
 pub mod changes;
+#[cfg(all(feature = "network", feature = "email", feature = "history"))]
+pub mod check;
 pub mod config;
 pub mod defaults;
 pub mod diag;
@@ -35,6 +37,7 @@ pub mod findings;
 pub mod glob;
 #[cfg(feature = "history")]
 pub mod history;
+pub mod init;
 pub mod model;
 #[cfg(feature = "email")]
 pub mod notify;

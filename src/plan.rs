@@ -46,7 +46,10 @@ pub struct EmailFlags {
 /// What the command line of `audit` gave.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
+    /// `--config`: a configuration file the operator names (trusted).
     pub config: Option<PathBuf>,
+    /// `--no-config`: read no configuration, not even `./orgaudit.yaml`.
+    pub no_config: bool,
     /// A path, or `-` for standard input.
     pub input: Option<String>,
     pub fetch: bool,
@@ -222,11 +225,36 @@ impl Plan {
     /// and fills in the defaults. Nothing is read but the configuration file (and an SMTP
     /// password file); nothing is sent.
     pub fn resolve(flags: Flags) -> Result<Plan, Error> {
-        let cfg = flags
-            .config
+        // `--config` names a file the operator trusts; without it, `./orgaudit.yaml` is read when
+        // present, as a file from the repository under review: it may not redirect secrets or
+        // the report.
+        let mut notes = Vec::new();
+        let (config_path, trusted) = match (&flags.config, flags.no_config) {
+            (Some(p), _) => (Some(p.clone()), true),
+            (None, true) => (None, true),
+            (None, false) => {
+                let found = Path::new(defaults::CONFIG_FILE);
+                (found.is_file().then(|| found.to_path_buf()), false)
+            }
+        };
+        let cfg = config_path
             .as_deref()
             .map(|p| config::load(p).map_err(Error::Config))
             .transpose()?;
+        if let (Some(c), false) = (&cfg, trusted) {
+            let refused = config::untrusted_keys(c);
+            if !refused.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}: found in the current folder, so it is not trusted (it may come from the repository under review) and may not set {}; name it with --config to trust it, or skip it with --no-config",
+                    c.path,
+                    refused.join(", ")
+                )));
+            }
+            notes.push(format!(
+                "using {} from the current folder (--no-config skips it)",
+                c.path
+            ));
+        }
         let file = cfg.clone().unwrap_or_default();
         let input = flags.input.clone().or(file.input.clone());
         let fetching = flags.fetch
@@ -284,25 +312,7 @@ impl Plan {
         let fail_on = flags
             .fail_on
             .unwrap_or_else(|| file.fail_on.as_deref().and_then(Severity::parse));
-        let mut rules = flags.rules.clone();
-        rules.no_builtin |= file.rules.builtin == Some(false);
-        rules.paths = file
-            .rules
-            .paths
-            .iter()
-            .cloned()
-            .chain(rules.paths)
-            .collect();
-        rules.sets = file
-            .rules
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .chain(rules.sets)
-            .collect();
-        rules.disable.extend(file.rules.disable.iter().cloned());
-        rules.limits = file.limits;
-        rules.enable.extend(file.rules.enable.iter().cloned());
+        let rules = rule_options(&flags.rules, &file);
         let waivers = flags.waivers.clone().or(file.waivers.clone()).map(|p| {
             let max = flags
                 .waiver_max_days
@@ -334,7 +344,10 @@ impl Plan {
                 })
                 .collect(),
             output_append: flags.output.as_deref().is_some_and(is_step_summary),
-            notes: format_notes(flags.format, flags.output.as_deref()),
+            notes: notes
+                .into_iter()
+                .chain(format_notes(flags.format, flags.output.as_deref()))
+                .collect(),
             templates: flags.templates.clone().or(file.templates.clone()),
             email,
             color: flags.color,
@@ -380,7 +393,7 @@ impl Plan {
                 max_results: flags
                     .sarif_max_results
                     .unwrap_or(crate::defaults::SARIF_MAX_RESULTS),
-                config_file: flags.config.clone(),
+                config_file: config_path.clone(),
             },
             history_required: flags.history_required,
             sla: file.sla,
@@ -388,6 +401,30 @@ impl Plan {
             config: cfg,
         })
     }
+}
+
+/// The rule options of a run: the configuration's, then the flags' (which win).
+pub(crate) fn rule_options(flags: &RuleOptions, file: &Config) -> RuleOptions {
+    let mut rules = flags.clone();
+    rules.no_builtin |= file.rules.builtin == Some(false);
+    rules.paths = file
+        .rules
+        .paths
+        .iter()
+        .cloned()
+        .chain(rules.paths)
+        .collect();
+    rules.sets = file
+        .rules
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(rules.sets)
+        .collect();
+    rules.disable.extend(file.rules.disable.iter().cloned());
+    rules.limits = file.limits;
+    rules.enable.extend(file.rules.enable.iter().cloned());
+    rules
 }
 
 /// Whether `path` is the file GitHub Actions shows as the step's summary: appended to, since

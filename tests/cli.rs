@@ -652,7 +652,18 @@ fn config_check_prints_effective_settings_without_secrets() {
         .env("ORGAUDIT_SMTP_PASSWORD", "SMTP-VALUE-NEVER-SHOWN")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    // The staging key's variable is unset: a problem, named, after the settings.
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("NEVER-SHOWN"), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: organization acme-staging: its API key variable TELNYX_API_KEY_ACME_STAGING is not set\n\
+             orgaudit: 1 problem in {}\n",
+            cfg.display()
+        )
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("NEVER-SHOWN"), "{text}");
     assert!(

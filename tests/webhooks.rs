@@ -490,7 +490,14 @@ async fn the_configuration_names_variables_never_urls() {
         &[("MY_HOOK", &format!("https://hooks.example/{SECRET}"))],
     )
     .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The unset variable is a problem of the configuration, named.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("slack notification: the environment variable ORGAUDIT_SLACK_WEBHOOK_URL that should hold its URL is not set"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stdout
             .contains("notify: slack (URL in ORGAUDIT_SLACK_WEBHOOK_URL: NOT SET), when always"),

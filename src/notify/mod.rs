@@ -405,6 +405,20 @@ pub fn failure_message(
         .map_err(|e| NotifyError::Settings(format!("cannot build the message: {e}")))
 }
 
+/// Opens a connection to the SMTP server (TLS and login as configured) and closes it: nothing is
+/// sent. For `config check --connect`.
+pub fn reach(smtp: &SmtpSettings) -> Result<(), NotifyError> {
+    let transport = transport(smtp)?;
+    match transport.test_connection() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(NotifyError::Delivery(format!(
+            "{} did not accept a connection",
+            redact_url(&smtp.url)
+        ))),
+        Err(e) => Err(NotifyError::Delivery(describe(&e, smtp))),
+    }
+}
+
 /// Whether to send at all.
 pub fn should_send(report: &AuditReport, when: SendWhen) -> bool {
     use crate::findings::BaselineStatus;

@@ -94,6 +94,25 @@ impl Templates {
             .map(|(_, s)| s.to_string()))
     }
 
+    /// Compiles every template a run may render (those of the folder, and the embedded ones it
+    /// falls back to): the errors, each naming its template and line.
+    pub fn check(&self) -> Vec<TemplateError> {
+        let mut env = environment();
+        let this = self.clone();
+        env.set_loader(move |n| {
+            this.source(n)
+                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+        });
+        EMBEDDED
+            .iter()
+            .filter_map(|(name, _)| {
+                env.get_template(name)
+                    .err()
+                    .map(|e| TemplateError::from_minijinja(name, &e))
+            })
+            .collect()
+    }
+
     /// Renders a template given as text (e.g. a subject line); `name` identifies it in errors.
     /// Nothing is escaped.
     pub fn render_str(

@@ -474,6 +474,60 @@ fn describe(e: &reqwest::Error) -> String {
     s
 }
 
+/// Checks that the API answers this key: one request for one user
+/// (`GET /organizations/users?page[size]=1`), its body dropped; the status on success. For
+/// `config check --connect`: no report is fetched.
+pub fn probe_blocking(base_url: &str, key: &ApiKey, timeout: Duration) -> Result<u16, FetchError> {
+    let url = format!(
+        "{}/organizations/users?page%5Bsize%5D=1",
+        base_url.trim_end_matches('/')
+    );
+    let network = |message: String| FetchError::Network {
+        url: redact_url(base_url),
+        message: key.redact(&message),
+        attempts: 1,
+    };
+    reqwest::Url::parse(&url).map_err(|e| FetchError::BaseUrl {
+        url: redact_url(base_url),
+        message: e.to_string(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| network(e.to_string()))?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| network(describe(&e)))?;
+        let mut response = client
+            .get(&url)
+            .bearer_auth(&key.0)
+            .send()
+            .await
+            .map_err(|e| network(describe(&e)))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= 65536 {
+                break;
+            }
+        }
+        if (200..300).contains(&status) {
+            Ok(status)
+        } else {
+            Err(FetchError::Http {
+                status,
+                telnyx: telnyx_error(&body, key),
+                hint: hint(status).map(str::to_string),
+                attempts: 1,
+            })
+        }
+    })
+}
+
 /// [`fetch`] on a runtime of its own, for callers that are not async.
 pub fn fetch_blocking(
     opts: &FetchOptions,

@@ -1,0 +1,328 @@
+//! Setting up: `orgaudit init`, the configuration `audit` finds in the current folder (and what
+//! it may not set), and `config check` (every problem in one pass; `--connect`).
+
+use std::path::Path;
+use std::process::Command;
+
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NOW: &str = "2026-11-29T00:00:00Z";
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary in `dir` with a clean environment plus `env`.
+fn orgaudit_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaudit"));
+    cmd.current_dir(dir).args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code().expect("exited"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
+
+#[test]
+fn init_writes_a_setup_that_checks_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = orgaudit_in(d, &["init"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for f in [
+        "orgaudit.yaml",
+        "waivers.yaml",
+        "rules/owner-inactive.yaml",
+        "rules/owner-inactive.test.yaml",
+    ] {
+        assert!(d.join(f).is_file(), "{f}");
+        assert!(r.stdout.contains(&format!("wrote ./{f}")), "{}", r.stdout);
+    }
+    // Never overwritten.
+    std::fs::write(d.join("waivers.yaml"), "waivers: []  # mine\n").unwrap();
+    let r = orgaudit_in(d, &["init"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("already exist; nothing was written"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("waivers.yaml")).unwrap(),
+        "waivers: []  # mine\n"
+    );
+
+    // What it wrote checks, its rule's tests pass, and an audit uses it.
+    let r = orgaudit_in(d, &["config", "check"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("ok: everything it names loads"),
+        "{}",
+        r.stdout
+    );
+    let r = orgaudit_in(d, &["rules", "test", "rules"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = orgaudit_in(
+        d,
+        &[
+            "audit",
+            "-i",
+            &example("acme-users-groups.json"),
+            "--now",
+            NOW,
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.code, 1,
+        "fail_on: high, and the example has high findings\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "orgaudit: using orgaudit.yaml from the current folder (--no-config skips it)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(d.join("reports/access-review.html").is_file());
+    assert!(d.join("reports/findings.json").is_file());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("reports/findings.json")).unwrap())
+            .unwrap();
+    assert!(json["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == "owner-inactive"));
+    // --no-config: nothing of it applies.
+    let r = orgaudit_in(
+        d,
+        &[
+            "audit",
+            "--no-config",
+            "-i",
+            &example("acme-users-groups.json"),
+            "--now",
+            NOW,
+            "-q",
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "no fail_on without the file\n{}", r.stderr);
+    assert!(!r.stderr.contains("using orgaudit.yaml"));
+    // init into another folder.
+    let r = orgaudit_in(d, &["init", "team"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(d.join("team/rules/owner-inactive.yaml").is_file());
+}
+
+#[test]
+fn a_configuration_found_in_the_folder_cannot_redirect_secrets_or_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("orgaudit.yaml"),
+        "telnyx:\n  base_url: https://collector.evil.example/v2\n\
+         email:\n  to: [attacker@evil.example]\n  from: x@evil.example\n  smtp_url: smtp://evil.example\n\
+         organizations:\n  - { name: prod, api_key_env: TELNYX_API_KEY }\n\
+         history: postgres://evil.example/loot\n",
+    )
+    .unwrap();
+    let r = orgaudit_in(
+        d,
+        &["audit", "--fetch", "--now", NOW],
+        &[("TELNYX_API_KEY", "KEY123")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for key in [
+        "telnyx.base_url",
+        "organizations[prod].api_key_env (line 8)",
+        "email.smtp_url",
+        "email.to",
+        "history",
+    ] {
+        assert!(r.stderr.contains(key), "{key} not named:\n{}", r.stderr);
+    }
+    assert!(
+        r.stderr.contains("name it with --config to trust it"),
+        "{}",
+        r.stderr
+    );
+    // config check says the same, as a problem.
+    let r = orgaudit_in(d, &["config", "check"], &[("TELNYX_API_KEY", "KEY123")]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("audit will not trust it with: telnyx.base_url"),
+        "{}",
+        r.stderr
+    );
+    // Named with --config, it is the operator's own.
+    std::fs::write(
+        d.join("orgaudit.yaml"),
+        "telnyx:\n  base_url: http://127.0.0.1:9/v2\nfail_on: critical\n",
+    )
+    .unwrap();
+    let r = orgaudit_in(
+        d,
+        &[
+            "audit",
+            "--config",
+            "orgaudit.yaml",
+            "-i",
+            &example("acme-users-groups.json"),
+            "--now",
+            NOW,
+            "-q",
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // --config and --no-config exclude each other.
+    let r = orgaudit_in(
+        d,
+        &[
+            "audit",
+            "--config",
+            "orgaudit.yaml",
+            "--no-config",
+            "-i",
+            "x",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn config_check_reports_every_problem_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(
+        d.join("rules/bad.yaml"),
+        "id: bad\ntitle: Bad\nseverity: urgent\nscope: user\nwhen: { field: nope, equals: 1 }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("tpl")).unwrap();
+    std::fs::write(d.join("tpl/report.md"), "{% if %}\n").unwrap();
+    std::fs::write(d.join("blocked"), "").unwrap();
+    std::fs::write(
+        d.join("team.yaml"),
+        "organizations:\n  - { name: prod, api_key_env: KEY_PROD }\n\
+         rules: { paths: [rules] }\n\
+         waivers: missing-waivers.yaml\n\
+         baseline: missing-baseline.json\n\
+         templates: tpl\n\
+         outputs:\n  - { format: html, path: blocked/r.html }\n\
+         notify:\n  - { service: slack }\n\
+         email:\n  to: [sec@acme.example]\n",
+    )
+    .unwrap();
+    let r = orgaudit_in(d, &["config", "check", "--config", "team.yaml"], &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    for expected in [
+        "error: rules: ",
+        "bad.yaml",
+        "error: waivers: ",
+        "missing-waivers.yaml",
+        "error: baseline: ",
+        "error: templates: ",
+        "report.md",
+        "error: organization prod: its API key variable KEY_PROD is not set",
+        "error: output ",
+        "blocked is not a folder",
+        "ORGAUDIT_SLACK_WEBHOOK_URL",
+        "error: email: no sender (email.from)",
+        "error: email: no server (email.smtp_url)",
+    ] {
+        assert!(
+            r.stderr.contains(expected),
+            "{expected:?} missing:\n{}",
+            r.stderr
+        );
+    }
+    assert!(r.stderr.contains(" problems in team.yaml"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn config_check_connect_reaches_the_api_with_one_small_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/organizations/users"))
+        .and(query_param("page[size]", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{\"data\": []}"))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::write(
+        d.join("prod.yaml"),
+        format!(
+            "telnyx: {{ base_url: '{}/v2' }}\norganizations:\n  - {{ name: prod, api_key_env: KEY_PROD }}\n  - {{ name: dev, api_key_env: KEY_DEV, base_url: 'http://127.0.0.1:9/v2' }}\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let r = tokio::task::spawn_blocking(move || {
+        orgaudit_in(
+            &d,
+            &["config", "check", "--config", "prod.yaml", "--connect"],
+            &[
+                ("KEY_PROD", "KEYprod0123SECRET"),
+                ("KEY_DEV", "KEYdev0123SECRET"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("reached: organization prod: ")
+            && r.stdout.contains("answered 200 with this key"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("error: organization dev: cannot reach the Telnyx API"),
+        "{}",
+        r.stderr
+    );
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("SECRET"));
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one request, for one user");
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "Bearer KEYprod0123SECRET"
+    );
+}
