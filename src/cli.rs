@@ -23,11 +23,8 @@ use orgaudit::{Error, RuleOptions};
 
 /// Audit who has access to a Telnyx organization.
 #[derive(Debug, Parser)]
-#[command(name = "orgaudit", version, about, long_about = None)]
-#[command(
-    after_help = "Exit status: 0 ran (nothing reached --fail-on), 1 findings reached --fail-on, \
-2 bad usage, rules or input, 3 a network step failed."
-)]
+#[command(name = "orgaudit", version = VERSION, about, long_about = None)]
+#[command(after_help = EXIT_STATUS)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -37,10 +34,31 @@ pub struct Cli {
     pub max_text_bytes: Option<u64>,
 }
 
+/// The exit statuses, as `--help` and the man page say them (the README's table has the detail).
+const EXIT_STATUS: &str = "Exit status: 0 ran (nothing reached --fail-on), 1 findings reached \
+--fail-on, 2 bad usage, rules or input, 3 a network, SMTP, webhook or history step failed.";
+
+/// `--version`: the version, the commit it was built from and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ORGAUDIT_COMMIT"),
+    ", built ",
+    env!("ORGAUDIT_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit a users groups report and report the findings.
     Audit(Box<AuditArgs>),
+    /// Shell completions, e.g. `orgaudit completions bash > /etc/bash_completion.d/orgaudit`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff), e.g. `orgaudit man > orgaudit.1; man ./orgaudit.1`.
+    Man,
     /// Start a setup: a commented orgaudit.yaml, a waivers file and a rules folder with an
     /// example rule and its tests (nothing is overwritten).
     Init {
@@ -474,35 +492,90 @@ pub struct EmailArgs {
 pub struct AuditArgs {
     /// Read no configuration file, not even ./orgaudit.yaml (which `audit` otherwise reads when
     /// it is there, as an untrusted file).
-    #[arg(long, conflicts_with = "config")]
+    #[arg(help_heading = "Input", long, conflicts_with = "config")]
     pub no_config: bool,
     /// The report: a JSON or CSV file, or `-` for standard input. The format is detected from
     /// the content.
-    #[arg(long, short = 'i', value_name = "PATH", conflicts_with = "fetch")]
+    #[arg(
+        help_heading = "Input",
+        long,
+        short = 'i',
+        value_name = "PATH",
+        conflicts_with = "fetch"
+    )]
     pub input: Option<String>,
     /// Fetch the report from the Telnyx API instead (implied by `organizations` in --config).
-    #[arg(long)]
+    #[arg(help_heading = "Input", long)]
     pub fetch: bool,
     /// With --fetch: the body to ask the API for.
-    #[arg(long, value_enum, default_value = "json")]
+    #[arg(help_heading = "Input", long, value_enum, default_value = "json")]
     pub fetch_format: FetchFormat,
     /// With --fetch: also save the raw body here (a folder, with several organizations).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Input", long, value_name = "PATH")]
     pub save_report: Option<PathBuf>,
-    #[command(flatten)]
-    pub api: ApiArgs,
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(help_heading = "Input", long, value_name = "RFC3339")]
     pub now: Option<String>,
-    #[arg(long, short = 'f', value_name = "FORMAT", value_parser = parse_format,
+    #[command(flatten, next_help_heading = "Rules and waivers")]
+    pub rules: RuleArgs,
+    /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
+    #[arg(help_heading = "Rules and waivers", long, value_name = "PATH")]
+    pub waivers: Option<PathBuf>,
+    /// Accept a waiver with `all_subjects: true` whose rule pattern covers every rule (it
+    /// silences the whole gate; refused otherwise).
+    #[arg(help_heading = "Rules and waivers", long)]
+    pub allow_blanket_waiver: bool,
+    /// The furthest a waiver may expire, in days from now [default: 365].
+    #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
+    pub waiver_max_days: Option<u32>,
+    /// List the waivers that expire within this many days at the top of the reports
+    /// [default: 14].
+    #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
+    pub waiver_warn_days: Option<u32>,
+    /// Exit with status 1 when an unwaived finding is at or above this severity: critical, high,
+    /// medium, low, info, or none [default: none].
+    #[arg(help_heading = "Gate, baseline and history", long, value_name = "SEVERITY", value_parser = FailOn::parse)]
+    pub fail_on: Option<FailOn>,
+    /// Gate only on findings that are new against --baseline (at or above --fail-on, or any
+    /// severity without it).
+    #[arg(help_heading = "Gate, baseline and history", long)]
+    pub fail_on_new: bool,
+    /// Exit 1 when an unwaived finding is past its SLA (`sla:` in the configuration; needs a
+    /// history); combines with --fail-on by OR.
+    #[arg(help_heading = "Gate, baseline and history", long)]
+    pub fail_on_overdue: bool,
+    /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
+    #[arg(help_heading = "Gate, baseline and history", long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// Keep a history of runs here (a file path or sqlite:PATH; created on first use): findings
+    /// get first_seen and age_days, and the previous run is the baseline [default:
+    /// ORGAUDIT_HISTORY, or history: in the configuration].
+    #[arg(
+        help_heading = "Gate, baseline and history",
+        long,
+        value_name = "LOCATION",
+        conflicts_with = "no_history"
+    )]
+    pub history: Option<String>,
+    /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
+    #[arg(help_heading = "Gate, baseline and history", long)]
+    pub no_history: bool,
+    /// Fail (exit 3, no outputs) when the history cannot be opened or written; by default the
+    /// outputs are written and the run exits 3.
+    #[arg(help_heading = "Gate, baseline and history", long)]
+    pub history_required: bool,
+    /// The organization's key in the history [default: org_id in the configuration, or default].
+    #[arg(help_heading = "Gate, baseline and history", long, value_name = "ID")]
+    pub org_id: Option<String>,
+    #[arg(help_heading = "Outputs", long, short = 'f', value_name = "FORMAT", value_parser = parse_format,
           help = format!("Output format: {} (any case) [default: from -o's extension, else \
                           text]", format_names()))]
     pub format: Option<render::Format>,
     /// Write the output to this file instead of standard output (replaced whole; a link,
     /// device or FIFO is written where it is).
-    #[arg(long, short = 'o', value_name = "PATH")]
+    #[arg(help_heading = "Outputs", long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
-    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report,
+    #[arg(help_heading = "Outputs", long = "report", value_name = "FORMAT=PATH", value_parser = parse_report,
           help = format!("Also write FORMAT to PATH ({}); repeatable. `FORMAT+=PATH` appends \
                           (as does $GITHUB_STEP_SUMMARY always); a PATH alone takes the format \
                           of its extension. The audit runs once and every output shows the \
@@ -510,84 +583,46 @@ pub struct AuditArgs {
     pub reports: Vec<render::OutputSpec>,
     /// Permissions of new files written (octal): reports, saved reports, the `.eml`; an
     /// existing file keeps its own [default: 600].
-    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    #[arg(help_heading = "Outputs", long, value_name = "MODE", value_parser = parse_mode)]
     pub file_mode: Option<FileMode>,
-    #[arg(long, value_name = "SERVICE", value_delimiter = ',', value_parser = parse_notify,
+    /// SARIF: artifact paths are written relative to this folder (the repository's checkout,
+    /// for an upload to code scanning) [default: the current folder].
+    #[arg(help_heading = "Outputs", long, value_name = "DIR")]
+    pub sarif_root: Option<PathBuf>,
+    /// SARIF: write at most this many results, the most severe first (GitHub accepts 25,000
+    /// per run) [default: 5000].
+    #[arg(help_heading = "Outputs", long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sarif_max_results: Option<u64>,
+    /// Use the templates in this folder (report.html, report.md, junit.xml, email.txt,
+    /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
+    #[arg(help_heading = "Outputs", long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// The organization's name in every header and the email subject (presentation only)
+    /// [default: name in the configuration, the organizations' names, the file name or the API
+    /// host].
+    #[arg(help_heading = "Outputs", long, value_name = "NAME")]
+    pub org_name: Option<String>,
+    /// Colour in text output.
+    #[arg(
+        help_heading = "Outputs",
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorWhen,
+    /// Do not print warnings on standard error.
+    #[arg(help_heading = "Outputs", long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten, next_help_heading = "Email and notifications")]
+    pub email: EmailArgs,
+    #[arg(help_heading = "Email and notifications", long, value_name = "SERVICE", value_delimiter = ',', value_parser = parse_notify,
           help = format!("Post a summary after the run, and an alert when it cannot run, to \
                           these services ({}); each URL is read from its environment variable \
                           ({}), never given on the command line", notify_names(), notify_envs()))]
     pub notify: Vec<orgaudit::config::NotifyService>,
-    /// SARIF: artifact paths are written relative to this folder (the repository's checkout,
-    /// for an upload to code scanning) [default: the current folder].
-    #[arg(long, value_name = "DIR")]
-    pub sarif_root: Option<PathBuf>,
-    /// SARIF: write at most this many results, the most severe first (GitHub accepts 25,000
-    /// per run) [default: 5000].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub sarif_max_results: Option<u64>,
-    /// Use the templates in this folder (report.html, report.md, junit.xml, email.txt,
-    /// email.html) instead of the built-in ones; a name it lacks falls back to the built-in one.
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
-    /// Exit with status 1 when an unwaived finding is at or above this severity: critical, high,
-    /// medium, low, info, or none [default: none].
-    #[arg(long, value_name = "SEVERITY", value_parser = FailOn::parse)]
-    pub fail_on: Option<FailOn>,
-    /// Gate only on findings that are new against --baseline (at or above --fail-on, or any
-    /// severity without it).
-    #[arg(long)]
-    pub fail_on_new: bool,
-    /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
-    #[arg(long, value_name = "PATH")]
-    pub baseline: Option<PathBuf>,
-    /// Keep a history of runs here (a file path or sqlite:PATH; created on first use): findings
-    /// get first_seen and age_days, and the previous run is the baseline [default:
-    /// ORGAUDIT_HISTORY, or history: in the configuration].
-    #[arg(long, value_name = "LOCATION", conflicts_with = "no_history")]
-    pub history: Option<String>,
-    /// Exit 1 when an unwaived finding is past its SLA (`sla:` in the configuration; needs a
-    /// history); combines with --fail-on by OR.
-    #[arg(long)]
-    pub fail_on_overdue: bool,
-    /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
-    #[arg(long)]
-    pub no_history: bool,
-    /// Fail (exit 3, no outputs) when the history cannot be opened or written; by default the
-    /// outputs are written and the run exits 3.
-    #[arg(long)]
-    pub history_required: bool,
-    /// The organization's key in the history [default: org_id in the configuration, or default].
-    #[arg(long, value_name = "ID")]
-    pub org_id: Option<String>,
-    /// The organization's name in every header and the email subject (presentation only)
-    /// [default: name in the configuration, the organizations' names, the file name or the API
-    /// host].
-    #[arg(long, value_name = "NAME")]
-    pub org_name: Option<String>,
-    /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
-    #[arg(long, value_name = "PATH")]
-    pub waivers: Option<PathBuf>,
-    /// Accept a waiver with `all_subjects: true` whose rule pattern covers every rule (it
-    /// silences the whole gate; refused otherwise).
-    #[arg(long)]
-    pub allow_blanket_waiver: bool,
-    /// The furthest a waiver may expire, in days from now [default: 365].
-    #[arg(long, value_name = "DAYS")]
-    pub waiver_max_days: Option<u32>,
-    /// List the waivers that expire within this many days at the top of the reports
-    /// [default: 14].
-    #[arg(long, value_name = "DAYS")]
-    pub waiver_warn_days: Option<u32>,
-    #[command(flatten)]
-    pub email: EmailArgs,
-    /// Colour in text output.
-    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
-    pub color: ColorWhen,
-    /// Do not print warnings on standard error.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    #[command(flatten)]
-    pub rules: RuleArgs,
+    #[command(flatten, next_help_heading = "Configuration and network")]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -783,6 +818,20 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })?;
             Ok(0)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "orgaudit", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            man_page(&mut out).map_err(|source| Error::Output {
+                path: "<stdout>".into(),
+                source,
+            })?;
+            write_output(None, |w| Ok(w.write_all(&out)?))?;
+            Ok(0)
+        }
         Command::Init { dir } => {
             let written = orgaudit::init::scaffold(&dir).map_err(|e| match e {
                 orgaudit::init::InitError::Exists(_) => Error::Usage(e.to_string()),
@@ -836,6 +885,38 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(checked.exit_code())
         }
     }
+}
+
+/// The manual page: the top-level page, then one section per command with its options, from
+/// the same definitions as `--help` (the version without the commit, so that the committed
+/// `docs/orgaudit.1` only changes with the version).
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"));
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man.render_subcommands_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        writeln!(out, ".SH \"ORGAUDIT {}\"", sub.get_name().to_uppercase())?;
+        let sub_man =
+            clap_mangen::Man::new(sub.clone().bin_name(format!("orgaudit {}", sub.get_name())));
+        sub_man.render_synopsis_section(out)?;
+        sub_man.render_description_section(out)?;
+        sub_man.render_options_section(out)?;
+        if sub.has_subcommands() {
+            sub_man.render_subcommands_section(out)?;
+        }
+    }
+    writeln!(
+        out,
+        ".SH \"EXIT STATUS\"\n{}",
+        EXIT_STATUS.replace('-', "\\-")
+    )?;
+    man.render_version_section(out)?;
+    Ok(())
 }
 
 fn parse_now(s: &str) -> Result<orgaudit::model::Timestamp, Error> {

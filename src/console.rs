@@ -47,6 +47,20 @@ pub fn report_error(e: &Error) {
     say(format_args!("{text}"));
 }
 
+/// A download's progress: what came, of how much when the server said, and how fast.
+fn downloading(bytes: u64, total: Option<u64>, elapsed: std::time::Duration) -> String {
+    let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
+    let of = match total.filter(|t| *t > 0) {
+        Some(t) => format!(" of {} ({}%)", human(t as f64), bytes.min(t) * 100 / t),
+        None => String::new(),
+    };
+    format!(
+        "downloading {}{of} ({}/s)",
+        human(bytes as f64),
+        human(rate)
+    )
+}
+
 /// Progress on a terminal; each step with `-v`; nothing otherwise. Nothing here sees the key,
 /// and what a server or the network says is made safe for the terminal.
 pub fn progress(verbose: bool) -> orgaudit::FetchObserver {
@@ -69,14 +83,14 @@ pub fn progress(verbose: bool) -> orgaudit::FetchObserver {
                 render::safe::terminal(&reason),
                 after.as_secs_f64()
             )),
-            FetchEvent::Body { bytes, elapsed } if tty => {
-                let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
-                say(format_args!(
-                    "{clear}orgaudit{who}: downloading {} ({}/s)",
-                    human(bytes as f64),
-                    human(rate)
-                ));
-            }
+            FetchEvent::Body {
+                bytes,
+                total,
+                elapsed,
+            } if tty => say(format_args!(
+                "{clear}orgaudit{who}: {}",
+                downloading(bytes, total, elapsed)
+            )),
             FetchEvent::Done { bytes, elapsed } => {
                 say(format_args!("{clear}"));
                 if verbose {
@@ -90,4 +104,22 @@ pub fn progress(verbose: bool) -> orgaudit::FetchObserver {
             _ => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::downloading;
+    use std::time::Duration;
+
+    #[test]
+    fn progress_shows_a_total_when_one_is_known() {
+        let second = Duration::from_secs(1);
+        let with = downloading(512 * 1024, Some(2 * 1024 * 1024), second);
+        assert!(with.contains(" of ") && with.contains("(25%)"), "{with}");
+        let without = downloading(512 * 1024, None, second);
+        assert!(
+            !without.contains(" of ") && without.starts_with("downloading "),
+            "{without}"
+        );
+    }
 }

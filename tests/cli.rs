@@ -1819,3 +1819,74 @@ fn github_format_warns_of_expired_waivers() {
         r.stdout
     );
 }
+
+/// The committed man page is what `orgaudit man` prints: regenerate it with
+/// `cargo run -q -- man > docs/orgaudit.1` when the command line changes.
+#[test]
+fn the_committed_man_page_is_current() {
+    let r = run(&["man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let committed = std::fs::read_to_string(common::root().join("docs/orgaudit.1")).unwrap();
+    assert!(
+        r.stdout == committed,
+        "docs/orgaudit.1 is stale: run `cargo run -q -- man > docs/orgaudit.1`"
+    );
+    // Every command and every audit option is in it.
+    for needle in [
+        ".SH \"ORGAUDIT AUDIT\"",
+        "\\-\\-sarif\\-max\\-results",
+        "\\-\\-notify",
+        ".SH \"EXIT STATUS\"",
+    ] {
+        assert!(committed.contains(needle), "{needle}");
+    }
+}
+
+#[test]
+fn completions_and_version() {
+    for (shell, needle) in [
+        ("bash", "_orgaudit()"),
+        ("zsh", "#compdef orgaudit"),
+        ("fish", "complete -c orgaudit"),
+    ] {
+        let r = run(&["completions", shell]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains(needle),
+            "{shell}: {}",
+            &r.stdout[..200.min(r.stdout.len())]
+        );
+        assert!(r.stdout.contains("sarif-max-results"), "{shell}");
+    }
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0);
+    let v = r.stdout.trim();
+    assert!(
+        v.starts_with(&format!("orgaudit {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let date = v.rsplit("built ").next().unwrap().trim_end_matches(')');
+    assert!(
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{v}"
+    );
+    // --help is grouped by task.
+    let r = run(&["audit", "--help"]);
+    let headings: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Input:",
+            "Rules and waivers:",
+            "Gate, baseline and history:",
+            "Outputs:",
+            "Email and notifications:",
+            "Configuration and network:"
+        ]
+    );
+}

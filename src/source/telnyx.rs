@@ -125,11 +125,28 @@ impl FetchOptions {
 /// attempts). Nothing here holds the key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FetchEvent {
-    Attempt { n: u32, of: u32, url: String },
-    Response { status: u16 },
-    Body { bytes: u64, elapsed: Duration },
-    Retry { after: Duration, reason: String },
-    Done { bytes: u64, elapsed: Duration },
+    Attempt {
+        n: u32,
+        of: u32,
+        url: String,
+    },
+    Response {
+        status: u16,
+    },
+    /// Bytes received so far; `total` when the server announced the body's length.
+    Body {
+        bytes: u64,
+        total: Option<u64>,
+        elapsed: Duration,
+    },
+    Retry {
+        after: Duration,
+        reason: String,
+    },
+    Done {
+        bytes: u64,
+        elapsed: Duration,
+    },
 }
 
 /// A fetched report: the body exactly as served.
@@ -414,6 +431,7 @@ async fn attempt(
         };
     }
     let started = Instant::now();
+    let total = response.content_length();
     // What the server announces is not believed before the bytes arrive: at most 1 MiB is
     // reserved up front, and the body grows as it comes (under the cap checked per chunk).
     let mut body = Vec::with_capacity(
@@ -435,6 +453,7 @@ async fn attempt(
                     last_event = Instant::now();
                     on_event(FetchEvent::Body {
                         bytes: body.len() as u64,
+                        total,
                         elapsed: started.elapsed(),
                     });
                 }
