@@ -1,10 +1,10 @@
 """Runs orgaudit's benchmarks and prints a Markdown table (see BENCHMARKS.md).
 
 For each size it measures, RUNS times each (median wall time, peak memory from GNU time):
-(a) parse-only baseline: typed serde structs from the JSON file (examples/parse-baseline.rs);
+(a) parse-only baseline: typed serde structs from the JSON file (bench/parse-baseline.rs);
 (b) `orgaudit audit` end to end, built-in pack, JSON output written to a file;
 (c) the same users as CSV, end to end, JSON output;
-(d) rule evaluation alone, user-rule evaluations per second on one core (examples/eval-bench.rs);
+(d) rule evaluation alone, user-rule evaluations per second on one core (bench/eval-bench.rs);
 (e) the HTML report, end to end.
 """
 import os
