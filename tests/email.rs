@@ -649,3 +649,58 @@ fn the_message_is_dated_identified_and_not_spam() {
         }
     }
 }
+
+/// `config check --connect` opens the SMTP connection (STARTTLS and login as configured) and
+/// sends nothing; a wrong password is exit 3, named, never shown.
+#[test]
+fn config_check_connect_logs_in_and_sends_nothing() {
+    if !smtp_available() {
+        return;
+    }
+    let server = Server::start("accept", true, true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("weekly.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "input: {}\nemail:\n  to: [security@acme.example]\n  from: orgaudit@acme.example\n  smtp_url: smtp://auditor@127.0.0.1:{}?tls=required\n  ca_file: {}\n",
+            example(),
+            server.port,
+            server.ca.as_ref().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let check = |password| {
+        orgaudit(
+            &[
+                "config",
+                "check",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--connect",
+            ],
+            password,
+        )
+    };
+    let r = check(Some(PASSWORD));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("reached: SMTP: smtp://auditor@127.0.0.1:")
+            && r.stdout
+                .contains("accepted a connection (nothing was sent)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("ok: everything it names loads, and every connection opens"));
+    let r = check(Some("wrong-password-123"));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("error: SMTP: ") && r.stderr.contains("535"),
+        "{}",
+        r.stderr
+    );
+    assert!(server.received().is_empty(), "nothing is sent");
+}

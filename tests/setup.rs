@@ -326,3 +326,106 @@ async fn config_check_connect_reaches_the_api_with_one_small_request() {
         "Bearer KEYprod0123SECRET"
     );
 }
+
+/// The words of a command line written in an example (no quoting in them).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// The crontab line and the systemd unit's command, run as written against the bundled
+/// example (paths of this machine swapped in, the email written instead of sent): the first run
+/// works, and the second, with nothing changed, sends nothing.
+#[test]
+fn the_scheduled_commands_run_from_their_first_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crontab = std::fs::read_to_string(root.join("examples/schedule/crontab")).unwrap();
+    let cron_line = crontab
+        .lines()
+        .find(|l| l.starts_with("0 6 * * 1"))
+        .unwrap();
+    let cron_cmd = &cron_line[cron_line.find("orgaudit audit").unwrap()..];
+    let unit = std::fs::read_to_string(root.join("examples/schedule/orgaudit.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/"))
+        .unwrap();
+    assert!(unit.contains("SuccessExitStatus=1"), "exit 1 is a result");
+    for (name, command) in [("crontab", cron_cmd), ("systemd", exec)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let config = d.join("orgaudit.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "input: {}\nwaivers: {}\nemail:\n  to: [security@acme.example]\n  from: orgaudit@acme.example\n",
+                example("acme-users-groups.json"),
+                example("waivers.yaml")
+            ),
+        )
+        .unwrap();
+        let history = d.join("history.db");
+        let mut args: Vec<String> = words(command)
+            .into_iter()
+            .skip(1) // orgaudit
+            .map(|w| match w.as_str() {
+                "/etc/orgaudit/orgaudit.yaml" => config.to_str().unwrap().to_string(),
+                "/var/lib/orgaudit/history.db" => history.to_str().unwrap().to_string(),
+                _ => w,
+            })
+            .collect();
+        assert!(args.iter().any(|a| a == "--history"), "{name}: {command}");
+        let eml = d.join("week.eml");
+        args.extend(["--email-dry-run".into(), eml.to_str().unwrap().into()]);
+        for (week, now) in ["2026-11-23T06:00:00Z", "2026-11-30T06:00:00Z"]
+            .iter()
+            .enumerate()
+        {
+            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+            a.extend(["--now", now]);
+            let r = orgaudit_in(d, &a, &[]);
+            assert_eq!(r.code, 0, "{name}, week {week}: {}", r.stderr);
+            if week == 0 {
+                assert!(eml.is_file(), "{name}: the first run emails");
+                std::fs::remove_file(&eml).unwrap();
+            } else {
+                assert!(
+                    !eml.exists(),
+                    "{name}: nothing changed, no email (--email-when changed)"
+                );
+            }
+        }
+    }
+}
+
+/// The Kubernetes manifest parses, runs the image as the user the Dockerfile sets, and passes
+/// arguments `audit` takes.
+#[test]
+fn the_kubernetes_manifest_parses_and_matches_the_image() {
+    use yaml_rust2::YamlLoader;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("examples/schedule/kubernetes-cronjob.yaml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap();
+    assert_eq!(docs.len(), 2);
+    let job = &docs[0];
+    assert_eq!(job["kind"].as_str(), Some("CronJob"));
+    let pod = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(65532));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("USER 65532:65532"));
+    let container = &pod["containers"][0];
+    assert!(container["image"].as_str().unwrap().contains("/orgaudit:"));
+    let args: Vec<&str> = container["args"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "audit");
+    // What the manifest asks of `audit` parses (the configuration it names is mounted there).
+    let mut check = args.clone();
+    check.push("--help");
+    let r = orgaudit_in(root, &check, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(docs[1]["kind"].as_str(), Some("PersistentVolumeClaim"));
+}
