@@ -199,6 +199,27 @@ pub fn untrusted_keys(cfg: &Config) -> Vec<String> {
     if cfg.history.is_some() {
         keys.push("history".to_string());
     }
+    // Outputs stay in the file's folder: a report written over a shell profile or a hook
+    // elsewhere on the runner would run what a rule's message says.
+    let base = std::path::Path::new(&cfg.path)
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    for o in &cfg.outputs {
+        let inside = o.path.strip_prefix(base).is_ok_and(|rel| {
+            rel.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        });
+        if !inside {
+            keys.push(format!(
+                "outputs ({} is outside the file's folder)",
+                o.path.display()
+            ));
+        }
+    }
     for n in &cfg.notify {
         keys.push(format!("notify ({}, {})", n.service.as_str(), n.url_env));
     }

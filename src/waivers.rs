@@ -383,9 +383,25 @@ pub fn apply(report: &mut AuditReport, waivers: &[Waiver], now: Timestamp) {
                 ),
             });
         } else if !used {
+            // A rule id that names no rule of the run is most likely a typo: say which rule it
+            // was probably meant for.
+            let is_glob = w.rule.contains(['*', '?']);
+            let known = report.rules.iter().any(|r| r.id == w.rule);
+            let message = match (is_glob, known) {
+                (false, false) => {
+                    let hint = crate::diag::did_you_mean(
+                        &w.rule,
+                        report.rules.iter().map(|r| r.id.as_str()),
+                    )
+                    .map(|m| format!("; did you mean `{m}`?"))
+                    .unwrap_or_else(|| "; `orgaudit rules list` shows the ids".into());
+                    format!("{what} names no rule of this audit{hint}")
+                }
+                _ => format!("{what} matched no finding; remove it if the risk is gone"),
+            };
             report.warnings.push(Warning {
                 code: "unused-waiver",
-                message: format!("{what} matched no finding; remove it if the risk is gone"),
+                message,
             });
         }
     }

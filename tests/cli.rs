@@ -1890,3 +1890,38 @@ fn completions_and_version() {
         ]
     );
 }
+
+/// A waiver whose rule id is misspelt says which rule it was probably meant for.
+#[test]
+fn a_misspelt_waiver_rule_gets_a_did_you_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.yaml");
+    std::fs::write(
+        &w,
+        "waivers:\n  - { rule: sso-bypas, subject: carol@acme.example, reason: r, approved_by: a@acme.example, expires: 2027-01-01 }\n  - { rule: no-such-thing-at-all, subject: x, reason: r, approved_by: a@acme.example, expires: 2027-01-01 }\n",
+    )
+    .unwrap();
+    let input = example("acme-users-groups.json");
+    let r = run(&[
+        "audit",
+        "-i",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--waivers",
+        w.to_str().unwrap(),
+        "-f",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("(rule sso-bypas, subject carol@acme.example) names no rule of this audit; did you mean `sso-bypass`?"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("(rule no-such-thing-at-all, subject x) names no rule of this audit; `orgaudit rules list` shows the ids"),
+        "{}",
+        r.stderr
+    );
+}

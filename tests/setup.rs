@@ -147,7 +147,8 @@ fn a_configuration_found_in_the_folder_cannot_redirect_secrets_or_the_report() {
         "telnyx:\n  base_url: https://collector.evil.example/v2\n\
          email:\n  to: [attacker@evil.example]\n  from: x@evil.example\n  smtp_url: smtp://evil.example\n\
          organizations:\n  - { name: prod, api_key_env: TELNYX_API_KEY }\n\
-         history: postgres://evil.example/loot\n",
+         history: postgres://evil.example/loot\n\
+         outputs:\n  - { format: text, path: ../../.bashrc }\n  - { format: html, path: reports/ok.html }\n",
     )
     .unwrap();
     let r = orgaudit_in(
@@ -162,9 +163,11 @@ fn a_configuration_found_in_the_folder_cannot_redirect_secrets_or_the_report() {
         "email.smtp_url",
         "email.to",
         "history",
+        "outputs (../../.bashrc is outside the file's folder)",
     ] {
         assert!(r.stderr.contains(key), "{key} not named:\n{}", r.stderr);
     }
+    assert!(!r.stderr.contains("reports/ok.html"), "{}", r.stderr);
     assert!(
         r.stderr.contains("name it with --config to trust it"),
         "{}",
@@ -428,4 +431,91 @@ fn the_kubernetes_manifest_parses_and_matches_the_image() {
     let r = orgaudit_in(root, &check, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(docs[1]["kind"].as_str(), Some("PersistentVolumeClaim"));
+}
+
+/// The timer fires the service weekly (`systemd-analyze` checks the calendar where it exists),
+/// and the example report in the shape of Telnyx's API reference audits.
+#[test]
+fn the_timer_and_the_api_reference_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let timer = std::fs::read_to_string(root.join("examples/schedule/orgaudit.timer")).unwrap();
+    let calendar = timer
+        .lines()
+        .find_map(|l| l.strip_prefix("OnCalendar="))
+        .expect("a calendar");
+    assert!(timer.contains("[Timer]") && timer.contains("WantedBy=timers.target"));
+    // orgaudit.timer starts orgaudit.service (the same name, systemd's default).
+    assert!(root.join("examples/schedule/orgaudit.service").is_file());
+    if let Ok(out) = Command::new("systemd-analyze")
+        .args(["calendar", calendar])
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = orgaudit_in(
+        root,
+        &[
+            "audit",
+            "-i",
+            &example("telnyx-api-reference-example.json"),
+            "--now",
+            NOW,
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["summary"]["users"], 2);
+}
+
+/// Every file in examples/ is exercised: named by a test, by .ci/, or written by `init`.
+#[test]
+fn every_example_is_exercised() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut users = String::new();
+    for dir in ["tests", ".ci"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                users.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    users.push_str(&std::fs::read_to_string(root.join("src/init.rs")).unwrap());
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root.join("examples"), &mut files);
+    let unused: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(root.join("examples"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|rel| {
+            let name = Path::new(rel)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            !users.contains(rel.as_str()) && !users.contains(&format!("\"{name}\""))
+        })
+        .collect();
+    assert!(unused.is_empty(), "examples no test exercises: {unused:?}");
 }
