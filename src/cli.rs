@@ -671,7 +671,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Fetch(args) => fetch(args),
         Command::Rules(cmd) => rules(cmd),
         Command::History(HistoryCommand::Verify { history }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             match store.verify()? {
                 orgaudit::history::Verified::Intact {
                     runs,
@@ -705,7 +705,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             history,
             format,
         }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             let runs = store.list()?;
             let id = orgaudit::history::find_run(&runs, &run)?;
             let report = store.snapshot(id)?.ok_or_else(|| {
@@ -725,7 +725,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             format,
             output,
         }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             let shown = orgaudit::history::show(&mut *store, &run, format)?;
             write_output(output.as_ref(), |out| Ok(out.write_all(&shown)?))?;
             Ok(0)
@@ -736,7 +736,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             runs,
             format,
         }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             let trend = orgaudit::history::trend(&mut *store, &org_id, runs)?;
             write_output(None, |out| match format {
                 ListFormat::Json => {
@@ -749,7 +749,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::History(HistoryCommand::Prune { keep, history }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let pruned = store.prune(keep, &now)?;
             println!("pruned {} run(s)", pruned.removed);
@@ -774,7 +774,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         }) => {
             let outputs =
                 orgaudit::history::read_outputs(&files, orgaudit::defaults::API_MAX_BYTES)?;
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, true)?;
             let n = store.import(&org_id, outputs)?;
             println!(
                 "imported {n} run(s) of `{}`",
@@ -783,14 +783,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::History(HistoryCommand::Forget { user, history }) => {
-            let mut store = orgaudit::history::open_named(history)?;
+            let mut store = orgaudit::history::open_named(history, false)?;
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let n = store.forget(&user, &now)?;
             println!("removed the person's data from {n} run(s)");
             Ok(0)
         }
         Command::History(HistoryCommand::List { history, format }) => {
-            let runs = orgaudit::history::open_named(history)?.list()?;
+            let runs = orgaudit::history::open_named(history, false)?.list()?;
             write_output(None, |out| match format {
                 ListFormat::Json => {
                     serde_json::to_writer_pretty(&mut *out, &runs).map_err(std::io::Error::from)?;

@@ -1925,3 +1925,22 @@ fn a_misspelt_waiver_rule_gets_a_did_you_mean() {
         r.stderr
     );
 }
+
+/// A history command that reads never leaves an empty history behind where there was none.
+#[test]
+fn reading_a_missing_history_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("history.db");
+    for cmd in [
+        &["history", "list"][..],
+        &["history", "verify"],
+        &["history", "trend"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--history", missing.to_str().unwrap()]);
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{cmd:?}: {}", r.stderr);
+        assert!(r.stderr.contains("no history there"), "{}", r.stderr);
+        assert!(!missing.exists(), "{cmd:?} created {}", missing.display());
+    }
+}

@@ -1,45 +1,16 @@
 //! Setting up: `orgaudit init`, the configuration `audit` finds in the current folder (and what
 //! it may not set), and `config check` (every problem in one pass; `--connect`).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::{example_arg as example, run_isolated as orgaudit_in};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const NOW: &str = "2026-11-29T00:00:00Z";
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary in `dir` with a clean environment plus `env`.
-fn orgaudit_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaudit"));
-    cmd.current_dir(dir).args(args).env_clear();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let r = Run {
-        code: out.status.code().expect("exited"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    r
-}
 
 #[test]
 fn init_writes_a_setup_that_checks_and_runs() {

@@ -2,8 +2,9 @@
 //! each service's payload, retries, failures that never show the URL, and the alert sent when
 //! the audit cannot run.
 
-use std::path::Path;
+mod common;
 
+use common::{example_arg as example, run_isolated, Run};
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -12,22 +13,8 @@ const NOW: &str = "2026-11-29T00:00:00Z";
 /// A secret part of every webhook URL: it must never be printed.
 const SECRET: &str = "T000SECRETB000xyz";
 
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary off the async runtime, with a clean environment plus `env`.
+/// Runs the binary off the async runtime, with a clean environment plus `env`; the URL's secret
+/// part must not appear in what it prints.
 async fn orgaudit(args: &[&str], env: &[(&str, &str)]) -> Run {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let env: Vec<(String, String)> = env
@@ -35,20 +22,11 @@ async fn orgaudit(args: &[&str], env: &[(&str, &str)]) -> Run {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orgaudit"));
-        cmd.args(&args).env_clear();
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        let r = Run {
-            code: out.status.code().expect("exited"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = run_isolated(common::root(), &args, &env);
         let all = format!("{}{}", r.stdout, r.stderr);
         assert!(!all.contains(SECRET), "the webhook URL leaked:\n{all}");
-        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
         r
     })
     .await

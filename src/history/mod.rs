@@ -215,7 +215,10 @@ pub enum Verified {
 }
 
 /// The history a command names (or `ORGAUDIT_HISTORY`), opened.
-pub fn open_named(location: Option<String>) -> Result<Box<dyn Store>, crate::Error> {
+///
+/// `create`: a SQLite file that is not there is created (`history import`); otherwise a
+/// command that reads or trims a history refuses a missing file rather than leave an empty one.
+pub fn open_named(location: Option<String>, create: bool) -> Result<Box<dyn Store>, crate::Error> {
     let location = location
         .or_else(|| std::env::var(crate::defaults::HISTORY_ENV).ok())
         .ok_or_else(|| {
@@ -224,7 +227,16 @@ pub fn open_named(location: Option<String>) -> Result<Box<dyn Store>, crate::Err
                 crate::defaults::HISTORY_ENV
             ))
         })?;
-    Ok(Location::parse(&location)?.open()?)
+    let location = Location::parse(&location)?;
+    if let Location::Sqlite(path) = &location {
+        if !create && !path.exists() {
+            return Err(crate::Error::Usage(format!(
+                "{}: no history there (an audit with --history creates it, or history import)",
+                path.display()
+            )));
+        }
+    }
+    Ok(location.open()?)
 }
 
 /// A run by id, `latest`, `previous`, or a date (RFC 3339, or `YYYY-MM-DD` meaning the end of

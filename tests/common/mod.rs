@@ -62,3 +62,26 @@ fn finish(mut cmd: Command, args: &[&str], stdin: Option<Vec<u8>>) -> Run {
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     r
 }
+
+/// A file of `examples/`, as a string argument.
+pub fn example_arg(name: &str) -> String {
+    example(name).to_str().unwrap().to_string()
+}
+
+/// Runs `orgaudit` in `dir` with none of this process's environment but `env`: what a scheduled
+/// job or a CI step gives it. It must exit, never panic.
+pub fn run_isolated(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_orgaudit"));
+    cmd.current_dir(dir).args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let r = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    r
+}
