@@ -5,7 +5,7 @@
 //! A webhook URL is a secret (whoever has it can post to the channel): it is read from an
 //! environment variable, and no output, log line or error ever shows it; errors name the
 //! variable instead. Requests are retried as the API client retries them (408, 409, 429, 5xx and
-//! network errors, `Retry-After` honoured, the SDKs' backoff).
+//! network errors, `Retry-After` honoured, the SDKs' backoff with its jitter).
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::config::{NotifyService, NotifyWhen};
 use crate::findings::{AuditReport, BySeverity, GateSpec};
 use crate::render::{safe, top_rules};
 use crate::rules::Severity;
-use crate::source::telnyx::{backoff, retry_after, retryable};
+use crate::source::telnyx::{backoff, jitter, retry_after, retryable};
 
 use super::NotifyError;
 
@@ -454,7 +454,7 @@ pub fn post(hook: &Webhook, alert: &Alert, settings: &PostSettings) -> Result<()
                     if n == 1 { "" } else { "s" }
                 )));
             }
-            let wait = wait.unwrap_or_else(|| backoff(n - 1, 0.0));
+            let wait = wait.unwrap_or_else(|| backoff(n - 1, jitter()));
             tokio::time::sleep(wait).await;
         }
     })

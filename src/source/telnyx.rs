@@ -285,7 +285,7 @@ pub fn backoff(retry: u32, jitter: f64) -> Duration {
 }
 
 /// A jitter source without a dependency: the clock's nanoseconds, scrambled.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let mut x = Instant::now().elapsed().as_nanos() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
