@@ -88,7 +88,7 @@ pub fn check(path: &Path, trusted: bool, connect: bool) -> Result<Checked, Error
     }
 
     // API keys: each organization's variable, or the default one when fetching without any.
-    let fetching = cfg.fetch == Some(true) || !cfg.organizations.is_empty();
+    let fetching = cfg.fetches();
     let key_vars: Vec<(Option<&str>, &str)> = if cfg.organizations.is_empty() {
         if fetching {
             vec![(None, defaults::API_KEY_ENV)]
@@ -179,10 +179,9 @@ pub fn check(path: &Path, trusted: bool, connect: bool) -> Result<Checked, Error
 /// The plan an audit with this configuration would make (the input a placeholder when the
 /// configuration names none).
 fn plan_of(path: &Path, cfg: &Config) -> Result<Plan, Error> {
-    let fetching = cfg.fetch == Some(true) || !cfg.organizations.is_empty();
     Plan::resolve(Flags {
         config: Some(path.to_path_buf()),
-        input: (cfg.input.is_none() && !fetching).then(|| "-".to_string()),
+        input: (cfg.input.is_none() && !cfg.fetches()).then(|| "-".to_string()),
         ..Default::default()
     })
 }

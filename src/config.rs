@@ -165,6 +165,14 @@ pub struct NotifyTarget {
     pub when: NotifyWhen,
 }
 
+impl Config {
+    /// Whether it has the report fetched from the API (`fetch: true`, or `organizations`)
+    /// rather than read from a file.
+    pub fn fetches(&self) -> bool {
+        self.fetch == Some(true) || !self.organizations.is_empty()
+    }
+}
+
 /// The settings a configuration file found in the current folder (not named with `--config`)
 /// may not make: it may come from the repository under review, and each of these would send
 /// the API key, the SMTP password or the report somewhere else. Each is named as written.
@@ -261,7 +269,8 @@ pub struct EmailConfig {
     pub timeout_seconds: Option<f64>,
 }
 
-const TOP_KEYS: &[&str] = &[
+/// The top-level keys of the configuration file (the README lists each; a test holds it to this).
+pub const TOP_KEYS: &[&str] = &[
     "input",
     "fetch",
     "telnyx",

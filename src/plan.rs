@@ -257,9 +257,7 @@ impl Plan {
         }
         let file = cfg.clone().unwrap_or_default();
         let input = flags.input.clone().or(file.input.clone());
-        let fetching = flags.fetch
-            || (flags.input.is_none()
-                && (file.fetch == Some(true) || !file.organizations.is_empty()));
+        let fetching = flags.fetch || (flags.input.is_none() && file.fetches());
         let source = match (input, fetching) {
             (Some(_), true) => {
                 return Err(Error::Usage(

@@ -535,21 +535,6 @@ fn no_previous_snapshot(report: &mut AuditReport, organization: Option<String>) 
     }
 }
 
-/// Renders `report` as `format` to a file (new ones with `mode`), or to standard output
-/// (`None`).
-pub fn render_to(
-    report: &AuditReport,
-    format: Format,
-    options: &RenderOptions,
-    path: Option<&Path>,
-    mode: FileMode,
-) -> Result<Written, Error> {
-    let target = path.map_or(Target::Stdout, Target::File);
-    write(target, mode, |out| {
-        render::render(report, format, options, out)
-    })
-}
-
 fn render_error(e: render::RenderError, what: &str) -> Error {
     match e {
         render::RenderError::Template(t) => Error::Template(t),

@@ -53,15 +53,12 @@ fn release_asset(dir: &Path, tag: &str) -> (String, Vec<u8>, String) {
     (name, bytes, String::from_utf8(sum.stdout).unwrap())
 }
 
-// Several workers: the installer runs on this one while the server answers on another.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_installer_checks_the_release_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let (name, bytes, sum) = release_asset(dir.path(), "v9.9.9");
+/// A release server holding `archive` under `name` and `sum` as its sha256 file.
+async fn release_server(name: &str, archive: Vec<u8>, sum: String) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("/v9.9.9/{name}")))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(archive))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -69,6 +66,15 @@ async fn the_installer_checks_the_release_binary() {
         .respond_with(ResponseTemplate::new(200).set_body_string(sum))
         .mount(&server)
         .await;
+    server
+}
+
+// Several workers: the installer runs on this one while the server answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installer_checks_the_release_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (name, bytes, sum) = release_asset(dir.path(), "v9.9.9");
+    let server = release_server(&name, bytes.clone(), sum.clone()).await;
     let runner = tempfile::tempdir().unwrap();
     let github_path = runner.path().join("github_path");
     let base = server.uri();
@@ -94,24 +100,10 @@ async fn the_installer_checks_the_release_binary() {
     );
 
     // An archive that is not the one the sha256 file names is refused, not installed.
-    let server = MockServer::start().await;
     let mut tampered = bytes;
     let n = tampered.len();
     tampered[n - 10] ^= 0xff;
-    let sum = {
-        let (_, _, s) = release_asset(&dir.path().join("again"), "v9.9.9");
-        s
-    };
-    Mock::given(method("GET"))
-        .and(path(format!("/v9.9.9/{name}")))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(tampered))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v9.9.9/{name}.sha256")))
-        .respond_with(ResponseTemplate::new(200).set_body_string(sum))
-        .mount(&server)
-        .await;
+    let server = release_server(&name, tampered, sum).await;
     let runner = tempfile::tempdir().unwrap();
     let base = server.uri();
     let r = bash(

@@ -1944,3 +1944,20 @@ fn reading_a_missing_history_creates_nothing() {
         assert!(!missing.exists(), "{cmd:?} created {}", missing.display());
     }
 }
+
+/// The README's paragraph on the configuration file names every top-level key the reader takes.
+#[test]
+fn the_readme_lists_every_configuration_key() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let para = readme
+        .split("Its keys: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the README's list of configuration keys");
+    for key in orgaudit::config::TOP_KEYS {
+        assert!(
+            para.contains(&format!("`{key}`")),
+            "README.md does not list `{key}`"
+        );
+    }
+}

@@ -235,19 +235,7 @@ pub fn build(
     settings: &EmailSettings,
     templates: &Templates,
 ) -> Result<Message, NotifyError> {
-    if settings.to.is_empty() {
-        return Err(NotifyError::Settings(
-            "no recipient: give --email-to ADDR (or email.to in the configuration)".into(),
-        ));
-    }
-    let from = parse_mailbox(&settings.from, "the sender")?;
-    let mut builder = stamped(Message::builder(), &from, &report.audited_at).from(from);
-    for to in &settings.to {
-        builder = builder.to(parse_mailbox(to, "the recipient")?);
-    }
-    for cc in &settings.cc {
-        builder = builder.cc(parse_mailbox(cc, "the cc recipient")?);
-    }
+    let builder = addressed(settings, &report.audited_at)?;
 
     let opts = RenderOptions {
         templates: templates.clone(),
@@ -326,6 +314,28 @@ pub fn build(
         .map_err(|e| NotifyError::Settings(format!("cannot build the message: {e}")))
 }
 
+/// A message from the sender to the recipients of `settings`, dated and identified (`salt`
+/// makes the id unique to what it reports).
+fn addressed(
+    settings: &EmailSettings,
+    salt: &str,
+) -> Result<lettre::message::MessageBuilder, NotifyError> {
+    if settings.to.is_empty() {
+        return Err(NotifyError::Settings(
+            "no recipient: give --email-to ADDR (or email.to in the configuration)".into(),
+        ));
+    }
+    let from = parse_mailbox(&settings.from, "the sender")?;
+    let mut builder = stamped(Message::builder(), &from, salt).from(from);
+    for to in &settings.to {
+        builder = builder.to(parse_mailbox(to, "the recipient")?);
+    }
+    for cc in &settings.cc {
+        builder = builder.cc(parse_mailbox(cc, "the cc recipient")?);
+    }
+    Ok(builder)
+}
+
 /// A message's `Date` (now) and a `Message-ID` unique to it, in the sender's domain: mail
 /// filters count a message without them against it.
 fn stamped(
@@ -363,19 +373,7 @@ pub fn failure_message(
     exit_code: u8,
     at: &str,
 ) -> Result<Message, NotifyError> {
-    if settings.to.is_empty() {
-        return Err(NotifyError::Settings(
-            "no recipient: give --email-to ADDR (or email.to in the configuration)".into(),
-        ));
-    }
-    let from = parse_mailbox(&settings.from, "the sender")?;
-    let mut builder = stamped(Message::builder(), &from, at).from(from);
-    for to in &settings.to {
-        builder = builder.to(parse_mailbox(to, "the recipient")?);
-    }
-    for cc in &settings.cc {
-        builder = builder.cc(parse_mailbox(cc, "the cc recipient")?);
-    }
+    let builder = addressed(settings, at)?;
     let organization = header_text(organization);
     // The error as lines of visible text: what a reader needs, nothing a mail client runs.
     let error: String = error

@@ -229,19 +229,13 @@ impl Summary {
     }
 }
 
-/// Text from outside, safe in a chat message: invisible characters shown, one line, at most
-/// `max` characters.
+/// Text from outside, safe in a chat message: one line with invisible characters shown (as an
+/// email header gets it), at most `max` characters.
 fn clean(s: &str, max: usize) -> String {
-    let visible = safe::visible(s);
-    let one: String = visible
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if one.chars().count() > max {
-        let cut: String = one.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        one
+    let one = safe::header(s);
+    match one.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &one[..cut]),
+        None => one,
     }
 }
 

@@ -124,24 +124,34 @@ pub(super) fn render(
         }));
     }
 
+    // Each rule's physical location, worked out once (a path is canonicalised on disk).
+    let locations: Vec<Option<Value>> = report
+        .rules
+        .iter()
+        .map(|r| {
+            if r.origin.file.is_empty() || r.origin.file.starts_with("builtin:") {
+                return builtin_location
+                    .clone()
+                    .map(|a| json!({ "artifactLocation": a }));
+            }
+            let mut loc = Map::new();
+            loc.insert("artifactLocation".into(), artifact(&r.origin.file, &root));
+            if r.origin.pos.line > 0 {
+                loc.insert(
+                    "region".into(),
+                    json!({ "startLine": r.origin.pos.line, "startColumn": r.origin.pos.column.max(1) }),
+                );
+            }
+            Some(Value::Object(loc))
+        })
+        .collect();
     let results: Vec<Value> = report.findings[..shown]
         .iter()
         .map(|f| {
             let ri = rule_index.get(f.rule_id.as_str()).copied();
-            let rule = ri.map(|i| &report.rules[i]);
-            let physical = match rule {
-                Some(r) if !r.origin.file.is_empty() && !r.origin.file.starts_with("builtin:") => {
-                    let mut loc = Map::new();
-                    loc.insert("artifactLocation".into(), artifact(&r.origin.file, &root));
-                    if r.origin.pos.line > 0 {
-                        loc.insert(
-                            "region".into(),
-                            json!({ "startLine": r.origin.pos.line, "startColumn": r.origin.pos.column.max(1) }),
-                        );
-                    }
-                    Some(Value::Object(loc))
-                }
-                _ => builtin_location
+            let physical = match ri {
+                Some(i) => locations[i].clone(),
+                None => builtin_location
                     .clone()
                     .map(|a| json!({ "artifactLocation": a })),
             };
