@@ -838,7 +838,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 orgaudit::init::InitError::Io { path, source } => Error::Output { path, source },
             })?;
             for p in &written {
-                println!("wrote {}", p.display());
+                println!("wrote {}", render::safe::terminal(&p.display().to_string()));
             }
             println!(
                 "next: orgaudit config check, then orgaudit audit --input REPORT (or --fetch); orgaudit rules test {} runs the example rule's tests",

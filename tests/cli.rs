@@ -1961,3 +1961,32 @@ fn the_readme_lists_every_configuration_key() {
         );
     }
 }
+
+/// Every flag of `audit --help` is documented in the README.
+#[test]
+fn the_readme_documents_every_audit_flag() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let help = run(&["audit", "--help"]).stdout;
+    let flags: std::collections::BTreeSet<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '=')
+        .filter(|w| w.starts_with("--") && w.len() > 2 && *w != "--help")
+        .map(|w| {
+            w.split('<')
+                .next()
+                .unwrap()
+                .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        })
+        .collect();
+    assert!(flags.len() > 40, "{flags:?}");
+    // Named as a flag: followed by a space, a backtick or a comma, not as part of a longer one.
+    let documented = |f: &str| {
+        readme
+            .match_indices(f)
+            .any(|(i, _)| matches!(readme[i + f.len()..].chars().next(), Some(' ' | '`' | ',')))
+    };
+    let missing: Vec<&&str> = flags.iter().filter(|f| !documented(f)).collect();
+    assert!(
+        missing.is_empty(),
+        "README.md does not document {missing:?}"
+    );
+}
