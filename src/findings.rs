@@ -110,6 +110,10 @@ pub struct Finding {
     /// Past `due` and not waived.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub overdue: Option<bool>,
+    /// The fix `orgaudit remediate plan` may propose for it (`remove_user`), when the rule
+    /// declares one and its `fix.when` holds for the subject; absent: a person acts.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<crate::rules::FixAction>,
 }
 
 /// Remediation SLAs: days to fix a finding, per severity (`sla:` in the configuration).
@@ -754,6 +758,7 @@ mod tests {
             last_seen: None,
             due: None,
             overdue: None,
+            fix: None,
         }
     }
 

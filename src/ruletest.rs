@@ -46,6 +46,8 @@ const CASE_KEYS: &[&str] = &[
 pub struct Expected {
     pub rule: String,
     pub subject: String,
+    /// `fix: ACTION`: the finding's fix must be this (`manual`: none proposed).
+    pub fix: Option<crate::rules::FixAction>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +289,20 @@ fn case(
                     );
                     continue;
                 };
+                let fix = match get(kv, "fix") {
+                    None => None,
+                    Some(n) => match n.text().and_then(crate::rules::FixAction::parse) {
+                        Some(a) => Some(a),
+                        None => {
+                            let names: Vec<&str> = crate::rules::FixAction::ALL
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect();
+                            r.err(n.pos, format!("`fix` is one of {}", names.join(", ")));
+                            None
+                        }
+                    },
+                };
                 match (
                     get(kv, "rule").and_then(|n| n.text()),
                     get(kv, "subject").and_then(|n| n.text()),
@@ -294,6 +310,7 @@ fn case(
                     (Some(rule), Some(subject)) => expect.push(Expected {
                         rule: rule.into(),
                         subject: subject.into(),
+                        fix,
                     }),
                     _ => r.err(
                         e.pos,
@@ -370,6 +387,7 @@ fn inline_users(
 
 fn matches(e: &Expected, f: &crate::findings::Finding) -> bool {
     e.rule == f.rule_id
+        && e.fix.is_none_or(|want| f.fix.unwrap_or_default() == want)
         && (e.subject == f.subject.id
             || f.subject.name.as_deref() == Some(e.subject.as_str())
             || f.subject
@@ -431,14 +449,25 @@ fn run_case(file: &TestFile, rules: &RuleSet, c: &TestCase) -> CaseResult {
             Some(i) => {
                 unmatched.remove(i);
             }
-            None => missing.push(format!("{} {}", e.rule, e.subject)),
+            None => missing.push(match e.fix {
+                Some(fix) => format!("{} {} (fix: {})", e.rule, e.subject, fix.as_str()),
+                None => format!("{} {}", e.rule, e.subject),
+            }),
         }
     }
     let unexpected: Vec<String> = unmatched
         .iter()
-        .map(|f| match &f.subject.email {
-            Some(m) => format!("{} {} ({m})", f.rule_id, f.subject.id),
-            None => format!("{} {}", f.rule_id, f.subject.id),
+        .map(|f| {
+            let fix = f.fix.map(|a| format!(" (fix: {})", a.as_str()));
+            match &f.subject.email {
+                Some(m) => format!(
+                    "{} {} ({m}){}",
+                    f.rule_id,
+                    f.subject.id,
+                    fix.unwrap_or_default()
+                ),
+                None => format!("{} {}{}", f.rule_id, f.subject.id, fix.unwrap_or_default()),
+            }
         })
         .collect();
     if missing.is_empty() && unexpected.is_empty() {

@@ -152,6 +152,11 @@ fn every_builtin_rule_fires_on_the_examples() {
             vec!["--set", ALLOW, "--history", h, "--set", watch],
         ),
         ("no-active-owner.json", vec![]),
+        // Off by default.
+        (
+            "acme-users-groups.json",
+            vec!["--enable", "disabled-user-lingering"],
+        ),
     ] {
         let doc = audit_json(&example(file), &extra);
         for f in doc["findings"].as_array().unwrap() {
@@ -513,7 +518,7 @@ fn rules_commands() {
     assert_eq!(list.code, 0);
     assert!(list.stdout.starts_with("ID "));
     assert!(list.stdout.contains("\nowner-sso-bypass              critical  user          yes      Active owner may bypass SSO\n"), "{}", list.stdout);
-    assert_eq!(list.stdout.lines().count(), 15);
+    assert_eq!(list.stdout.lines().count(), 16);
 
     let show = run(&[
         "rules",
@@ -554,7 +559,7 @@ fn rules_commands() {
             .unwrap(),
     ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(ok.stdout.starts_with("14 rules valid in "));
+    assert!(ok.stdout.starts_with("15 rules valid in "));
 
     let reference = run(&["rules", "reference"]);
     assert_eq!(
@@ -1989,4 +1994,61 @@ fn the_readme_documents_every_audit_flag() {
         missing.is_empty(),
         "README.md does not document {missing:?}"
     );
+}
+
+#[test]
+fn fix_declarations_are_checked_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fixes.yaml");
+    std::fs::write(
+        &file,
+        r#"- id: a
+  title: A
+  severity: low
+  scope: user
+  when: { field: active, equals: false }
+  fix: { action: remove_usr }
+- id: b
+  title: B
+  severity: low
+  scope: group
+  when: { field: member_count, equals: 0 }
+  fix: remove_user
+- id: c
+  title: C
+  severity: low
+  scope: user
+  when: { field: active, equals: false }
+  fix: { action: manual, when: { field: active, equals: false } }
+- id: d
+  title: D
+  severity: low
+  scope: user
+  when: { field: active, equals: false }
+  fix: { action: remove_user, when: { field: no_such_field, equals: 1 }, after: 3 }
+- id: e
+  title: E
+  severity: low
+  scope: user
+  when: { field: active, equals: false }
+  fix: { action: remove_user, when: { field: created_at, older_than_days: 90 } }
+"#,
+    )
+    .unwrap();
+    let r = run(&["rules", "validate", "--no-builtin", file.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let f = file.display().to_string();
+    for expected in [
+        format!("{f}:6:18: unknown fix action `remove_usr`; expected one of manual, remove_user"),
+        "did you mean `remove_user`?".to_string(),
+        format!(
+            "{f}:12:8: the fix `remove_user` applies to user rules; this rule's scope is group"
+        ),
+        format!("{f}:18:32: `fix.when` is for an automatic fix; a manual one has no condition"),
+        format!("{f}:24:74: unknown key `after` in `fix`"),
+        format!("{f}:24:46: unknown field `no_such_field`"),
+    ] {
+        assert!(r.stderr.contains(&expected), "{expected}\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains(":30:"), "rule e is valid: {}", r.stderr);
 }

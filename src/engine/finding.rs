@@ -115,7 +115,25 @@ impl<'a> Ctx<'a> {
         let subject = self.subject(r.scope, s);
         let evidence = self.evidence(rule, s);
         let message = self.message(rule, s, &subject, &evidence, messages, warnings)?;
+        // The fix condition, for the subjects the rule fired for only.
+        let fix = match (s, &rule.fix) {
+            (Subj::User(_), Some(p)) => {
+                let holds = self.eval(p, s);
+                if let Some(message) = self.expr_error.borrow_mut().take() {
+                    return Err(EngineError {
+                        rule: r.id.clone(),
+                        origin: r.origin.to_string(),
+                        what: "`fix.when`",
+                        subject: format!("user {}", subject.id),
+                        message,
+                    });
+                }
+                holds.then_some(r.fix.action)
+            }
+            _ => None,
+        };
         Ok(Finding {
+            fix,
             organization: None,
             fingerprint: match s {
                 // Two users with one id: the email tells them apart (unique ids keep the

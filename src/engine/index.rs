@@ -143,7 +143,7 @@ pub(super) fn cutoffs(
     }
     let mut durations = Vec::new();
     for r in rules {
-        for p in std::iter::once(&r.pred).chain(&r.counts) {
+        for p in std::iter::once(&r.pred).chain(&r.counts).chain(&r.fix) {
             walk(p, &mut durations);
         }
     }

@@ -152,7 +152,7 @@ fn evaluate_on(
     }
     let mut fields = SharedFields::new();
     for r in rules {
-        for p in std::iter::once(&r.pred).chain(&r.counts) {
+        for p in std::iter::once(&r.pred).chain(&r.counts).chain(&r.fix) {
             collect_shared(p, &mut fields);
         }
     }

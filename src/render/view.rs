@@ -321,6 +321,7 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             "last_seen",
             "due",
             "overdue",
+            "fix",
         ],
         values: vec![
             f.organization.as_deref().and_then(text),
@@ -340,6 +341,7 @@ fn finding_value(f: &Finding, rules: &mut RuleTexts) -> Value {
             f.last_seen.as_deref().and_then(text),
             f.due.as_deref().and_then(text),
             f.overdue.map(Value::from),
+            f.fix.as_ref().and_then(serde),
         ],
     })
 }

@@ -11,6 +11,10 @@ pub(super) static FILES: &[(&str, &str)] = &[
         include_str!("../../rules/disabled-user-in-groups.yaml"),
     ),
     (
+        "disabled-user-lingering.yaml",
+        include_str!("../../rules/disabled-user-lingering.yaml"),
+    ),
+    (
         "duplicate-email.yaml",
         include_str!("../../rules/duplicate-email.yaml"),
     ),

@@ -203,6 +203,9 @@ pub struct CompiledRule {
     /// It reads a change-detection field: without a previous snapshot it is not evaluated.
     pub(crate) uses_changes: bool,
     pub(crate) params: serde_json::Map<String, J>,
+    /// With `fix: remove_user`: the user condition under which a finding may be fixed that way
+    /// (`Const(true)` without `fix.when`); `None` for a manual fix.
+    pub(crate) fix: Option<Pred>,
 }
 
 impl CompiledRule {
@@ -232,6 +235,19 @@ pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule
         uses_changes: false,
     };
     let pred = c.cond(&rule.when, true);
+    // The fix condition adds nothing to the evidence: a finding shows why the rule fired.
+    let fix = match rule.fix.action {
+        super::FixAction::Manual => None,
+        super::FixAction::RemoveUser => Some(match &rule.fix.when {
+            None => Pred::Const(true),
+            Some(cond) => {
+                let evidence = std::mem::take(&mut c.evidence);
+                let p = c.cond(cond, false);
+                c.evidence = evidence;
+                p
+            }
+        }),
+    };
     // Only a rule whose condition compiled has the evidence the message may use; the rest of
     // the message is checked either way.
     let compiled = c.errors.is_empty();
@@ -255,6 +271,7 @@ pub(super) fn compile(rule: &Rule, limits: super::Limits) -> Result<CompiledRule
         evidence: c.evidence,
         exprs: c.exprs,
         params: rule.params_json(),
+        fix,
     })
 }
 

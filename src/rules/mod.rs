@@ -20,6 +20,7 @@ pub use crate::diag::{RuleError, RuleErrors};
 pub use compile::CompiledRule;
 pub(crate) use compile::{EvidenceItem, ListTest, Pred, StrTest, TimeTest};
 pub(crate) use parse::{Cond, Operand};
+pub use registry::FixAction;
 pub(crate) use registry::Quantifier;
 
 use crate::yaml::Pos;
@@ -168,9 +169,32 @@ pub struct Rule {
     pub message_pos: Pos,
     pub origin: Origin,
     pub builtin: bool,
+    /// What may be done about its findings (`fix:`; default manual).
+    pub fix: Fix,
+    /// The sha256 of the rule as written: its YAML mapping as canonical JSON (keys sorted).
+    pub definition_sha256: String,
+}
+
+/// A rule's fix: the action and, for an automatic one, the user condition it needs besides the
+/// rule's own (`fix: {action: remove_user, when: CONDITION}`).
+#[derive(Debug, Clone, Default)]
+pub struct Fix {
+    pub action: FixAction,
+    pub(crate) when: Option<Cond>,
 }
 
 impl Rule {
+    /// The rule's version as a remediation plan records it: the sha256 of its definition, the
+    /// parameter values and the severity it ran with (an override changes it).
+    pub fn version(&self) -> String {
+        let canonical = serde_json::json!({
+            "definition_sha256": self.definition_sha256,
+            "params": self.params_json(),
+            "severity": self.severity.as_str(),
+        });
+        crate::source::sha256_hex(crate::source::canonical_json(&canonical).as_bytes())
+    }
+
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }

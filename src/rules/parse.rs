@@ -6,7 +6,7 @@
 
 use super::registry::{self, FieldDef, FormKind, OpDef, Quantifier, FIELDS, FORMS, OPERATORS};
 use super::template::{check_template, Names};
-use super::{Origin, Param, Reference, Rule, Scope, Severity};
+use super::{FixAction, Origin, Param, Reference, Rule, Scope, Severity};
 use crate::diag::{did_you_mean, RuleError};
 use crate::yaml::{self, Node, NodeKind, Pos, Scalar};
 
@@ -64,6 +64,7 @@ const RULE_KEYS: &[&str] = &[
     "requires",
     "when",
     "message",
+    "fix",
 ];
 
 /// The rule reader: the shared diagnostics reader, and what only rules need.
@@ -289,6 +290,10 @@ impl Reader<'_> {
             (Some(n), Some(scope)) => self.condition(n, scope, &params),
             _ => None,
         };
+        let fix = match (get("fix"), scope) {
+            (Some(n), Some(scope)) => self.fix(n, scope, &params),
+            _ => Some(super::Fix::default()),
+        };
         if self.errors.len() > before {
             // The rule will not be compiled, where its message is checked: check it now, so
             // that every problem of the file is reported in one pass.
@@ -324,7 +329,88 @@ impl Reader<'_> {
                 pos: node.pos,
             },
             builtin,
+            fix: fix?,
+            definition_sha256: crate::source::sha256_hex(
+                crate::source::canonical_json(&node.to_json()).as_bytes(),
+            ),
         })
+    }
+
+    /// `fix: ACTION` or `fix: {action: ACTION, when: USER-CONDITION}`.
+    fn fix(&mut self, node: &Node, scope: Scope, params: &[Param]) -> Option<super::Fix> {
+        const KEYS: &[&str] = &["action", "when"];
+        let names = || {
+            let names: Vec<&str> = FixAction::ALL.iter().map(|a| a.as_str()).collect();
+            names.join(", ")
+        };
+        let (action_n, when_n) = match &node.kind {
+            NodeKind::Scalar { .. } => (node, None),
+            NodeKind::Map(entries) => {
+                for (k, _) in entries {
+                    if !KEYS.contains(&k.name.as_str()) {
+                        self.unknown_key(k.pos, &k.name, "`fix`", KEYS);
+                    }
+                }
+                let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|e| &e.1);
+                let Some(action) = get("action") else {
+                    self.err(
+                        node.pos,
+                        format!("`fix` needs an `action`: one of {}", names()),
+                    );
+                    return None;
+                };
+                (action, get("when"))
+            }
+            NodeKind::Seq(_) => {
+                self.err(
+                    node.pos,
+                    format!(
+                        "`fix` must be an action ({}) or {{action, when}}; found {}",
+                        names(),
+                        node.describe()
+                    ),
+                );
+                return None;
+            }
+        };
+        let text = self.text(action_n, "`fix.action`")?;
+        let Some(action) = FixAction::parse(&text) else {
+            let mut e = RuleError::new(
+                self.file,
+                action_n.pos,
+                format!("unknown fix action `{text}`; expected one of {}", names()),
+            );
+            if let Some(s) = did_you_mean(&text, FixAction::ALL.iter().map(|a| a.as_str())) {
+                e = e.with_help(format!("did you mean `{s}`?"));
+            }
+            self.errors.push(e);
+            return None;
+        };
+        if !action.scopes().contains(&scope) {
+            let scopes: Vec<&str> = action.scopes().iter().map(|s| s.as_str()).collect();
+            self.err(
+                action_n.pos,
+                format!(
+                    "the fix `{}` applies to {} rules; this rule's scope is {}",
+                    action.as_str(),
+                    scopes.join(", "),
+                    scope.as_str()
+                ),
+            );
+            return None;
+        }
+        let when = match (action, when_n) {
+            (_, None) => None,
+            (FixAction::Manual, Some(n)) => {
+                self.err(
+                    n.pos,
+                    "`fix.when` is for an automatic fix; a manual one has no condition",
+                );
+                return None;
+            }
+            (FixAction::RemoveUser, Some(n)) => Some(self.condition(n, Scope::User, params)?),
+        };
+        Some(super::Fix { action, when })
     }
 
     fn references(&mut self, node: &Node) -> Vec<Reference> {

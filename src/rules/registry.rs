@@ -808,6 +808,60 @@ pub fn scope_evidence(scope: Scope) -> &'static [&'static str] {
 }
 
 /// Renders the rule syntax reference (Markdown) from the registry.
+/// What orgaudit may do about a rule's finding (`fix: {action: ...}`): the one list that rule
+/// validation, the remediation planner and the reference are made from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FixAction {
+    /// A person acts: the remediation text says how (the default).
+    #[default]
+    Manual,
+    /// `orgaudit remediate` may remove the user from the organization.
+    RemoveUser,
+}
+
+impl FixAction {
+    pub const ALL: [FixAction; 2] = [FixAction::Manual, FixAction::RemoveUser];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixAction::Manual => "manual",
+            FixAction::RemoveUser => "remove_user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The scopes whose findings the action can fix.
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            FixAction::Manual => &[U, G, O],
+            FixAction::RemoveUser => &[U],
+        }
+    }
+
+    /// What it does, for the reference.
+    pub fn doc(self) -> &'static str {
+        match self {
+            FixAction::Manual => "a person acts on the finding; the remediation text says how, and `remediate plan` lists it as a checklist item (the default)",
+            FixAction::RemoveUser => "`remediate plan` proposes removing the user from the organization (`POST /v2/organizations/users/{id}/actions/remove`, irreversible) when the rule fires and `when` holds for the user; owners are never removed",
+        }
+    }
+}
+
 pub fn reference_markdown() -> String {
     let mut out = String::new();
     out.push_str("### Condition forms\n\n| form | scopes | meaning |\n|---|---|---|\n");
@@ -869,6 +923,18 @@ pub fn reference_markdown() -> String {
             applies.join(", "),
             op.operand,
             op.doc
+        ));
+    }
+    out.push_str(
+        "\n### Fix actions\n\n| `fix: {action: ...}` | scopes | meaning |\n|---|---|---|\n",
+    );
+    for a in FixAction::ALL {
+        let scopes: Vec<&str> = a.scopes().iter().map(|s| s.as_str()).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            a.as_str(),
+            scopes.join(", "),
+            a.doc()
         ));
     }
     out
