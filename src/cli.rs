@@ -79,6 +79,139 @@ pub enum Command {
     /// The history of runs.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// Act on findings: plan the removals rules propose, review the plan, apply it.
+    #[command(subcommand)]
+    Remediate(RemediateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemediateCommand {
+    /// Audit as `audit` does and write a plan: the users to remove (rules with
+    /// `fix: remove_user`), the ones refused (owners), and a checklist of manual fixes; JSON for
+    /// `apply`, Markdown to review. Nothing is changed.
+    Plan(Box<RemediatePlanArgs>),
+    /// Carry out a reviewed plan: a dry run unless --execute. Every user is read again first
+    /// and skipped when anything changed since the plan. Removal is irreversible.
+    Apply(Box<RemediateApplyArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RemediatePlanArgs {
+    /// Read no configuration file, not even ./orgaudit.yaml.
+    #[arg(help_heading = "Input", long, conflicts_with = "config")]
+    pub no_config: bool,
+    /// The report: a JSON or CSV file, or `-` for standard input.
+    #[arg(
+        help_heading = "Input",
+        long,
+        short = 'i',
+        value_name = "PATH",
+        conflicts_with = "fetch"
+    )]
+    pub input: Option<String>,
+    /// Fetch the report from the Telnyx API instead.
+    #[arg(help_heading = "Input", long)]
+    pub fetch: bool,
+    /// The time the audit takes as now (RFC 3339); default: the current UTC time.
+    #[arg(help_heading = "Input", long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    #[command(flatten, next_help_heading = "Rules and waivers")]
+    pub rules: RuleArgs,
+    /// Accepted risks: a waived finding is never planned.
+    #[arg(help_heading = "Rules and waivers", long, value_name = "PATH")]
+    pub waivers: Option<PathBuf>,
+    /// Accept a waiver of every rule for every subject.
+    #[arg(help_heading = "Rules and waivers", long)]
+    pub allow_blanket_waiver: bool,
+    /// The furthest a waiver may expire, in days from now [default: 365].
+    #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
+    pub waiver_max_days: Option<u32>,
+    /// An earlier JSON output: findings are marked new or unchanged in the plan's source.
+    #[arg(help_heading = "Baseline and history", long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// The history of runs (read, never written by a plan) [default: ORGAUDIT_HISTORY, or
+    /// history: in the configuration].
+    #[arg(
+        help_heading = "Baseline and history",
+        long,
+        value_name = "LOCATION",
+        conflicts_with = "no_history"
+    )]
+    pub history: Option<String>,
+    /// Use no history.
+    #[arg(help_heading = "Baseline and history", long)]
+    pub no_history: bool,
+    /// The organization's key (in the history and the plan) [default: org_id in the
+    /// configuration, or default].
+    #[arg(help_heading = "Baseline and history", long, value_name = "ID")]
+    pub org_id: Option<String>,
+    /// Write the plan (JSON, what `apply` reads) here.
+    #[arg(help_heading = "Outputs", long, short = 'o', value_name = "PATH", default_value = orgaudit::defaults::PLAN_FILE)]
+    pub output: PathBuf,
+    /// Write the plan's Markdown view here [default: the plan's path with .md].
+    #[arg(help_heading = "Outputs", long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// The organization's name in the plan [default: as `audit` names it].
+    #[arg(help_heading = "Outputs", long, value_name = "NAME")]
+    pub org_name: Option<String>,
+    /// Permissions of new files (octal) [default: 600].
+    #[arg(help_heading = "Outputs", long, value_name = "MODE", value_parser = parse_mode)]
+    pub file_mode: Option<FileMode>,
+    #[command(flatten, next_help_heading = "Configuration and network")]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemediateApplyArgs {
+    /// The plan `remediate plan` wrote.
+    pub plan: PathBuf,
+    /// Remove users (irreversible). Without it: a dry run that reads each user and says what
+    /// would happen.
+    #[arg(long)]
+    pub execute: bool,
+    /// With --execute: do not ask for confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Remove at most N users; a plan that would remove more is refused before any call
+    /// [default: remediate.max_removals, or 5].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max: Option<u32>,
+    /// Refuse a plan older than this: days (7, 7d), hours (12h), minutes (30m), seconds (45s)
+    /// [default: remediate.max_age_days, or 7d].
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub max_age: Option<chrono::Duration>,
+    /// Apply only these users of the plan (ids); repeatable.
+    #[arg(long, value_name = "USER_ID", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Leave these users of the plan alone (ids); repeatable.
+    #[arg(long, value_name = "USER_ID", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Who approved the plan, recorded in the journal.
+    #[arg(long, value_name = "NAME")]
+    pub approved_by: Option<String>,
+    /// The journal (JSON Lines, mode 600) [default: PLAN.journal.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+    /// Also keep the journal in this history [default: ORGAUDIT_HISTORY, or history: in the
+    /// configuration].
+    #[arg(long, value_name = "LOCATION", conflicts_with = "no_history")]
+    pub history: Option<String>,
+    /// Keep the journal in no history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The summary's format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: ListFormat,
+    /// The time taken as now for the plan's age (RFC 3339); default: the current UTC time.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    #[command(flatten, next_help_heading = "Configuration and network")]
+    pub api: ApiArgs,
+}
+
+fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    orgaudit::remediate::apply::parse_age(s)
+        .ok_or_else(|| "expected an age such as 7 (days), 7d, 12h, 30m or 45s".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -669,6 +802,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Audit(args) => audit(*args),
         Command::Fetch(args) => fetch(args),
+        Command::Remediate(RemediateCommand::Plan(args)) => remediate_plan(*args),
+        Command::Remediate(RemediateCommand::Apply(args)) => remediate_apply(*args),
         Command::Rules(cmd) => rules(cmd),
         Command::History(HistoryCommand::Verify { history }) => {
             let mut store = orgaudit::history::open_named(history, false)?;
@@ -1092,6 +1227,238 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
     // operating system take them back at once instead of freeing them one by one.
     std::mem::forget(outcome);
     Ok(code)
+}
+
+fn remediate_plan(args: RemediatePlanArgs) -> Result<u8, Error> {
+    let flags = Flags {
+        config: args.api.config.clone(),
+        no_config: args.no_config,
+        input: args.input.clone(),
+        fetch: args.fetch,
+        api: fetch_flags(&args.api, FetchFormat::Json),
+        now: args.now.as_deref().map(parse_now).transpose()?,
+        baseline: args.baseline.clone(),
+        waivers: args.waivers.clone(),
+        waiver_max_days: args.waiver_max_days,
+        rules: args.rules.options(),
+        file_mode: args.file_mode,
+        allow_blanket_waivers: args.allow_blanket_waiver,
+        history: args.history.clone(),
+        no_history: args.no_history,
+        org_id: args.org_id.clone(),
+        org_name: args.org_name.clone(),
+        verbose: args.api.verbose,
+        ..Flags::default()
+    };
+    let mut plan = Plan::resolve(flags)?;
+    plan.on_fetch = Some(progress(args.api.verbose));
+    let key = orgaudit::remediate::PlanKey::from_env();
+    let planned = orgaudit::remediate::write_plan(
+        &plan,
+        &args.output,
+        args.markdown.as_deref(),
+        key.as_ref(),
+    )?;
+    let p = &planned.plan;
+    let n = p.actions.len();
+    println!(
+        "plan written to {} (review {}): {n} user{} to remove, {} refused, {} manual item{}, {} waived finding{} left out; signed with {}",
+        render::safe::terminal(&planned.json.display().to_string()),
+        render::safe::terminal(&planned.markdown.display().to_string()),
+        if n == 1 { "" } else { "s" },
+        p.refused.len(),
+        p.manual.len(),
+        if p.manual.len() == 1 { "" } else { "s" },
+        p.waived,
+        if p.waived == 1 { "" } else { "s" },
+        p.signature.algorithm.as_str(),
+    );
+    for a in &p.actions {
+        println!(
+            "  remove {} ({}): {}",
+            render::safe::terminal(&a.user.email),
+            render::safe::terminal(&a.user.id),
+            a.findings
+                .iter()
+                .map(|f| f.rule_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for r in &p.refused {
+        println!(
+            "  refused {} ({}): {}",
+            render::safe::terminal(&r.user.email),
+            render::safe::terminal(&r.user.id),
+            r.reason
+        );
+    }
+    if n > 0 {
+        println!(
+            "Removal is irreversible. Dry run: orgaudit remediate apply {}",
+            render::safe::terminal(&planned.json.display().to_string())
+        );
+    }
+    for e in &planned.failures {
+        report_error(e);
+    }
+    Ok(runs::worst_exit(
+        planned.failures.iter().map(|e| e.exit_code()),
+    ))
+}
+
+fn remediate_apply(args: RemediateApplyArgs) -> Result<u8, Error> {
+    use std::io::IsTerminal;
+    // A confirmation is asked on a terminal; elsewhere --yes must say it, before anything.
+    if args.execute && !args.yes && !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "--execute without a terminal to confirm on: add --yes (after reviewing the plan)"
+                .to_string(),
+        ));
+    }
+    let cfg = load_config(&args.api)?;
+    let (targets, _) =
+        config::fetch_targets(&fetch_flags(&args.api, FetchFormat::Json), cfg.as_ref())?;
+    let settings = cfg.as_ref().map(|c| c.remediate).unwrap_or_default();
+    let history = if args.no_history {
+        None
+    } else {
+        args.history
+            .clone()
+            .or_else(|| {
+                std::env::var(orgaudit::defaults::HISTORY_ENV)
+                    .ok()
+                    .filter(|h| !h.is_empty())
+            })
+            .or_else(|| cfg.as_ref().and_then(|c| c.history.clone()))
+            .map(|h| orgaudit::history::Location::parse(&h))
+            .transpose()?
+    };
+    let verbose = args.api.verbose;
+    let on_event: std::sync::Arc<dyn Fn(&str) + Send + Sync> =
+        std::sync::Arc::new(move |line: &str| {
+            // Retries only with -v; each user's outcome always.
+            if verbose || !line.contains("trying again") {
+                eprintln!("orgaudit: {}", render::safe::terminal(line));
+            }
+        });
+    let confirm: Option<orgaudit::remediate::apply::Confirm> =
+        (args.execute && !args.yes).then(|| {
+            Box::new(|p: &orgaudit::remediate::apply::Preview| {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(
+                    err,
+                    "About to remove {} user{} from {}. Removal is irreversible: no API call adds a user back.",
+                    p.removals,
+                    if p.removals == 1 { "" } else { "s" },
+                    render::safe::terminal(&p.organization)
+                );
+                for (id, email) in &p.users {
+                    let _ = writeln!(
+                        err,
+                        "  {} ({})",
+                        render::safe::terminal(email),
+                        render::safe::terminal(id)
+                    );
+                }
+                let _ = write!(err, "Type yes to go on: ");
+                let _ = err.flush();
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+            }) as orgaudit::remediate::apply::Confirm
+        });
+    let outcome = orgaudit::remediate::apply(orgaudit::remediate::ApplyOptions {
+        plan: args.plan.clone(),
+        execute: args.execute,
+        max_removals: args
+            .max
+            .or(settings.max_removals)
+            .unwrap_or(orgaudit::defaults::REMEDIATE_MAX_REMOVALS),
+        max_age: args.max_age.unwrap_or_else(|| {
+            chrono::Duration::days(i64::from(
+                settings
+                    .max_age_days
+                    .unwrap_or(orgaudit::defaults::REMEDIATE_MAX_AGE_DAYS),
+            ))
+        }),
+        only: args.only.clone(),
+        exclude: args.exclude.clone(),
+        approved_by: args.approved_by.clone(),
+        journal: args.journal.clone(),
+        history,
+        api: targets,
+        now: match args.now.as_deref() {
+            Some(s) => parse_now(s)?,
+            None => plan::now(),
+        },
+        key: orgaudit::remediate::PlanKey::from_env(),
+        confirm,
+        on_event,
+    })?;
+    write_output(None, |out| match args.format {
+        ListFormat::Json => {
+            let mut doc = serde_json::to_value(&outcome).map_err(std::io::Error::from)?;
+            doc["counts"] = serde_json::Value::Object(outcome.counts());
+            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
+            Ok(out.write_all(b"\n")?)
+        }
+        ListFormat::Text => Ok(out.write_all(apply_summary(&outcome).as_bytes())?),
+    })?;
+    Ok(outcome.exit_code)
+}
+
+/// The summary table of `remediate apply`.
+fn apply_summary(o: &orgaudit::remediate::ApplyOutcome) -> String {
+    use orgaudit::remediate::apply::Outcome;
+    let t = |s: &str| render::safe::terminal(s).into_owned();
+    let mut out = format!(
+        "{} of the plan for {} ({}):\n",
+        if o.execute {
+            "Applied"
+        } else {
+            "Dry run (nothing changed)"
+        },
+        t(&o.organization),
+        &o.plan[..o.plan.len().min(12)]
+    );
+    let width = o
+        .users
+        .iter()
+        .map(|u| t(&u.email).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<width$}  {:<16}  {}\n",
+        "USER", "OUTCOME", "REASON"
+    ));
+    for u in &o.users {
+        out.push_str(&format!(
+            "  {:<width$}  {:<16}  {}\n",
+            t(&u.email),
+            u.outcome.as_str(),
+            t(u.reason.as_deref().unwrap_or(""))
+        ));
+    }
+    let counts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|&&c| {
+            o.count(c) > 0
+                || matches!(
+                    c,
+                    Outcome::Removed | Outcome::Skipped | Outcome::Refused | Outcome::Failed
+                )
+        })
+        .map(|&c| format!("{} {}", o.count(c), c.as_str()))
+        .collect();
+    out.push_str(&format!("{}\n", counts.join(", ")));
+    if let Some(why) = &o.stopped {
+        out.push_str(&format!("stopped: {}\n", t(why)));
+    }
+    if let Some(j) = &o.journal {
+        out.push_str(&format!("journal: {}\n", t(j)));
+    }
+    out
 }
 
 /// Writes an output to a file or standard output ([`orgaudit::output`]).

@@ -95,6 +95,17 @@ pub struct Config {
     pub fail_on_overdue: Option<bool>,
     /// `notify`: chat and webhook messages after each run.
     pub notify: Vec<NotifyTarget>,
+    /// `remediate`: the limits of `remediate apply`.
+    pub remediate: RemediateSettings,
+}
+
+/// `remediate:` in the configuration; `None` where the default holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemediateSettings {
+    /// `max_removals`: users one `remediate apply` may remove at most.
+    pub max_removals: Option<u32>,
+    /// `max_age_days`: days after which a plan is too old to apply.
+    pub max_age_days: Option<u32>,
 }
 
 /// A service a summary is posted to; its URL is a secret, read from the environment.
@@ -207,6 +218,9 @@ pub fn untrusted_keys(cfg: &Config) -> Vec<String> {
     if cfg.history.is_some() {
         keys.push("history".to_string());
     }
+    if cfg.remediate.max_removals.is_some() {
+        keys.push("remediate.max_removals".to_string());
+    }
     // Outputs stay in the file's folder: a report written over a shell profile or a hook
     // elsewhere on the runner would run what a rule's message says.
     let base = std::path::Path::new(&cfg.path)
@@ -294,7 +308,9 @@ pub const TOP_KEYS: &[&str] = &[
     "sla",
     "fail_on_overdue",
     "notify",
+    "remediate",
 ];
+const REMEDIATE_KEYS: &[&str] = &["max_removals", "max_age_days"];
 const NOTIFY_KEYS: &[&str] = &["service", "url_env", "when"];
 const HISTORY_KEYS: &[&str] = &["location", "retention_days"];
 const LIMITS_KEYS: &[&str] = &["matching_subjects", "template_fuel", "message_bytes"];
@@ -647,6 +663,23 @@ pub fn parse(name: &str, text: &str) -> Result<Config, RuleErrors> {
             "org_id" => cfg.org_id = r.string(v, "org_id"),
             "name" => cfg.name = r.string(v, "name"),
             "fail_on_overdue" => cfg.fail_on_overdue = r.boolean(v, "fail_on_overdue"),
+            "remediate" => {
+                for (k, v) in r.map(v, "`remediate`", REMEDIATE_KEYS) {
+                    match k.name.as_str() {
+                        "max_removals" => {
+                            cfg.remediate.max_removals = r
+                                .number(v, "remediate.max_removals", 1.0, 100_000.0)
+                                .map(|n| n as u32)
+                        }
+                        "max_age_days" => {
+                            cfg.remediate.max_age_days = r
+                                .number(v, "remediate.max_age_days", 1.0, 365.0)
+                                .map(|n| n as u32)
+                        }
+                        _ => {}
+                    }
+                }
+            }
             "sla" => {
                 let mut sla = crate::findings::Sla::default();
                 for (k, v) in r.map(v, "`sla`", &SEVERITIES[..5]) {
@@ -1020,6 +1053,18 @@ pub fn describe(cfg: &Config) -> String {
             } else {
                 ""
             }
+        );
+    }
+    if cfg.remediate != RemediateSettings::default() {
+        let _ = writeln!(
+            o,
+            "remediate: at most {} removals per apply, plans at most {} days old",
+            cfg.remediate
+                .max_removals
+                .unwrap_or(crate::defaults::REMEDIATE_MAX_REMOVALS),
+            cfg.remediate
+                .max_age_days
+                .unwrap_or(crate::defaults::REMEDIATE_MAX_AGE_DAYS)
         );
     }
     for out in &cfg.outputs {

@@ -82,6 +82,21 @@ pub const TEMPLATE_FUEL: u64 = 200_000;
 pub const MESSAGE_MAX_BYTES: usize = 64 << 10;
 /// Matching users listed in the evidence of a `count` condition (`matching_count` is complete).
 pub const MATCHING_SUBJECTS: usize = 50;
+/// Users one `remediate apply` may remove at most; above it the run is refused before any call.
+pub const REMEDIATE_MAX_REMOVALS: u32 = 5;
+/// Days after which a remediation plan is too old to apply.
+pub const REMEDIATE_MAX_AGE_DAYS: u32 = 7;
+/// Planned users the pre-check may find missing before `remediate apply` stops (more is the
+/// sign of a plan applied to the wrong organization).
+pub const REMEDIATE_MAX_ABSENT: usize = 3;
+/// The environment variable holding the key that signs remediation plans (HMAC-SHA256).
+pub const PLAN_KEY_ENV: &str = "ORGAUDIT_PLAN_KEY";
+/// The plan file `remediate plan` writes when `-o` is not given.
+pub const PLAN_FILE: &str = "orgaudit-plan.json";
+/// The largest remediation plan or journal read, in bytes.
+pub const PLAN_MAX_BYTES: u64 = 64 << 20;
+/// The largest reply to a user lookup or removal read, in bytes (one user's record).
+pub const USER_REPLY_MAX_BYTES: usize = 1 << 20;
 
 /// One default as people see it.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +188,18 @@ pub static TABLE: &[Setting] = &[
         flag: Some("--sarif-max-results"),
         key: None,
         value: || SARIF_MAX_RESULTS.to_string(),
+    },
+    Setting {
+        name: "users removed by one remediate apply at most",
+        flag: Some("--max"),
+        key: Some("remediate.max_removals"),
+        value: || REMEDIATE_MAX_REMOVALS.to_string(),
+    },
+    Setting {
+        name: "remediation plan maximum age (days)",
+        flag: Some("--max-age"),
+        key: Some("remediate.max_age_days"),
+        value: || REMEDIATE_MAX_AGE_DAYS.to_string(),
     },
     Setting {
         name: "waiver maximum (days)",

@@ -44,6 +44,8 @@ pub mod notify;
 pub mod output;
 #[cfg(all(feature = "network", feature = "email", feature = "history"))]
 pub mod plan;
+#[cfg(all(feature = "network", feature = "email", feature = "history"))]
+pub mod remediate;
 pub mod render;
 pub mod rules;
 pub mod ruletest;

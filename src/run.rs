@@ -176,8 +176,30 @@ fn alert_failure(plan: &Plan, error: &Error) {
     }
 }
 
-/// The audit itself: [`run`] without the failure alerts.
-fn audit(plan: &Plan) -> Result<Outcome, Error> {
+/// What an audit found before anything is written: the report (baseline and waivers applied),
+/// what it was made from, and the history opened for it. [`run`] writes the outputs from it;
+/// `orgaudit remediate plan` plans from it and writes nothing else.
+pub struct Assessment {
+    pub report: AuditReport,
+    /// The rules that ran.
+    pub rules: Vec<crate::rules::CompiledRule>,
+    /// Each organization audited: its key in the history and its report as loaded.
+    pub units: Vec<(String, source::Loaded)>,
+    /// One organization (its report is `report`), not several merged.
+    pub single: bool,
+    /// Each organization's own report, with several.
+    parts: Vec<AuditReport>,
+    /// The history, when it opened and the run may be recorded in it.
+    store: Option<Box<dyn crate::history::Store>>,
+    /// Failures that do not stop the run (a rule that failed, a history that could not open).
+    pub failures: Vec<Error>,
+    /// The organizations the history had no earlier run of.
+    pub first_run: Vec<String>,
+}
+
+/// The audit up to its outputs: rules, load or fetch, evaluate, history, baseline, waivers.
+/// Nothing is written and nothing is sent.
+pub fn assess(plan: &Plan) -> Result<Assessment, Error> {
     // Rules first: a broken rule file is reported before any request is sent.
     let rules = crate::load_rules(&plan.rules)?.compile()?;
     let now = plan.now;
@@ -350,6 +372,30 @@ fn audit(plan: &Plan) -> Result<Outcome, Error> {
                 ))
             }),
     );
+    Ok(Assessment {
+        report,
+        rules,
+        units,
+        single,
+        parts,
+        store,
+        failures,
+        first_run,
+    })
+}
+
+/// The audit itself: [`run`] without the failure alerts.
+fn audit(plan: &Plan) -> Result<Outcome, Error> {
+    let Assessment {
+        report,
+        units,
+        single,
+        parts,
+        store,
+        mut failures,
+        first_run,
+        ..
+    } = assess(plan)?;
     let templates = match &plan.templates {
         Some(dir) => Templates::from_dir(dir)?,
         None => Templates::embedded(),

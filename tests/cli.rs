@@ -1970,8 +1970,21 @@ fn the_readme_lists_every_configuration_key() {
 /// Every flag of `audit --help` is documented in the README.
 #[test]
 fn the_readme_documents_every_audit_flag() {
-    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
-    let help = run(&["audit", "--help"]).stdout;
+    documents_every_flag("README.md", &["audit"], 40);
+}
+
+/// Every flag of `remediate plan` and `remediate apply` is documented in docs/remediation.md.
+#[test]
+fn the_remediation_guide_documents_every_flag() {
+    documents_every_flag("docs/remediation.md", &["remediate", "plan"], 20);
+    documents_every_flag("docs/remediation.md", &["remediate", "apply"], 15);
+}
+
+fn documents_every_flag(doc: &str, command: &[&str], at_least: usize) {
+    let readme = std::fs::read_to_string(common::root().join(doc)).unwrap();
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = run(&args).stdout;
     let flags: std::collections::BTreeSet<&str> = help
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '=')
         .filter(|w| w.starts_with("--") && w.len() > 2 && *w != "--help")
@@ -1982,7 +1995,7 @@ fn the_readme_documents_every_audit_flag() {
                 .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
         })
         .collect();
-    assert!(flags.len() > 40, "{flags:?}");
+    assert!(flags.len() > at_least, "{flags:?}");
     // Named as a flag: followed by a space, a backtick or a comma, not as part of a longer one.
     let documented = |f: &str| {
         readme
@@ -1990,10 +2003,7 @@ fn the_readme_documents_every_audit_flag() {
             .any(|(i, _)| matches!(readme[i + f.len()..].chars().next(), Some(' ' | '`' | ',')))
     };
     let missing: Vec<&&str> = flags.iter().filter(|f| !documented(f)).collect();
-    assert!(
-        missing.is_empty(),
-        "README.md does not document {missing:?}"
-    );
+    assert!(missing.is_empty(), "{doc} does not document {missing:?}");
 }
 
 #[test]

@@ -189,6 +189,16 @@ pub trait Store {
     /// address wherever it appears); the runs' hashes stay, so the chain still verifies. How
     /// many runs changed.
     fn forget(&mut self, email: &str, now: &str) -> Result<usize, HistoryError>;
+    /// Appends a record of `remediate apply` (JSON) to the remediation journal.
+    fn journal_append(
+        &mut self,
+        organization: &str,
+        plan_sha256: &str,
+        at: &str,
+        record: &str,
+    ) -> Result<(), HistoryError>;
+    /// The journal's records of one plan, in the order they were written.
+    fn journal(&mut self, plan_sha256: &str) -> Result<Vec<String>, HistoryError>;
     /// The chain's head: the hash of the last run recorded.
     fn head(&mut self) -> Result<Option<String>, HistoryError>;
     /// The JSON output a run wrote, byte for byte.

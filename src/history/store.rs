@@ -166,6 +166,15 @@ const MIGRATIONS: &[&str] = &[
         subject_sha256 TEXT NOT NULL,
         runs {int} NOT NULL
     );",
+    // 3: the journal of `remediate apply`: one row per record, as the JSON Lines journal has it.
+    "CREATE TABLE remediation_journal (
+        id {pk},
+        organization TEXT NOT NULL,
+        plan_sha256 TEXT NOT NULL,
+        at TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX remediation_journal_by_plan ON remediation_journal (plan_sha256, id);",
 ];
 
 /// The chain's start: the `prev_hash` of the first run.
@@ -798,6 +807,38 @@ impl<D: Driver> Store for SqlStore<D> {
         Ok((head != GENESIS).then_some(head))
     }
 
+    fn journal_append(
+        &mut self,
+        organization: &str,
+        plan_sha256: &str,
+        at: &str,
+        record: &str,
+    ) -> Result<(), HistoryError> {
+        self.db
+            .exec(
+                "INSERT INTO remediation_journal (organization, plan_sha256, at, record) VALUES (?, ?, ?, ?)",
+                &[organization.into(), plan_sha256.into(), at.into(), record.into()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    fn journal(&mut self, plan_sha256: &str) -> Result<Vec<String>, HistoryError> {
+        self.query(
+            "SELECT record FROM remediation_journal WHERE plan_sha256 = ? ORDER BY id",
+            &[plan_sha256.into()],
+        )?
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .next()
+                .ok_or_else(|| "no record".to_string())
+                .and_then(|v| v.text())
+        })
+        .collect::<Result<_, String>>()
+        .map_err(|e| self.fail(e))
+    }
+
     fn list(&mut self) -> Result<Vec<RunInfo>, HistoryError> {
         self.runs("", &[])
     }
@@ -980,7 +1021,26 @@ impl<D: Driver> Store for SqlStore<D> {
         }
         let n = changed.len();
         let subject = crate::source::sha256_hex(want.as_bytes());
+        // The remediation journal keeps removed users' records (to invite them again): the
+        // person's go too.
+        let mut journal_rows = Vec::new();
+        for row in self.query("SELECT id, record FROM remediation_journal", &[])? {
+            let mut it = row.into_iter();
+            let (Some(id), Some(record)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let record = record.text().map_err(|e| self.fail(e))?;
+            if record.to_lowercase().contains(want.as_str()) {
+                journal_rows.push(id.int().map_err(|e| self.fail(e))?);
+            }
+        }
         self.write(|db| {
+            for id in &journal_rows {
+                db.exec(
+                    "DELETE FROM remediation_journal WHERE id = ?",
+                    &[Val::Int(*id)],
+                )?;
+            }
             for (id, out, snap) in changed {
                 // The hashes stay: the chain still verifies; the run is marked redacted.
                 db.exec(

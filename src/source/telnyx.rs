@@ -49,6 +49,11 @@ impl ApiKey {
         })
     }
 
+    /// The key itself, for the `Authorization` header of a request of this crate.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Removes the key from a text that might echo it (an error body, a library message).
     pub fn redact(&self, text: &str) -> String {
         text.replace(&self.0, "[redacted]")
@@ -211,7 +216,7 @@ fn hint(status: u16) -> Option<&'static str> {
 }
 
 /// `{"errors": [{"title", "detail"}]}` to one line.
-fn telnyx_error(body: &[u8], key: &ApiKey) -> Option<String> {
+pub(crate) fn telnyx_error(body: &[u8], key: &ApiKey) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Body {
         errors: Vec<Item>,
@@ -479,7 +484,7 @@ fn network_failure(opts: &FetchOptions, url: &str, n: u32, e: &reqwest::Error) -
 }
 
 /// A reqwest error with its causes, in one line.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
