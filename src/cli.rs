@@ -97,50 +97,17 @@ pub enum RemediateCommand {
 
 #[derive(Debug, Args)]
 pub struct RemediatePlanArgs {
-    /// Read no configuration file, not even ./orgaudit.yaml.
-    #[arg(help_heading = "Input", long, conflicts_with = "config")]
-    pub no_config: bool,
-    /// The report: a JSON or CSV file, or `-` for standard input.
-    #[arg(
-        help_heading = "Input",
-        long,
-        short = 'i',
-        value_name = "PATH",
-        conflicts_with = "fetch"
-    )]
-    pub input: Option<String>,
-    /// Fetch the report from the Telnyx API instead.
-    #[arg(help_heading = "Input", long)]
-    pub fetch: bool,
+    #[command(flatten, next_help_heading = "Input")]
+    pub source: SourceArgs,
     /// The time the audit takes as now (RFC 3339); default: the current UTC time.
     #[arg(help_heading = "Input", long, value_name = "RFC3339")]
     pub now: Option<String>,
     #[command(flatten, next_help_heading = "Rules and waivers")]
     pub rules: RuleArgs,
-    /// Accepted risks: a waived finding is never planned.
-    #[arg(help_heading = "Rules and waivers", long, value_name = "PATH")]
-    pub waivers: Option<PathBuf>,
-    /// Accept a waiver of every rule for every subject.
-    #[arg(help_heading = "Rules and waivers", long)]
-    pub allow_blanket_waiver: bool,
-    /// The furthest a waiver may expire, in days from now [default: 365].
-    #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
-    pub waiver_max_days: Option<u32>,
-    /// An earlier JSON output: findings are marked new or unchanged in the plan's source.
-    #[arg(help_heading = "Baseline and history", long, value_name = "PATH")]
-    pub baseline: Option<PathBuf>,
-    /// The history of runs (read, never written by a plan) [default: ORGAUDIT_HISTORY, or
-    /// history: in the configuration].
-    #[arg(
-        help_heading = "Baseline and history",
-        long,
-        value_name = "LOCATION",
-        conflicts_with = "no_history"
-    )]
-    pub history: Option<String>,
-    /// Use no history.
-    #[arg(help_heading = "Baseline and history", long)]
-    pub no_history: bool,
+    #[command(flatten, next_help_heading = "Rules and waivers")]
+    pub waiver: WaiverArgs,
+    #[command(flatten, next_help_heading = "Baseline and history")]
+    pub baseline_history: HistoryArgs,
     /// The organization's key (in the history and the plan) [default: org_id in the
     /// configuration, or default].
     #[arg(help_heading = "Baseline and history", long, value_name = "ID")]
@@ -621,25 +588,58 @@ pub struct EmailArgs {
     pub email_dry_run: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// Read no configuration file, not even ./orgaudit.yaml (which `audit` otherwise reads when
-    /// it is there, as an untrusted file).
-    #[arg(help_heading = "Input", long, conflicts_with = "config")]
+/// Where the report comes from: `audit` and `remediate plan`.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Read no configuration file, not even ./orgaudit.yaml (which is otherwise read when it
+    /// is there, as an untrusted file).
+    #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
     /// The report: a JSON or CSV file, or `-` for standard input. The format is detected from
     /// the content.
-    #[arg(
-        help_heading = "Input",
-        long,
-        short = 'i',
-        value_name = "PATH",
-        conflicts_with = "fetch"
-    )]
+    #[arg(long, short = 'i', value_name = "PATH", conflicts_with = "fetch")]
     pub input: Option<String>,
     /// Fetch the report from the Telnyx API instead (implied by `organizations` in --config).
-    #[arg(help_heading = "Input", long)]
+    #[arg(long)]
     pub fetch: bool,
+}
+
+/// Accepted risks: `audit` and `remediate plan`.
+#[derive(Debug, Clone, Args)]
+pub struct WaiverArgs {
+    /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on,
+    /// and never planned for remediation.
+    #[arg(long, value_name = "PATH")]
+    pub waivers: Option<PathBuf>,
+    /// Accept a waiver with `all_subjects: true` whose rule pattern covers every rule (it
+    /// silences the whole gate; refused otherwise).
+    #[arg(long)]
+    pub allow_blanket_waiver: bool,
+    /// The furthest a waiver may expire, in days from now [default: 365].
+    #[arg(long, value_name = "DAYS")]
+    pub waiver_max_days: Option<u32>,
+}
+
+/// The baseline and the history read: `audit` and `remediate plan`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// Keep a history of runs here (a file path or sqlite:PATH; created on first use): findings
+    /// get first_seen and age_days, and the previous run is the baseline [default:
+    /// ORGAUDIT_HISTORY, or history: in the configuration].
+    #[arg(long, value_name = "LOCATION", conflicts_with = "no_history")]
+    pub history: Option<String>,
+    /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
+    #[arg(long)]
+    pub no_history: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten, next_help_heading = "Input")]
+    pub source: SourceArgs,
     /// With --fetch: the body to ask the API for.
     #[arg(help_heading = "Input", long, value_enum, default_value = "json")]
     pub fetch_format: FetchFormat,
@@ -651,16 +651,8 @@ pub struct AuditArgs {
     pub now: Option<String>,
     #[command(flatten, next_help_heading = "Rules and waivers")]
     pub rules: RuleArgs,
-    /// Accepted risks (a YAML file of `waivers:`); a waived finding is shown but not gated on.
-    #[arg(help_heading = "Rules and waivers", long, value_name = "PATH")]
-    pub waivers: Option<PathBuf>,
-    /// Accept a waiver with `all_subjects: true` whose rule pattern covers every rule (it
-    /// silences the whole gate; refused otherwise).
-    #[arg(help_heading = "Rules and waivers", long)]
-    pub allow_blanket_waiver: bool,
-    /// The furthest a waiver may expire, in days from now [default: 365].
-    #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
-    pub waiver_max_days: Option<u32>,
+    #[command(flatten, next_help_heading = "Rules and waivers")]
+    pub waiver: WaiverArgs,
     /// List the waivers that expire within this many days at the top of the reports
     /// [default: 14].
     #[arg(help_heading = "Rules and waivers", long, value_name = "DAYS")]
@@ -677,22 +669,8 @@ pub struct AuditArgs {
     /// history); combines with --fail-on by OR.
     #[arg(help_heading = "Gate, baseline and history", long)]
     pub fail_on_overdue: bool,
-    /// An earlier JSON output of orgaudit: mark findings new or unchanged, and list the resolved.
-    #[arg(help_heading = "Gate, baseline and history", long, value_name = "PATH")]
-    pub baseline: Option<PathBuf>,
-    /// Keep a history of runs here (a file path or sqlite:PATH; created on first use): findings
-    /// get first_seen and age_days, and the previous run is the baseline [default:
-    /// ORGAUDIT_HISTORY, or history: in the configuration].
-    #[arg(
-        help_heading = "Gate, baseline and history",
-        long,
-        value_name = "LOCATION",
-        conflicts_with = "no_history"
-    )]
-    pub history: Option<String>,
-    /// Keep no history, whatever ORGAUDIT_HISTORY or the configuration say.
-    #[arg(help_heading = "Gate, baseline and history", long)]
-    pub no_history: bool,
+    #[command(flatten, next_help_heading = "Gate, baseline and history")]
+    pub baseline_history: HistoryArgs,
     /// Fail (exit 3, no outputs) when the history cannot be opened or written; by default the
     /// outputs are written and the run exits 3.
     #[arg(help_heading = "Gate, baseline and history", long)]
@@ -1103,9 +1081,9 @@ impl AuditArgs {
         let e = &self.email;
         Ok(Flags {
             config: self.api.config.clone(),
-            no_config: self.no_config,
-            input: self.input.clone(),
-            fetch: self.fetch,
+            no_config: self.source.no_config,
+            input: self.source.input.clone(),
+            fetch: self.source.fetch,
             api: fetch_flags(&self.api, self.fetch_format),
             save_report: self.save_report.clone(),
             now: self.now.as_deref().map(parse_now).transpose()?,
@@ -1115,9 +1093,9 @@ impl AuditArgs {
             templates: self.templates.clone(),
             fail_on: self.fail_on.map(|f| f.0),
             fail_on_new: self.fail_on_new,
-            baseline: self.baseline.clone(),
-            waivers: self.waivers.clone(),
-            waiver_max_days: self.waiver_max_days,
+            baseline: self.baseline_history.baseline.clone(),
+            waivers: self.waiver.waivers.clone(),
+            waiver_max_days: self.waiver.waiver_max_days,
             waiver_warn_days: self.waiver_warn_days,
             notify: self.notify.clone(),
             sarif_root: self.sarif_root.clone(),
@@ -1151,9 +1129,9 @@ impl AuditArgs {
             },
             rules: self.rules.options(),
             file_mode: self.file_mode,
-            allow_blanket_waivers: self.allow_blanket_waiver,
-            history: self.history.clone(),
-            no_history: self.no_history,
+            allow_blanket_waivers: self.waiver.allow_blanket_waiver,
+            history: self.baseline_history.history.clone(),
+            no_history: self.baseline_history.no_history,
             history_required: self.history_required,
             org_id: self.org_id.clone(),
             org_name: self.org_name.clone(),
@@ -1232,19 +1210,19 @@ fn audit(args: AuditArgs) -> Result<u8, Error> {
 fn remediate_plan(args: RemediatePlanArgs) -> Result<u8, Error> {
     let flags = Flags {
         config: args.api.config.clone(),
-        no_config: args.no_config,
-        input: args.input.clone(),
-        fetch: args.fetch,
+        no_config: args.source.no_config,
+        input: args.source.input.clone(),
+        fetch: args.source.fetch,
         api: fetch_flags(&args.api, FetchFormat::Json),
         now: args.now.as_deref().map(parse_now).transpose()?,
-        baseline: args.baseline.clone(),
-        waivers: args.waivers.clone(),
-        waiver_max_days: args.waiver_max_days,
+        baseline: args.baseline_history.baseline.clone(),
+        waivers: args.waiver.waivers.clone(),
+        waiver_max_days: args.waiver.waiver_max_days,
         rules: args.rules.options(),
         file_mode: args.file_mode,
-        allow_blanket_waivers: args.allow_blanket_waiver,
-        history: args.history.clone(),
-        no_history: args.no_history,
+        allow_blanket_waivers: args.waiver.allow_blanket_waiver,
+        history: args.baseline_history.history.clone(),
+        no_history: args.baseline_history.no_history,
         org_id: args.org_id.clone(),
         org_name: args.org_name.clone(),
         verbose: args.api.verbose,
@@ -1320,20 +1298,11 @@ fn remediate_apply(args: RemediateApplyArgs) -> Result<u8, Error> {
     let (targets, _) =
         config::fetch_targets(&fetch_flags(&args.api, FetchFormat::Json), cfg.as_ref())?;
     let settings = cfg.as_ref().map(|c| c.remediate).unwrap_or_default();
-    let history = if args.no_history {
-        None
-    } else {
-        args.history
-            .clone()
-            .or_else(|| {
-                std::env::var(orgaudit::defaults::HISTORY_ENV)
-                    .ok()
-                    .filter(|h| !h.is_empty())
-            })
-            .or_else(|| cfg.as_ref().and_then(|c| c.history.clone()))
-            .map(|h| orgaudit::history::Location::parse(&h))
-            .transpose()?
-    };
+    let history = plan::history_location(
+        args.no_history,
+        args.history.clone(),
+        cfg.as_ref().and_then(|c| c.history.clone()),
+    )?;
     let verbose = args.api.verbose;
     let on_event: std::sync::Arc<dyn Fn(&str) + Send + Sync> =
         std::sync::Arc::new(move |line: &str| {
@@ -1397,68 +1366,13 @@ fn remediate_apply(args: RemediateApplyArgs) -> Result<u8, Error> {
     })?;
     write_output(None, |out| match args.format {
         ListFormat::Json => {
-            let mut doc = serde_json::to_value(&outcome).map_err(std::io::Error::from)?;
-            doc["counts"] = serde_json::Value::Object(outcome.counts());
-            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
+            serde_json::to_writer_pretty(&mut *out, &outcome.to_json())
+                .map_err(std::io::Error::from)?;
             Ok(out.write_all(b"\n")?)
         }
-        ListFormat::Text => Ok(out.write_all(apply_summary(&outcome).as_bytes())?),
+        ListFormat::Text => Ok(out.write_all(outcome.summary_table().as_bytes())?),
     })?;
     Ok(outcome.exit_code)
-}
-
-/// The summary table of `remediate apply`.
-fn apply_summary(o: &orgaudit::remediate::ApplyOutcome) -> String {
-    use orgaudit::remediate::apply::Outcome;
-    let t = |s: &str| render::safe::terminal(s).into_owned();
-    let mut out = format!(
-        "{} of the plan for {} ({}):\n",
-        if o.execute {
-            "Applied"
-        } else {
-            "Dry run (nothing changed)"
-        },
-        t(&o.organization),
-        &o.plan[..o.plan.len().min(12)]
-    );
-    let width = o
-        .users
-        .iter()
-        .map(|u| t(&u.email).chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    out.push_str(&format!(
-        "  {:<width$}  {:<16}  {}\n",
-        "USER", "OUTCOME", "REASON"
-    ));
-    for u in &o.users {
-        out.push_str(&format!(
-            "  {:<width$}  {:<16}  {}\n",
-            t(&u.email),
-            u.outcome.as_str(),
-            t(u.reason.as_deref().unwrap_or(""))
-        ));
-    }
-    let counts: Vec<String> = Outcome::ALL
-        .iter()
-        .filter(|&&c| {
-            o.count(c) > 0
-                || matches!(
-                    c,
-                    Outcome::Removed | Outcome::Skipped | Outcome::Refused | Outcome::Failed
-                )
-        })
-        .map(|&c| format!("{} {}", o.count(c), c.as_str()))
-        .collect();
-    out.push_str(&format!("{}\n", counts.join(", ")));
-    if let Some(why) = &o.stopped {
-        out.push_str(&format!("stopped: {}\n", t(why)));
-    }
-    if let Some(j) = &o.journal {
-        out.push_str(&format!("journal: {}\n", t(j)));
-    }
-    out
 }
 
 /// Writes an output to a file or standard output ([`orgaudit::output`]).

@@ -215,6 +215,26 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// Where the history is: `--history`, then `ORGAUDIT_HISTORY`, then the configuration's
+/// `history`; with `--no-history`, nowhere.
+pub fn history_location(
+    no_history: bool,
+    flag: Option<String>,
+    configured: Option<String>,
+) -> Result<Option<crate::history::Location>, Error> {
+    let history = match (no_history, flag) {
+        (true, _) => None,
+        (false, Some(h)) => Some(h),
+        (false, None) => std::env::var(crate::defaults::HISTORY_ENV)
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .or(configured),
+    };
+    Ok(history
+        .map(|h| crate::history::Location::parse(&h))
+        .transpose()?)
+}
+
 /// The current time, whole seconds, UTC.
 pub fn now() -> Timestamp {
     chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0)
@@ -281,18 +301,11 @@ impl Plan {
             },
         };
         let baseline = flags.baseline.clone().or(file.baseline.clone());
-        // --history, then ORGAUDIT_HISTORY, then the configuration; --no-history: none.
-        let history = match (flags.no_history, &flags.history) {
-            (true, _) => None,
-            (false, Some(h)) => Some(h.clone()),
-            (false, None) => std::env::var(crate::defaults::HISTORY_ENV)
-                .ok()
-                .filter(|h| !h.trim().is_empty())
-                .or(file.history.clone()),
-        };
-        let history = history
-            .map(|h| crate::history::Location::parse(&h))
-            .transpose()?;
+        let history = history_location(
+            flags.no_history,
+            flags.history.clone(),
+            file.history.clone(),
+        )?;
         let only_new = flags.fail_on_new || file.fail_on_new == Some(true);
         if (flags.fail_on_overdue || file.fail_on_overdue == Some(true))
             && (history.is_none() || file.sla.is_none())

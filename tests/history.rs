@@ -10,9 +10,6 @@ mod common;
 use common::run_with_env;
 use serde_json::{json, Value};
 
-/// The variable naming the PostgreSQL server the tests use.
-const PG_ENV: &str = "ORGAUDIT_TEST_POSTGRES";
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Sqlite,
@@ -25,18 +22,8 @@ struct Hist {
     kind: Kind,
     location: String,
     dir: tempfile::TempDir,
-    /// The server's URL (without a database) and this history's database.
-    pg: Option<(String, String)>,
-}
-
-fn pg_client(url: &str) -> postgres::Client {
-    let mut config: postgres::Config = url.parse().expect("a PostgreSQL URL");
-    if let Ok(pw) = std::env::var("PGPASSWORD") {
-        config.password(pw);
-    }
-    config
-        .connect(postgres::NoTls)
-        .unwrap_or_else(|e| panic!("the test PostgreSQL server ({url}): {e}"))
+    /// This history's database, dropped with it.
+    _pg: Option<common::pg::Database>,
 }
 
 impl Hist {
@@ -47,39 +34,15 @@ impl Hist {
                 kind,
                 location: dir.path().join("history.db").display().to_string(),
                 dir,
-                pg: None,
+                _pg: None,
             }),
             Kind::Postgres => {
-                let Ok(server) = std::env::var(PG_ENV) else {
-                    // Straight to the terminal: the test harness would hide a captured line.
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "SKIPPED: the PostgreSQL history tests need a server: set {PG_ENV} (e.g. postgres://orgaudit@127.0.0.1/postgres?sslmode=disable) and PGPASSWORD; .ci/run starts one"
-                    );
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "CI must run the PostgreSQL history tests: {PG_ENV} is not set"
-                    );
-                    return None;
-                };
-                use std::sync::atomic::{AtomicUsize, Ordering};
-                static N: AtomicUsize = AtomicUsize::new(0);
-                let db = format!(
-                    "orgaudit_t{}_{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                );
-                pg_client(&server)
-                    .batch_execute(&format!("CREATE DATABASE {db}"))
-                    .unwrap();
-                let mut url = url::Url::parse(&server).unwrap();
-                url.set_path(&format!("/{db}"));
+                let db = common::pg::Database::create("the PostgreSQL history tests")?;
                 Some(Hist {
                     kind,
-                    location: url.to_string(),
+                    location: db.url.clone(),
                     dir,
-                    pg: Some((server, db)),
+                    _pg: Some(db),
                 })
             }
         }
@@ -94,7 +57,9 @@ impl Hist {
                     .execute_batch(sql)
                     .unwrap();
             }
-            Kind::Postgres => pg_client(&self.location).batch_execute(sql).unwrap(),
+            Kind::Postgres => common::pg::client(&self.location)
+                .batch_execute(sql)
+                .unwrap(),
         }
     }
 
@@ -105,20 +70,10 @@ impl Hist {
                 .unwrap()
                 .query_row(sql, [], |r| r.get(0))
                 .unwrap(),
-            Kind::Postgres => pg_client(&self.location)
+            Kind::Postgres => common::pg::client(&self.location)
                 .query_one(sql, &[])
                 .unwrap()
                 .get(0),
-        }
-    }
-}
-
-impl Drop for Hist {
-    fn drop(&mut self) {
-        if let Some((server, db)) = &self.pg {
-            if let Ok(mut c) = std::panic::catch_unwind(|| pg_client(server)) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-            }
         }
     }
 }

@@ -193,6 +193,13 @@ async fn orgaudit(dir: &Path, server: &MockServer, args: &[&str], env: &[(&str, 
     .unwrap()
 }
 
+/// `remediate apply orgaudit-plan.json` with `extra`.
+async fn apply(dir: &Path, server: &MockServer, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = vec!["remediate", "apply", "orgaudit-plan.json"];
+    args.extend_from_slice(extra);
+    orgaudit(dir, server, &args, env).await
+}
+
 /// `remediate plan` from the server's report, with the example's time.
 async fn plan(dir: &Path, server: &MockServer, extra: &[&str], env: &[(&str, &str)]) -> PathBuf {
     let mut args = vec!["remediate", "plan", "--fetch", "--now", NOW];
@@ -223,6 +230,21 @@ fn events<'a>(journal: &'a [Value], id: &str) -> Vec<&'a str> {
 
 fn summary(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr))
+}
+
+/// `remediate apply --execute --yes -f json`: its summary, after checking its exit status.
+async fn executed(dir: &Path, server: &MockServer, code: i32) -> Value {
+    let r = apply(dir, server, &["--execute", "--yes", "-f", "json"], &[]).await;
+    assert_eq!(r.code, code, "{}", r.stderr);
+    summary(&r)
+}
+
+/// The reason the summary gives for a user.
+fn reason(s: &Value, id: &str) -> String {
+    outcome_of(s, id)["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn outcome_of<'a>(s: &'a Value, id: &str) -> &'a Value {
@@ -290,8 +312,7 @@ async fn plan_review_apply_removes_exactly_the_planned_users_and_journals_each_s
     );
 
     // The dry run reads, and changes nothing.
-    let args = ["remediate", "apply", "orgaudit-plan.json", "-f", "json"];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    let r = apply(dir.path(), &server, &["-f", "json"], &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s = summary(&r);
     assert_eq!(s["execute"], false);
@@ -301,20 +322,20 @@ async fn plan_review_apply_removes_exactly_the_planned_users_and_journals_each_s
 
     // Without a terminal, --execute needs --yes: refused before any request.
     let before = api.log().len();
-    let r = orgaudit(
-        dir.path(),
-        &server,
-        &["remediate", "apply", "orgaudit-plan.json", "--execute"],
-        &[],
-    )
-    .await;
+    let r = apply(dir.path(), &server, &["--execute"], &[]).await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("add --yes"), "{}", r.stderr);
     assert_eq!(api.log().len(), before);
 
-    let mut exec = args.to_vec();
-    exec.extend(["--execute", "--yes", "--approved-by", "Ada Lovelace"]);
-    let r = orgaudit(dir.path(), &server, &exec, &[]).await;
+    let exec = [
+        "-f",
+        "json",
+        "--execute",
+        "--yes",
+        "--approved-by",
+        "Ada Lovelace",
+    ];
+    let r = apply(dir.path(), &server, &exec, &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s = summary(&r);
     assert_eq!(s["counts"]["removed"], 3, "{s}");
@@ -356,19 +377,13 @@ async fn plan_review_apply_removes_exactly_the_planned_users_and_journals_each_s
     }
 
     // Applying it again sends nothing: the journal says they are removed.
-    let r = orgaudit(dir.path(), &server, &exec, &[]).await;
+    let r = apply(dir.path(), &server, &exec, &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(summary(&r)["counts"]["already_removed"], 3);
     assert_eq!(api.all_posts(), 3);
 
     // The text summary.
-    let r = orgaudit(
-        dir.path(),
-        &server,
-        &["remediate", "apply", "orgaudit-plan.json"],
-        &[],
-    )
-    .await;
+    let r = apply(dir.path(), &server, &[], &[]).await;
     assert!(
         r.stdout
             .contains("Dry run (nothing changed) of the plan for"),
@@ -396,19 +411,13 @@ async fn rate_limits_server_errors_and_lost_answers_are_retried_without_a_second
     api.fault(true, ERIN, Fault::Status(500, None));
     // The removal happens, its answer never comes within the timeout.
     api.fault(true, GRACE, Fault::ActThenStall(Duration::from_secs(5)));
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "-f",
-        "json",
-        "--timeout",
-        "1",
-        "-v",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    let r = apply(
+        dir.path(),
+        &server,
+        &["--execute", "--yes", "-f", "json", "--timeout", "1", "-v"],
+        &[],
+    )
+    .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s = summary(&r);
     assert_eq!(s["counts"]["removed"], 3, "{s}");
@@ -417,10 +426,7 @@ async fn rate_limits_server_errors_and_lost_answers_are_retried_without_a_second
     assert_eq!(api.posts(ERIN), 2);
     // Lost answer: the user read again, gone: never sent twice.
     assert_eq!(api.posts(GRACE), 1);
-    assert!(outcome_of(&s, GRACE)["reason"]
-        .as_str()
-        .unwrap()
-        .contains("reading the user again found it gone"));
+    assert!(reason(&s, GRACE).contains("reading the user again found it gone"));
     assert!(
         r.stderr.contains("HTTP 429") || r.stderr.contains("fault 429"),
         "{}",
@@ -435,18 +441,7 @@ async fn a_401_mid_way_stops_the_run_and_a_422_is_exit_1() {
     let (server, api) = server(acme()).await;
     plan(dir.path(), &server, &[], &[]).await;
     api.fault(true, ERIN, Fault::Status(401, None));
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "-f",
-        "json",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    let s = summary(&r);
+    let s = executed(dir.path(), &server, 3).await;
     assert_eq!(outcome_of(&s, DAVE)["outcome"], "removed");
     assert_eq!(outcome_of(&s, ERIN)["outcome"], "failed");
     assert_eq!(outcome_of(&s, GRACE)["outcome"], "not_attempted");
@@ -465,15 +460,10 @@ async fn a_401_mid_way_stops_the_run_and_a_422_is_exit_1() {
     // The resumed run: dave is done, erin's removal is refused by the API (4xx): exit 1,
     // grace is removed.
     api.fault(true, ERIN, Fault::Status(422, None));
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    let s = summary(&r);
+    let s = executed(dir.path(), &server, 1).await;
     assert_eq!(outcome_of(&s, DAVE)["outcome"], "already_removed");
     assert_eq!(outcome_of(&s, ERIN)["outcome"], "failed");
-    assert!(outcome_of(&s, ERIN)["reason"]
-        .as_str()
-        .unwrap()
-        .contains("HTTP 422"));
+    assert!(reason(&s, ERIN).contains("HTTP 422"));
     assert_eq!(outcome_of(&s, GRACE)["outcome"], "removed");
 }
 
@@ -488,18 +478,7 @@ async fn users_that_changed_since_the_plan_are_skipped_with_the_reason() {
         u["last_sign_in_at"] = json!("2026-12-01T10:00:00Z");
         u["groups"] = json!([]);
     });
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "-f",
-        "json",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let s = summary(&r);
+    let s = executed(dir.path(), &server, 0).await;
     assert_eq!(s["counts"]["skipped"], 3, "{s}");
     let reason = |id| outcome_of(&s, id)["reason"].as_str().unwrap().to_string();
     assert!(
@@ -566,16 +545,13 @@ async fn owners_are_refused_in_the_plan_and_never_removed() {
         assert_eq!(doc["actions"].as_array().unwrap().len(), 1);
         let md = std::fs::read_to_string(dir.path().join("orgaudit-plan.md")).unwrap();
         assert!(md.contains("**refused**"), "{md}");
-        let args = [
-            "remediate",
-            "apply",
-            "orgaudit-plan.json",
-            "--execute",
-            "--yes",
-            "-f",
-            "json",
-        ];
-        let r = orgaudit(dir.path(), &server, &args, &[]).await;
+        let r = apply(
+            dir.path(),
+            &server,
+            &["--execute", "--yes", "-f", "json"],
+            &[],
+        )
+        .await;
         assert_eq!(r.code, 0, "{}", r.stderr);
         let s = summary(&r);
         assert_eq!(outcome_of(&s, "o2")["outcome"], "refused");
@@ -593,14 +569,7 @@ async fn edited_plans_are_refused_and_a_key_makes_the_signature_an_hmac() {
     let text = std::fs::read_to_string(&p).unwrap();
     // An accidental edit: the sha256 no longer matches.
     std::fs::write(&p, text.replace("dave@acme.example", "dave@evil.example")).unwrap();
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    let r = apply(dir.path(), &server, &["--execute", "--yes"], &[]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
@@ -614,7 +583,7 @@ async fn edited_plans_are_refused_and_a_key_makes_the_signature_an_hmac() {
         "{\"kind\": \"orgaudit-remediation-plan\",\n \"format\": 1,",
     )
     .unwrap();
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    let r = apply(dir.path(), &server, &["--execute", "--yes"], &[]).await;
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
@@ -632,14 +601,13 @@ async fn edited_plans_are_refused_and_a_key_makes_the_signature_an_hmac() {
     plan(dir.path(), &server, &[], &key).await;
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     assert_eq!(doc["signature"]["algorithm"], "hmac-sha256");
-    let dry = ["remediate", "apply", "orgaudit-plan.json"];
-    let r = orgaudit(dir.path(), &server, &dry, &[]).await;
+    let r = apply(dir.path(), &server, &[], &[]).await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("set ORGAUDIT_PLAN_KEY"), "{}", r.stderr);
-    let r = orgaudit(dir.path(), &server, &dry, &[("ORGAUDIT_PLAN_KEY", "other")]).await;
+    let r = apply(dir.path(), &server, &[], &[("ORGAUDIT_PLAN_KEY", "other")]).await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("was edited"), "{}", r.stderr);
-    let r = orgaudit(dir.path(), &server, &dry, &key).await;
+    let r = apply(dir.path(), &server, &[], &key).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A deliberate edit re-signed with a bare sha256 passes without the key, never with it.
     let mut forged = doc.clone();
@@ -649,9 +617,9 @@ async fn edited_plans_are_refused_and_a_key_makes_the_signature_an_hmac() {
     let canonical = canonical(&unsigned);
     forged["signature"]["value"] = json!(orgaudit::source::sha256_hex(canonical.as_bytes()));
     std::fs::write(&p, serde_json::to_string(&forged).unwrap()).unwrap();
-    let r = orgaudit(dir.path(), &server, &dry, &[]).await;
+    let r = apply(dir.path(), &server, &[], &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = orgaudit(dir.path(), &server, &dry, &key).await;
+    let r = apply(dir.path(), &server, &[], &key).await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("carries only a sha256"), "{}", r.stderr);
     assert_eq!(api.all_posts(), 0);
@@ -667,19 +635,13 @@ async fn the_cap_the_age_and_the_selection_are_checked_before_any_call() {
     let (server, api) = server(acme()).await;
     plan(dir.path(), &server, &[], &[]).await;
     let calls = api.log().len();
-    let base = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-    ];
-    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v = base.to_vec();
-        v.extend_from_slice(extra);
-        v
-    }
-    let r = orgaudit(dir.path(), &server, &with(&base, &["--max", "2"]), &[]).await;
+    let r = apply(
+        dir.path(),
+        &server,
+        &["--execute", "--yes", "--max", "2"],
+        &[],
+    )
+    .await;
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("would remove 3 users, more than --max 2"),
@@ -692,27 +654,38 @@ async fn the_cap_the_age_and_the_selection_are_checked_before_any_call() {
         "remediate:\n  max_removals: 1\n",
     )
     .unwrap();
-    let r = orgaudit(
+    let r = apply(
         dir.path(),
         &server,
-        &with(&base, &["--config", "cfg.yaml"]),
+        &["--execute", "--yes", "--config", "cfg.yaml"],
         &[],
     )
     .await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("more than --max 1"), "{}", r.stderr);
     let later = (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339();
-    let r = orgaudit(dir.path(), &server, &with(&base, &["--now", &later]), &[]).await;
+    let r = apply(
+        dir.path(),
+        &server,
+        &["--execute", "--yes", "--now", &later],
+        &[],
+    )
+    .await;
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("more than --max-age 7 days ago"),
         "{}",
         r.stderr
     );
-    let r = orgaudit(
+    let r = apply(
         dir.path(),
         &server,
-        &with(&base, &["--only", "7c2d9e10-0000-4a6b-8c3d-00000000004"]),
+        &[
+            "--execute",
+            "--yes",
+            "--only",
+            "7c2d9e10-0000-4a6b-8c3d-00000000004",
+        ],
         &[],
     )
     .await;
@@ -721,10 +694,19 @@ async fn the_cap_the_age_and_the_selection_are_checked_before_any_call() {
     assert_eq!(api.log().len(), calls, "no request for a refused run");
 
     // Part of the plan, within the cap.
-    let r = orgaudit(
+    let r = apply(
         dir.path(),
         &server,
-        &with(&base, &["--max", "1", "--only", ERIN, "-f", "json"]),
+        &[
+            "--execute",
+            "--yes",
+            "--max",
+            "1",
+            "--only",
+            ERIN,
+            "-f",
+            "json",
+        ],
         &[],
     )
     .await;
@@ -733,10 +715,10 @@ async fn the_cap_the_age_and_the_selection_are_checked_before_any_call() {
     assert_eq!(outcome_of(&s, ERIN)["outcome"], "removed");
     assert_eq!(outcome_of(&s, DAVE)["outcome"], "skipped");
     assert_eq!(api.all_posts(), 1);
-    let r = orgaudit(
+    let r = apply(
         dir.path(),
         &server,
-        &with(&base, &["--exclude", GRACE, "-f", "json"]),
+        &["--execute", "--yes", "--exclude", GRACE, "-f", "json"],
         &[],
     )
     .await;
@@ -759,14 +741,7 @@ async fn a_plan_is_never_applied_to_another_organization() {
         .filter(|u| u["record_type"] != "organization_owner")
         .collect();
     let (other, api) = self::server(others).await;
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-    ];
-    let r = orgaudit(dir.path(), &other, &args, &[]).await;
+    let r = apply(dir.path(), &other, &["--execute", "--yes"], &[]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains("is unknown to the API with this key"),
@@ -780,18 +755,13 @@ async fn a_plan_is_never_applied_to_another_organization() {
     let (server, api) = self::server(org_with(&[("o1", "enabled")], 6)).await;
     plan(dir.path(), &server, &[], &[]).await;
     api.0.lock().unwrap().users.retain(|u| u["id"] == "o1");
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "--max",
-        "10",
-        "-f",
-        "json",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    let r = apply(
+        dir.path(),
+        &server,
+        &["--execute", "--yes", "--max", "10", "-f", "json"],
+        &[],
+    )
+    .await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     let s = summary(&r);
     assert_eq!(s["counts"]["absent"], 4, "{s}");
@@ -855,73 +825,75 @@ async fn a_run_killed_mid_removal_resumes_without_sending_it_again() {
     );
     assert!(!api.has(ERIN));
 
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "-f",
-        "json",
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let s = summary(&r);
+    let s = executed(dir.path(), &server, 0).await;
     assert_eq!(outcome_of(&s, DAVE)["outcome"], "already_removed");
     assert_eq!(outcome_of(&s, ERIN)["outcome"], "removed");
-    assert!(outcome_of(&s, ERIN)["reason"]
-        .as_str()
-        .unwrap()
-        .contains("an earlier run sent the removal"));
+    assert!(reason(&s, ERIN).contains("an earlier run sent the removal"));
     assert_eq!(outcome_of(&s, GRACE)["outcome"], "removed");
     assert_eq!(api.posts(DAVE), 1);
     assert_eq!(api.posts(ERIN), 1, "no second removal");
     assert_eq!(api.posts(GRACE), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_journal_is_kept_in_the_history_too() {
+/// Applies a plan with `--history LOCATION`: the history holds the journal line for line, and
+/// `history forget` takes a person's records out of it.
+async fn the_journal_is_kept_in(history: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (server, _) = server(acme()).await;
     let p = plan(dir.path(), &server, &[], &[]).await;
-    let history = dir.path().join("h.db");
-    let args = [
-        "remediate",
-        "apply",
-        "orgaudit-plan.json",
-        "--execute",
-        "--yes",
-        "--history",
-        history.to_str().unwrap(),
-    ];
-    let r = orgaudit(dir.path(), &server, &args, &[]).await;
+    // A PostgreSQL history's password comes from the environment, as in production.
+    let password = std::env::var("PGPASSWORD").unwrap_or_default();
+    let env = [("PGPASSWORD", password.as_str())];
+    let args = ["--execute", "--yes", "--history", history];
+    let r = apply(dir.path(), &server, &args, &env).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     let id = doc["signature"]["value"].as_str().unwrap();
-    let mut store = orgaudit::history::Location::parse(history.to_str().unwrap())
-        .unwrap()
-        .open()
-        .unwrap();
-    let stored = store.journal(id).unwrap();
+    // The store's client blocks (PostgreSQL's runs a runtime of its own): off the async one.
+    let journal_of = |id: &str| {
+        tokio::task::block_in_place(|| {
+            let mut store = orgaudit::history::Location::parse(history)
+                .unwrap()
+                .open()
+                .unwrap();
+            store.journal(id).unwrap()
+        })
+    };
+    let stored = journal_of(id);
     let file =
         std::fs::read_to_string(dir.path().join("orgaudit-plan.json.journal.jsonl")).unwrap();
     assert_eq!(stored, file.lines().collect::<Vec<_>>());
     assert!(stored.iter().any(|r| r.contains("\"removed\"")));
-    // `history forget` takes the person's records out of it.
-    let r = common::run_isolated(
-        dir.path(),
-        &[
-            "history",
-            "forget",
-            "--user",
-            "dave@acme.example",
-            "--history",
-            history.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let forget = [
+        "history",
+        "forget",
+        "--user",
+        "dave@acme.example",
+        "--history",
+        history,
+    ];
+    let r = orgaudit(dir.path(), &server, &forget, &env).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let stored = store.journal(id).unwrap();
+    let stored = journal_of(id);
     assert!(stored.iter().all(|r| !r.contains("dave@acme.example")));
     assert!(stored.iter().any(|r| r.contains("erin@acme.example")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_is_kept_in_a_sqlite_history() {
+    let dir = tempfile::tempdir().unwrap();
+    the_journal_is_kept_in(dir.path().join("h.db").to_str().unwrap()).await;
+}
+
+#[test]
+fn the_journal_is_kept_in_a_postgresql_history() {
+    // Made and dropped outside the async runtime: the PostgreSQL client blocks.
+    let Some(db) = common::pg::Database::create("the PostgreSQL journal test") else {
+        return;
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(the_journal_is_kept_in(&db.url));
 }

@@ -22,20 +22,43 @@ pub enum Reply<T> {
     Done(T),
     /// 404: no such user (with this key).
     NotFound,
+    Err(CallError),
+}
+
+/// A call that did not do its work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
     /// 401 or 403: the key is wrong or may not do this. The run stops.
-    Denied {
-        status: u16,
-        detail: String,
-    },
-    /// Another 4xx: the API refused this request.
-    Refused {
-        status: u16,
-        detail: String,
-    },
-    /// No answer, or 5xx, after every retry.
-    Failed {
-        detail: String,
-    },
+    Denied { status: u16, detail: String },
+    /// Another 4xx: the API refused this request; the run goes on with the next user.
+    Refused { status: u16, detail: String },
+    /// No answer, or 5xx, after every retry. The run stops.
+    Failed { detail: String },
+}
+
+impl CallError {
+    /// The error in words, after `what` the call was doing.
+    pub fn describe(&self, what: &str) -> String {
+        match self {
+            CallError::Denied { status: 401, detail } => format!(
+                "{what}: HTTP 401: {detail} (check the API key: it is missing, wrong, or revoked)"
+            ),
+            CallError::Denied { status, detail } => format!(
+                "{what}: HTTP {status}: {detail} (the key may not manage this organization's users: use an owner's or admin's key)"
+            ),
+            CallError::Refused { status, detail } => format!("{what}: HTTP {status}: {detail}"),
+            CallError::Failed { detail } => format!("{what}: {detail}"),
+        }
+    }
+
+    /// The exit status of a run that stops at it (nothing after it would fare better); `None`:
+    /// the run goes on.
+    pub fn stops(&self) -> Option<u8> {
+        match self {
+            CallError::Denied { .. } | CallError::Failed { .. } => Some(3),
+            CallError::Refused { .. } => None,
+        }
+    }
 }
 
 /// A removal that happened.
@@ -192,40 +215,40 @@ impl Client {
                 200..=299 => {
                     return match parse_user(&body) {
                         Ok(u) if u.id == id => Reply::Done(u),
-                        Ok(u) => Reply::Failed {
+                        Ok(u) => Reply::Err(CallError::Failed {
                             detail: format!(
                                 "the API answered for user {id} with the record of user {}",
                                 crate::safe::visible(&u.id)
                             ),
-                        },
-                        Err(e) => Reply::Failed {
+                        }),
+                        Err(e) => Reply::Err(CallError::Failed {
                             detail: format!("the API's reply for user {id}: {e}"),
-                        },
+                        }),
                     }
                 }
                 404 => return Reply::NotFound,
                 401 | 403 => {
-                    return Reply::Denied {
+                    return Reply::Err(CallError::Denied {
                         status,
                         detail: self.detail(status, &body),
-                    }
+                    })
                 }
                 s if retryable(s) => last = self.detail(status, &body),
                 _ => {
-                    return Reply::Refused {
+                    return Reply::Err(CallError::Refused {
                         status,
                         detail: self.detail(status, &body),
-                    }
+                    })
                 }
             }
         }
-        Reply::Failed {
+        Reply::Err(CallError::Failed {
             detail: format!(
                 "{last} (after {} attempt{})",
                 self.retries + 1,
                 if self.retries == 0 { "" } else { "s" }
             ),
-        }
+        })
     }
 
     /// Removes the user. A lost answer is followed by a read of the user: gone means removed;
@@ -246,19 +269,19 @@ impl Client {
                     }
                     404 => return Reply::NotFound,
                     401 | 403 => {
-                        return Reply::Denied {
+                        return Reply::Err(CallError::Denied {
                             status,
                             detail: self.detail(status, &body),
-                        }
+                        })
                     }
                     // Not done: the server turned the request away before acting on it.
                     408 | 409 | 429 => (self.detail(status, &body), wait, false),
                     s if retryable(s) => (self.detail(status, &body), wait, true),
                     _ => {
-                        return Reply::Refused {
+                        return Reply::Err(CallError::Refused {
                             status,
                             detail: self.detail(status, &body),
-                        }
+                        })
                     }
                 },
                 Exchange::Lost(e) => (e, None, true),
@@ -280,24 +303,24 @@ impl Client {
                         })
                     }
                     Reply::Done(_) => {}
-                    Reply::Denied { status, detail } => return Reply::Denied { status, detail },
-                    Reply::Refused { detail, .. } | Reply::Failed { detail } => {
-                        return Reply::Failed {
+                    Reply::Err(e @ CallError::Denied { .. }) => return Reply::Err(e),
+                    Reply::Err(CallError::Refused { detail, .. } | CallError::Failed { detail }) => {
+                        return Reply::Err(CallError::Failed {
                             detail: format!(
                                 "{last}; then the user could not be read to see whether the removal happened: {detail}"
                             ),
-                        }
+                        })
                     }
                 }
             }
         }
-        Reply::Failed {
+        Reply::Err(CallError::Failed {
             detail: format!(
                 "{last} (after {} attempt{})",
                 attempt + 1,
                 if attempt == 0 { "" } else { "s" }
             ),
-        }
+        })
     }
 }
 

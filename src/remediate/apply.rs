@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::api::{Client, Reply};
+use super::api::{self, Client, Reply};
 use super::journal::{self, Event, Journal, Record};
 use super::{Action, Plan, PlanKey, UserRecord};
 use crate::model::Timestamp;
@@ -117,7 +117,8 @@ pub struct UserOutcome {
     pub reason: Option<String>,
 }
 
-/// The result of `remediate apply`.
+/// The result of `remediate apply`. [`ApplyOutcome::summary_table`] and
+/// [`ApplyOutcome::to_json`] are what the CLI prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyOutcome {
     pub plan: String,
@@ -138,6 +139,69 @@ pub struct ApplyOutcome {
 impl ApplyOutcome {
     pub fn count(&self, outcome: Outcome) -> usize {
         self.users.iter().filter(|u| u.outcome == outcome).count()
+    }
+
+    /// The summary as JSON: this outcome with `counts` by outcome.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut doc = serde_json::to_value(self).expect("an outcome is JSON");
+        doc["counts"] = serde_json::Value::Object(self.counts());
+        doc
+    }
+
+    /// The summary table for a terminal or a log: one line per user, then the counts; every
+    /// value from the plan or the API made safe for a terminal.
+    pub fn summary_table(&self) -> String {
+        let t = |s: &str| crate::safe::terminal(s).into_owned();
+        let mut out = format!(
+            "{} of the plan for {} ({}):\n",
+            if self.execute {
+                "Applied"
+            } else {
+                "Dry run (nothing changed)"
+            },
+            t(&self.organization),
+            &self.plan[..self.plan.len().min(12)]
+        );
+        let width = self
+            .users
+            .iter()
+            .map(|u| t(&u.email).chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out.push_str(&format!(
+            "  {:<width$}  {:<16}  {}\n",
+            "USER", "OUTCOME", "REASON"
+        ));
+        for u in &self.users {
+            out.push_str(&format!(
+                "  {:<width$}  {:<16}  {}\n",
+                t(&u.email),
+                u.outcome.as_str(),
+                t(u.reason.as_deref().unwrap_or(""))
+            ));
+        }
+        // The four the issue names always; the others when they happened.
+        let counts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|&&c| {
+                self.count(c) > 0
+                    || matches!(
+                        c,
+                        Outcome::Removed | Outcome::Skipped | Outcome::Refused | Outcome::Failed
+                    )
+            })
+            .map(|&c| format!("{} {}", self.count(c), c.as_str()))
+            .collect();
+        out.push_str(&counts.join(", "));
+        out.push('\n');
+        if let Some(why) = &self.stopped {
+            out.push_str(&format!("stopped: {}\n", t(why)));
+        }
+        if let Some(j) = &self.journal {
+            out.push_str(&format!("journal: {}\n", t(j)));
+        }
+        out
     }
 
     /// The counts by outcome, for the JSON summary.
@@ -281,20 +345,7 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                     "the plan's owner {owner} is unknown to the API with this key: the key is another organization's (or the owner was removed); nothing was done"
                 )))
             }
-            Reply::Denied { status, detail } => {
-                return Err(api_error(format!(
-                    "checking the organization: HTTP {status}: {detail}{}",
-                    denied_hint(status)
-                )))
-            }
-            Reply::Refused { status, detail } => {
-                return Err(api_error(format!(
-                    "checking the organization: HTTP {status}: {detail}"
-                )))
-            }
-            Reply::Failed { detail } => {
-                return Err(api_error(format!("checking the organization: {detail}")))
-            }
+            Reply::Err(e) => return Err(api_error(e.describe("checking the organization"))),
         }
     }
     let organization = plan.organization.label.clone();
@@ -387,8 +438,8 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                 reason,
             });
         };
-        let step = (|| -> Result<(), (String, u8)> {
-            let jerr = |e: String| (e, 3u8);
+        let step = (|| -> Result<(), Stop> {
+            let jerr = |e: String| Stop::Run(e, 3);
             write(rec(Event::Planned, None, Some(u.clone()))).map_err(jerr)?;
             let sent_before = earlier.sent.contains(&u.id);
             let current = match client.get_user(&u.id) {
@@ -406,31 +457,13 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                     outcome(Outcome::Absent, Some(why));
                     absent += 1;
                     if absent > crate::defaults::REMEDIATE_MAX_ABSENT {
-                        return Err((format!(
+                        return Err(Stop::Run(format!(
                             "{absent} planned users are missing: the plan may be another organization's; stopped"
                         ), 2));
                     }
                     return Ok(());
                 }
-                Reply::Denied { status, detail } => {
-                    let why = format!("HTTP {status}: {detail}{}", denied_hint(status));
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why.clone()));
-                    return Err((why, 3));
-                }
-                Reply::Refused { status, detail } => {
-                    let why = format!("reading the user: HTTP {status}: {detail}");
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why));
-                    refused_by_api = true;
-                    return Ok(());
-                }
-                Reply::Failed { detail } => {
-                    let why = format!("reading the user: {detail}");
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why.clone()));
-                    return Err((why, 3));
-                }
+                Reply::Err(e) => return Err(Stop::Call(e, "reading the user")),
             };
             if current.digest() != a.state_digest {
                 let changes = u.changes_to(&current);
@@ -471,28 +504,33 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                     write(rec(Event::Removed, Some(why.clone()), Some(current))).map_err(jerr)?;
                     outcome(Outcome::Removed, Some(why));
                 }
-                Reply::Denied { status, detail } => {
-                    let why = format!("HTTP {status}: {detail}{}", denied_hint(status));
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why.clone()));
-                    return Err((why, 3));
-                }
-                Reply::Refused { status, detail } => {
-                    let why = format!("the API refused the removal: HTTP {status}: {detail}");
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why));
-                    refused_by_api = true;
-                }
-                Reply::Failed { detail } => {
-                    let why = format!("the removal: {detail}");
-                    write(rec(Event::Failed, Some(why.clone()), None)).map_err(jerr)?;
-                    outcome(Outcome::Failed, Some(why.clone()));
-                    return Err((why, 3));
-                }
+                Reply::Err(e) => return Err(Stop::Call(e, "the removal")),
             }
             Ok(())
         })();
-        if let Err(stop) = step {
+        // A call that failed: journalled; the run stops (401/403, no answer) or goes on with the
+        // next user (another 4xx).
+        let stop = match step {
+            Ok(()) => None,
+            Err(Stop::Run(why, code)) => Some((why, code)),
+            Err(Stop::Call(e, what)) => {
+                let why = e.describe(what);
+                match write(rec(Event::Failed, Some(why.clone()), None)) {
+                    Err(j) => Some((j, 3)),
+                    Ok(()) => {
+                        outcome(Outcome::Failed, Some(why.clone()));
+                        match e.stops() {
+                            Some(code) => Some((format!("{why}; stopped"), code)),
+                            None => {
+                                refused_by_api = true;
+                                None
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(stop) = stop {
             for rest in &todo[i + 1..] {
                 users.push(UserOutcome {
                     user_id: rest.user.id.clone(),
@@ -552,6 +590,12 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
     Ok(out)
 }
 
+/// Why a user's step ended early: a call that failed, or a reason to stop the run.
+enum Stop {
+    Call(api::CallError, &'static str),
+    Run(String, u8),
+}
+
 /// The API settings for the plan's organization: the only one, or the one of that name.
 fn target<'t>(targets: &'t [crate::FetchTarget], key: &str) -> Result<&'t FetchOptions, String> {
     match targets {
@@ -583,13 +627,6 @@ fn api_error(message: String) -> Error {
             attempts: 1,
         },
     )])
-}
-
-fn denied_hint(status: u16) -> &'static str {
-    match status {
-        401 => " (check the API key: it is missing, wrong, or revoked); stopped",
-        _ => " (the key may not manage this organization's users: use an owner's or admin's key); stopped",
-    }
 }
 
 /// A duration in words: days, hours or minutes.

@@ -1,6 +1,8 @@
 //! What the integration tests share: where the examples are, and running the binary.
 #![allow(dead_code)] // each test crate uses its own part of this
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
