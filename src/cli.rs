@@ -1237,46 +1237,8 @@ fn remediate_plan(args: RemediatePlanArgs) -> Result<u8, Error> {
         args.markdown.as_deref(),
         key.as_ref(),
     )?;
-    let p = &planned.plan;
-    let n = p.actions.len();
-    println!(
-        "plan written to {} (review {}): {n} user{} to remove, {} refused, {} manual item{}, {} waived finding{} left out; signed with {}",
-        render::safe::terminal(&planned.json.display().to_string()),
-        render::safe::terminal(&planned.markdown.display().to_string()),
-        if n == 1 { "" } else { "s" },
-        p.refused.len(),
-        p.manual.len(),
-        if p.manual.len() == 1 { "" } else { "s" },
-        p.waived,
-        if p.waived == 1 { "" } else { "s" },
-        p.signature.algorithm.as_str(),
-    );
-    for a in &p.actions {
-        println!(
-            "  remove {} ({}): {}",
-            render::safe::terminal(&a.user.email),
-            render::safe::terminal(&a.user.id),
-            a.findings
-                .iter()
-                .map(|f| f.rule_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    for r in &p.refused {
-        println!(
-            "  refused {} ({}): {}",
-            render::safe::terminal(&r.user.email),
-            render::safe::terminal(&r.user.id),
-            r.reason
-        );
-    }
-    if n > 0 {
-        println!(
-            "Removal is irreversible. Dry run: orgaudit remediate apply {}",
-            render::safe::terminal(&planned.json.display().to_string())
-        );
-    }
+    let summary = planned.summary();
+    write_output(None, |out| Ok(out.write_all(summary.as_bytes())?))?;
     for e in &planned.failures {
         report_error(e);
     }

@@ -93,8 +93,10 @@ pub const REMEDIATE_MAX_ABSENT: usize = 3;
 pub const PLAN_KEY_ENV: &str = "ORGAUDIT_PLAN_KEY";
 /// The plan file `remediate plan` writes when `-o` is not given.
 pub const PLAN_FILE: &str = "orgaudit-plan.json";
+/// Manual findings listed per rule in a remediation plan's Markdown view (the JSON has all).
+pub const PLAN_MANUAL_LISTED: usize = 50;
 /// The largest remediation plan or journal read, in bytes.
-pub const PLAN_MAX_BYTES: u64 = 64 << 20;
+pub const PLAN_MAX_BYTES: u64 = 256 << 20;
 /// The largest reply to a user lookup or removal read, in bytes (one user's record).
 pub const USER_REPLY_MAX_BYTES: usize = 1 << 20;
 

@@ -304,12 +304,28 @@ async fn plan_review_apply_removes_exactly_the_planned_users_and_journals_each_s
     let md = std::fs::read_to_string(dir.path().join("orgaudit-plan.md")).unwrap();
     assert!(md.contains("irreversible"), "{md}");
     assert!(
-        md.contains("- [ ] **high** Active sub-user may bypass SSO"),
+        md.contains("### HIGH Active sub-user may bypass SSO (`sso-bypass`), 1 finding\n"),
         "{md}"
     );
+    assert!(md.contains(
+        "- [ ] carol@acme.example (`7c2d9e10-0000-4a6b-8c3d-000000000003`): carol@acme.example is active"
+    ));
     assert!(
         md.contains("| dave@acme.example | `7c2d9e10-0000-4a6b-8c3d-000000000004` | disabled |")
     );
+    // A manual item is a rule with its steps and its findings.
+    let sso = doc["manual"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["rule_id"] == "stale-sign-in")
+        .unwrap();
+    assert_eq!(sso["findings"].as_array().unwrap().len(), 2);
+    assert!(sso["steps"][0].as_str().unwrap().contains("open its users"));
+    assert!(sso["steps"][1]
+        .as_str()
+        .unwrap()
+        .starts_with("Confirm the user still needs access"));
 
     // The dry run reads, and changes nothing.
     let r = apply(dir.path(), &server, &["-f", "json"], &[]).await;
@@ -609,24 +625,19 @@ async fn edited_plans_are_refused_and_a_key_makes_the_signature_an_hmac() {
     assert!(r.stderr.contains("was edited"), "{}", r.stderr);
     let r = apply(dir.path(), &server, &[], &key).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // A deliberate edit re-signed with a bare sha256 passes without the key, never with it.
-    let mut forged = doc.clone();
-    forged["signature"] = json!({"algorithm": "sha256", "value": ""});
-    let mut unsigned = forged.clone();
-    unsigned.as_object_mut().unwrap().remove("signature");
-    let canonical = canonical(&unsigned);
-    forged["signature"]["value"] = json!(orgaudit::source::sha256_hex(canonical.as_bytes()));
-    std::fs::write(&p, serde_json::to_string(&forged).unwrap()).unwrap();
-    let r = apply(dir.path(), &server, &[], &[]).await;
+    // A deliberate edit re-signed with a bare sha256 (anyone can: orgaudit's own library does
+    // it) passes without the key, never with it.
+    let mut forged: orgaudit::remediate::Plan = serde_json::from_value(doc.clone()).unwrap();
+    forged.actions.truncate(1);
+    forged.sign(None);
+    std::fs::write(&p, serde_json::to_string_pretty(&forged).unwrap()).unwrap();
+    let r = apply(dir.path(), &server, &["-f", "json"], &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(summary(&r)["counts"]["would_remove"], 1);
     let r = apply(dir.path(), &server, &[], &key).await;
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("carries only a sha256"), "{}", r.stderr);
     assert_eq!(api.all_posts(), 0);
-}
-
-fn canonical(v: &Value) -> String {
-    orgaudit::source::canonical_json(v)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -88,6 +88,8 @@ pub struct Client {
     key: ApiKey,
     retries: u32,
     timeout: Duration,
+    /// The largest reply read: one user's record, at most `--max-bytes`.
+    max_bytes: usize,
     on_event: Box<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -123,6 +125,7 @@ impl Client {
             key: opts.key.clone(),
             retries: opts.retries,
             timeout: opts.timeout,
+            max_bytes: usize::try_from(opts.max_bytes).unwrap_or(usize::MAX),
             on_event,
         })
     }
@@ -151,7 +154,7 @@ impl Client {
         }
         .bearer_auth(self.key.expose())
         .header(reqwest::header::ACCEPT, "application/json");
-        let cap = crate::defaults::USER_REPLY_MAX_BYTES;
+        let cap = crate::defaults::USER_REPLY_MAX_BYTES.min(self.max_bytes);
         let work = async {
             let mut response = request.send().await.map_err(|e| describe(&e))?;
             let status = response.status().as_u16();

@@ -15,6 +15,7 @@ use super::api::{self, Client, Reply};
 use super::journal::{self, Event, Journal, Record};
 use super::{Action, Plan, PlanKey, UserRecord};
 use crate::model::Timestamp;
+use crate::rules::FixAction;
 use crate::source::telnyx::FetchOptions;
 use crate::Error;
 
@@ -250,7 +251,7 @@ pub fn parse_age(s: &str) -> Option<chrono::Duration> {
 pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
     let name = opts.plan.display().to_string();
     let refuse = |m: String| Error::Usage(format!("{name}: {m}"));
-    let plan = Plan::load(&opts.plan).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut plan = Plan::load(&opts.plan).map_err(|e| Error::Usage(e.to_string()))?;
     plan.verify(opts.key.as_ref()).map_err(refuse)?;
     let created: Timestamp = plan
         .created_at
@@ -271,10 +272,23 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
             plan.created_at
         )));
     }
+    // Only what apply knows how to do; a manual item has no business among the actions.
+    for a in &plan.actions {
+        match a.action {
+            FixAction::RemoveUser => {}
+            FixAction::Manual => {
+                return Err(refuse(format!(
+                    "the action for user {} is `manual`: apply carries out automatic fixes only",
+                    a.user.id
+                )))
+            }
+        }
+    }
     // The selection: ids the plan does not hold are typos, and refused.
-    let ids: Vec<&str> = plan.actions.iter().map(|a| a.user.id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> =
+        plan.actions.iter().map(|a| a.user.id.as_str()).collect();
     for (flag, list) in [("--only", &opts.only), ("--exclude", &opts.exclude)] {
-        if let Some(bad) = list.iter().find(|id| !ids.contains(&id.as_str())) {
+        if let Some(bad) = list.iter().find(|id| !ids.contains(id.as_str())) {
             let hint = crate::diag::did_you_mean(bad, ids.iter().copied())
                 .map(|s| format!(" (did you mean {s}?)"))
                 .unwrap_or_default();
@@ -562,19 +576,17 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
         stopped: stopped.map(|(why, _)| why),
         exit_code,
     };
-    // Plan order for the summary.
-    let order: Vec<&str> = plan
-        .actions
-        .iter()
-        .map(|a| a.user.id.as_str())
+    // Plan order for the summary (an id's first place).
+    let mut order: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let ids = plan.actions.iter().map(|a| a.user.id.as_str());
+    for (i, id) in ids
         .chain(plan.refused.iter().map(|r| r.user.id.as_str()))
-        .collect();
-    out.users.sort_by_key(|u| {
-        order
-            .iter()
-            .position(|id| *id == u.user_id)
-            .unwrap_or(usize::MAX)
-    });
+        .enumerate()
+    {
+        order.entry(id).or_insert(i);
+    }
+    out.users
+        .sort_by_key(|u| order.get(u.user_id.as_str()).copied().unwrap_or(usize::MAX));
     let finished = Record {
         detail: Some(serde_json::json!({
             "counts": out.counts(),

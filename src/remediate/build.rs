@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use super::{
-    time_text, Action, GroupRef, Justification, ManualItem, Plan, PlanKey, PlanOrganization,
-    PlanTool, Refusal, Signature, SignatureAlgorithm, UserRecord, PLAN_FORMAT, PLAN_KIND,
+    time_text, Action, GroupRef, Justification, ManualFinding, ManualItem, Plan, PlanKey,
+    PlanOrganization, PlanTool, Refusal, Signature, SignatureAlgorithm, UserRecord, PLAN_FORMAT,
+    PLAN_KIND,
 };
 use crate::findings::Finding;
 use crate::model::{Report, Timestamp, User};
@@ -54,7 +55,9 @@ pub fn build(
     };
     // The findings that propose a removal, by user, in report order; the rest are manual.
     let mut removals: Vec<(&str, Vec<Justification>)> = Vec::new();
-    let mut manual = Vec::new();
+    let mut removal_of: HashMap<&str, usize> = HashMap::new();
+    let mut manual: Vec<ManualItem> = Vec::new();
+    let mut manual_of: HashMap<&str, usize> = HashMap::new();
     let mut waived = 0;
     for f in &assessed.report.findings {
         if f.waived {
@@ -63,24 +66,33 @@ pub fn build(
         }
         match f.fix {
             Some(FixAction::RemoveUser) if f.subject.kind == Scope::User => {
-                match removals.iter_mut().find(|(id, _)| *id == f.subject.id) {
-                    Some((_, list)) => list.push(justify(f)),
-                    None => removals.push((&f.subject.id, vec![justify(f)])),
+                match removal_of.get(f.subject.id.as_str()) {
+                    Some(&i) => removals[i].1.push(justify(f)),
+                    None => {
+                        removal_of.insert(&f.subject.id, removals.len());
+                        removals.push((&f.subject.id, vec![justify(f)]));
+                    }
                 }
             }
             Some(FixAction::RemoveUser) | Some(FixAction::Manual) | None => {
-                let remediation = rules
-                    .get(f.rule_id.as_str())
-                    .map_or("", |r| r.remediation.as_str());
-                manual.push(ManualItem {
-                    rule_id: f.rule_id.clone(),
-                    severity: f.severity,
-                    title: f.title.clone(),
+                let i = *manual_of.entry(f.rule_id.as_str()).or_insert_with(|| {
+                    let remediation = rules
+                        .get(f.rule_id.as_str())
+                        .map_or("", |r| r.remediation.as_str());
+                    manual.push(ManualItem {
+                        rule_id: f.rule_id.clone(),
+                        severity: f.severity,
+                        title: f.title.clone(),
+                        steps: steps(f.subject.kind, remediation),
+                        findings: Vec::new(),
+                    });
+                    manual.len() - 1
+                });
+                manual[i].findings.push(ManualFinding {
                     subject: f.subject.clone(),
                     message: f.message.clone(),
                     fingerprint: f.fingerprint.clone(),
-                    steps: steps(f, remediation),
-                })
+                });
             }
         }
     }
@@ -177,29 +189,21 @@ pub(crate) fn record(report: &Report, u: &User) -> UserRecord {
     }
 }
 
-/// The checklist steps of a manual finding: where to go, what the rule says, how to confirm.
-fn steps(f: &Finding, remediation: &str) -> Vec<String> {
-    let s = &f.subject;
-    let find = match s.kind {
-        Scope::User => format!(
-            "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin of the organization, open its users and find {} (user id {}).",
-            s.email.as_deref().unwrap_or("the user"),
-            s.id
-        ),
-        Scope::Group => format!(
-            "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin of the organization, open its groups and find {} (group id {}).",
-            s.name.as_deref().unwrap_or("the group"),
-            s.id
-        ),
-        Scope::Organization => "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin, open the organization's users.".to_string(),
+/// The checklist steps of a rule's manual findings: where to go, what the rule says, how to
+/// confirm.
+fn steps(scope: Scope, remediation: &str) -> Vec<String> {
+    let find = match scope {
+        Scope::User => "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin of the organization, open its users and find each user listed below.",
+        Scope::Group => "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin of the organization, open its groups and find each group listed below.",
+        Scope::Organization => "In the Telnyx portal (https://portal.telnyx.com), signed in as an owner or admin, open the organization's users.",
     };
-    let mut out = vec![find];
+    let mut out = vec![find.to_string()];
     if !remediation.trim().is_empty() {
         out.push(remediation.trim().to_string());
     }
-    out.push(format!(
-        "Run the audit again: the finding {} should be gone (or waive it, with a reason and an expiry).",
-        f.fingerprint
-    ));
+    out.push(
+        "Run the audit again: each finding should be gone (or waive it, with a reason and an expiry)."
+            .to_string(),
+    );
     out
 }

@@ -2,6 +2,7 @@
 //! before the call it announces and after its answer, so that a run that died shows which calls
 //! were sent. With a history, every record is stored there too.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -66,10 +67,10 @@ pub struct Journal {
 #[derive(Debug, Default)]
 pub struct Earlier {
     /// Users removed (or found gone after a removal was sent).
-    pub removed: Vec<String>,
+    pub removed: HashSet<String>,
     /// Users whose removal was sent without a removal recorded after it: the run died waiting,
     /// or every answer was lost.
-    pub sent: Vec<String>,
+    pub sent: HashSet<String>,
     /// Records read.
     pub records: usize,
 }
@@ -164,15 +165,11 @@ pub fn earlier(path: &Path, plan: &str) -> Result<Earlier, String> {
         let Some(id) = record.user_id else { continue };
         match record.event {
             Event::Removed => {
-                out.sent.retain(|u| *u != id);
-                if !out.removed.contains(&id) {
-                    out.removed.push(id);
-                }
+                out.sent.remove(&id);
+                out.removed.insert(id);
             }
             Event::Sending => {
-                if !out.sent.contains(&id) {
-                    out.sent.push(id);
-                }
+                out.sent.insert(id);
             }
             // A removal that failed may still have happened (its answer lost every time): it
             // stays "sent", and the next run reads the user before anything else.
@@ -215,10 +212,10 @@ mod tests {
         .concat();
         std::fs::write(&path, &text).unwrap();
         let e = earlier(&path, "p").unwrap();
-        assert_eq!(e.removed, ["a"]);
+        assert_eq!(e.removed, HashSet::from(["a".to_string()]));
         assert_eq!(
             e.sent,
-            ["b", "c"],
+            HashSet::from(["b".to_string(), "c".to_string()]),
             "a failed removal may still have happened"
         );
         assert_eq!(e.records, 5);

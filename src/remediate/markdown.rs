@@ -1,17 +1,18 @@
-//! The plan as a person reviews it: Markdown, every value from the report escaped.
+//! The plan as a person reviews it: Markdown, every value from the report escaped. Every removal
+//! and refusal is listed; manual findings up to [`crate::defaults::PLAN_MANUAL_LISTED`] per rule
+//! (the JSON plan has them all).
 
-use std::fmt::Write;
+use std::io::{self, Write};
 
 use super::{Plan, UserRecord};
 use crate::safe::{markdown as md, markdown_code as code};
 
-/// The plan's readable view. The JSON file is what `apply` reads; this is what a reviewer
+/// Writes the plan's readable view. The JSON file is what `apply` reads; this is what a reviewer
 /// reads and signs off.
-pub fn render(plan: &Plan, plan_file: &str) -> String {
-    let mut out = String::new();
+pub fn write(plan: &Plan, plan_file: &str, out: &mut dyn Write) -> io::Result<()> {
     let o = &plan.organization;
-    let _ = writeln!(out, "# Remediation plan: {}\n", md(&o.label));
-    let _ = writeln!(
+    writeln!(out, "# Remediation plan: {}\n", md(&o.label))?;
+    writeln!(
         out,
         "Organization key {}, audited at {}, planned at {} by orgaudit {}. Report sha256 {}.\n",
         code(&o.key),
@@ -19,40 +20,41 @@ pub fn render(plan: &Plan, plan_file: &str) -> String {
         md(&plan.created_at),
         md(&plan.tool.version),
         code(&plan.report_sha256)
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         out,
         "Plan {} signed with {}: {}.\n",
         code(plan_file),
         plan.signature.algorithm.as_str(),
         code(&plan.signature.value)
-    );
+    )?;
     let n = plan.actions.len();
-    let _ = writeln!(
+    let manual: usize = plan.manual.iter().map(|m| m.findings.len()).sum();
+    writeln!(
         out,
-        "**Removing a user from the organization is irreversible**: no API call adds them back; they would have to be invited again, by hand. {} user{} to remove, {} refused, {} manual item{}, {} waived finding{} left out.\n",
+        "**Removing a user from the organization is irreversible**: no API call adds them back; they would have to be invited again, by hand. {} user{} to remove, {} refused, {} finding{} to fix by hand, {} waived finding{} left out.\n",
         n,
-        if n == 1 { "" } else { "s" },
+        plural(n),
         plan.refused.len(),
-        plan.manual.len(),
-        if plan.manual.len() == 1 { "" } else { "s" },
+        manual,
+        plural(manual),
         plan.waived,
-        if plan.waived == 1 { "" } else { "s" },
-    );
-    out.push_str("## Users to remove\n\n");
+        plural(plan.waived),
+    )?;
+    out.write_all(b"## Users to remove\n\n")?;
     if plan.actions.is_empty() {
-        out.push_str("None.\n\n");
+        out.write_all(b"None.\n\n")?;
     } else {
-        out.push_str(
-            "| user | id | status | last sign-in | groups | why |\n|---|---|---|---|---|---|\n",
-        );
+        out.write_all(
+            b"| user | id | status | last sign-in | groups | why |\n|---|---|---|---|---|---|\n",
+        )?;
         for a in &plan.actions {
             let why: Vec<String> = a
                 .findings
                 .iter()
                 .map(|f| format!("{}: {}", code(&f.rule_id), md(&f.message)))
                 .collect();
-            let _ = writeln!(
+            writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 md(&a.user.email),
@@ -61,54 +63,69 @@ pub fn render(plan: &Plan, plan_file: &str) -> String {
                 md(a.user.last_sign_in_at.as_deref().unwrap_or("never")),
                 groups(&a.user),
                 why.join("<br>")
-            );
+            )?;
         }
-        out.push('\n');
+        out.write_all(b"\n")?;
     }
-    out.push_str("## Refused\n\n");
+    out.write_all(b"## Refused\n\n")?;
     if plan.refused.is_empty() {
-        out.push_str("None.\n\n");
+        out.write_all(b"None.\n\n")?;
     } else {
         for r in &plan.refused {
             let rules: Vec<String> = r.findings.iter().map(|f| code(&f.rule_id)).collect();
-            let _ = writeln!(
+            writeln!(
                 out,
                 "- {} ({}), proposed by {}: **refused**: {}",
                 md(&r.user.email),
                 code(&r.user.id),
                 rules.join(", "),
                 md(&r.reason)
-            );
+            )?;
         }
-        out.push('\n');
+        out.write_all(b"\n")?;
     }
-    out.push_str("## Manual checklist\n\n");
+    out.write_all(b"## Manual checklist\n\n")?;
     if plan.manual.is_empty() {
-        out.push_str("None.\n\n");
-    } else {
-        for m in &plan.manual {
-            let subject = m
-                .subject
-                .email
-                .as_deref()
-                .or(m.subject.name.as_deref())
-                .unwrap_or(&m.subject.id);
-            let _ = writeln!(
-                out,
-                "- [ ] **{}** {} ({}): {}",
-                m.severity,
-                md(&m.title),
-                md(subject),
-                md(&m.message)
-            );
-            for (i, step) in m.steps.iter().enumerate() {
-                let _ = writeln!(out, "  {}. {}", i + 1, md(step));
-            }
-        }
-        out.push('\n');
+        out.write_all(b"None.\n\n")?;
     }
-    out.push_str("## Applying it\n\n");
-    let _ = writeln!(
+    let listed = crate::defaults::PLAN_MANUAL_LISTED;
+    for m in &plan.manual {
+        let k = m.findings.len();
+        writeln!(
+            out,
+            "### {} {} ({}), {k} finding{}\n",
+            m.severity.as_str().to_uppercase(),
+            md(&m.title),
+            code(&m.rule_id),
+            plural(k)
+        )?;
+        for (i, step) in m.steps.iter().enumerate() {
+            writeln!(out, "{}. {}", i + 1, md(step))?;
+        }
+        out.write_all(b"\n")?;
+        for f in m.findings.iter().take(listed) {
+            let s = &f.subject;
+            let who = s.email.as_deref().or(s.name.as_deref()).unwrap_or(&s.id);
+            writeln!(
+                out,
+                "- [ ] {} ({}): {}",
+                md(who),
+                code(&s.id),
+                md(&f.message)
+            )?;
+        }
+        if k > listed {
+            writeln!(
+                out,
+                "- and {} more: every one is in {}",
+                k - listed,
+                code(plan_file)
+            )?;
+        }
+        out.write_all(b"\n")?;
+    }
+    out.write_all(b"## Applying it\n\n")?;
+    writeln!(
         out,
         "1. Review this plan. To leave a user out, apply with `--exclude ID`; to apply part of it, `--only ID`.\n\
          2. Dry run (reads each user again, changes nothing): {}.\n\
@@ -117,8 +134,15 @@ pub fn render(plan: &Plan, plan_file: &str) -> String {
         code(&format!(
             "orgaudit remediate apply {plan_file} --execute --approved-by \"NAME\""
         ))
-    );
-    out
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn groups(u: &UserRecord) -> String {

@@ -49,10 +49,11 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Users a rule proposed removing that orgaudit will not remove, with the reason.
     pub refused: Vec<Refusal>,
-    /// Findings a person acts on, as a checklist.
+    /// Findings a person acts on, as a checklist, by rule.
     pub manual: Vec<ManualItem>,
     /// Findings left out because a waiver covers them.
     pub waived: usize,
+    #[serde(skip_serializing_if = "Signature::is_pending")]
     pub signature: Signature,
 }
 
@@ -200,18 +201,25 @@ pub struct Refusal {
     pub findings: Vec<Justification>,
 }
 
-/// A finding a person fixes, with the steps.
+/// A rule whose findings a person fixes: the steps once, then each finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManualItem {
     pub rule_id: String,
     pub severity: Severity,
     pub title: String,
+    /// What to do, in order: where to go in the portal, the rule's remediation, how to confirm.
+    pub steps: Vec<String>,
+    pub findings: Vec<ManualFinding>,
+}
+
+/// One finding of a [`ManualItem`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualFinding {
     pub subject: Subject,
     pub message: String,
     pub fingerprint: String,
-    /// What to do, in order: where to go in the portal, then the rule's remediation.
-    pub steps: Vec<String>,
 }
 
 /// How a plan's content is protected.
@@ -237,8 +245,15 @@ impl SignatureAlgorithm {
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     pub algorithm: SignatureAlgorithm,
-    /// Hex, over the plan's canonical JSON without `signature`.
+    /// Hex, over the plan's compact JSON without `signature`.
     pub value: String,
+}
+
+impl Signature {
+    /// Not signed yet: the state in which the content is hashed.
+    fn is_pending(&self) -> bool {
+        self.value.is_empty()
+    }
 }
 
 /// A key that signs plans. No `Display`; its `Debug` hides it.
@@ -274,28 +289,49 @@ pub struct PlanError {
 }
 
 impl Plan {
-    /// The canonical text the signature covers: the plan without `signature`, keys sorted.
-    fn signed_text(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("a plan is JSON");
-        if let Some(m) = v.as_object_mut() {
-            m.remove("signature");
+    /// The signature of the plan's content: its compact JSON as orgaudit writes it (fields in
+    /// their declared order) without `signature`, streamed into a sha256 or an HMAC-SHA256
+    /// (`None`: an HMAC without a key).
+    fn compute(&mut self, algorithm: SignatureAlgorithm, key: Option<&PlanKey>) -> Option<String> {
+        use sha2::Digest;
+        /// Feeds what is written to a digest.
+        struct Feed<F: FnMut(&[u8])>(F);
+        impl<F: FnMut(&[u8])> std::io::Write for Feed<F> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (self.0)(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
         }
-        crate::source::canonical_json(&v)
-    }
-
-    fn compute(&self, algorithm: SignatureAlgorithm, key: Option<&PlanKey>) -> Option<String> {
-        let text = self.signed_text();
-        match (algorithm, key) {
-            (SignatureAlgorithm::Sha256, _) => Some(crate::source::sha256_hex(text.as_bytes())),
+        // Without its signature (an empty one is not written).
+        let signature = std::mem::replace(
+            &mut self.signature,
+            Signature {
+                algorithm,
+                value: String::new(),
+            },
+        );
+        let out = match (algorithm, key) {
+            (SignatureAlgorithm::Sha256, _) => {
+                let mut h = sha2::Sha256::new();
+                serde_json::to_writer(Feed(|b: &[u8]| h.update(b)), &*self)
+                    .expect("a plan is JSON");
+                Some(hex(&h.finalize()))
+            }
             (SignatureAlgorithm::HmacSha256, Some(k)) => {
                 use hmac::{KeyInit, Mac};
                 let mut mac =
                     hmac::Hmac::<sha2::Sha256>::new_from_slice(&k.0).expect("any key length");
-                mac.update(text.as_bytes());
+                serde_json::to_writer(Feed(|b: &[u8]| mac.update(b)), &*self)
+                    .expect("a plan is JSON");
                 Some(hex(&mac.finalize().into_bytes()))
             }
             (SignatureAlgorithm::HmacSha256, None) => None,
-        }
+        };
+        self.signature = signature;
+        out
     }
 
     /// Signs the plan: an HMAC-SHA256 with `key`, else a sha256.
@@ -304,10 +340,8 @@ impl Plan {
             Some(_) => SignatureAlgorithm::HmacSha256,
             None => SignatureAlgorithm::Sha256,
         };
-        self.signature = Signature {
-            algorithm,
-            value: self.compute(algorithm, key).expect("a key for an HMAC"),
-        };
+        let value = self.compute(algorithm, key).expect("a key for an HMAC");
+        self.signature = Signature { algorithm, value };
     }
 
     /// The plan's identity in journals: its signature's value.
@@ -317,7 +351,7 @@ impl Plan {
 
     /// Checks the signature. With a key, only an HMAC made with it is accepted (a plan with a
     /// bare sha256 could have been written by anyone); without one, an HMAC cannot be checked.
-    pub fn verify(&self, key: Option<&PlanKey>) -> Result<(), String> {
+    pub fn verify(&mut self, key: Option<&PlanKey>) -> Result<(), String> {
         let env = crate::defaults::PLAN_KEY_ENV;
         match (self.signature.algorithm, key) {
             (SignatureAlgorithm::Sha256, Some(_)) => {
@@ -393,6 +427,57 @@ pub struct Planned {
     pub failures: Vec<crate::Error>,
 }
 
+impl Planned {
+    /// What `remediate plan` prints: where the plan is, the removals and refusals, and how to
+    /// go on; every value made safe for a terminal.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let t = |s: &str| crate::safe::terminal(s).into_owned();
+        let p = &self.plan;
+        let n = p.actions.len();
+        let manual: usize = p.manual.iter().map(|m| m.findings.len()).sum();
+        let s = |n: usize| if n == 1 { "" } else { "s" };
+        let mut out = format!(
+            "plan written to {} (review {}): {n} user{} to remove, {} refused, {manual} finding{} to fix by hand, {} waived finding{} left out; signed with {}\n",
+            t(&self.json.display().to_string()),
+            t(&self.markdown.display().to_string()),
+            s(n),
+            p.refused.len(),
+            s(manual),
+            p.waived,
+            s(p.waived),
+            p.signature.algorithm.as_str(),
+        );
+        for a in &p.actions {
+            let rules: Vec<&str> = a.findings.iter().map(|f| f.rule_id.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  remove {} ({}): {}",
+                t(&a.user.email),
+                t(&a.user.id),
+                rules.join(", ")
+            );
+        }
+        for r in &p.refused {
+            let _ = writeln!(
+                out,
+                "  refused {} ({}): {}",
+                t(&r.user.email),
+                t(&r.user.id),
+                r.reason
+            );
+        }
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "Removal is irreversible. Dry run: orgaudit remediate apply {}",
+                t(&self.json.display().to_string())
+            );
+        }
+        out
+    }
+}
+
 /// `remediate plan` in one call: the audit of `run` (its input, rules, waivers, baseline and
 /// history; no output, email or history record), the plan built from it, signed with `key`
 /// (`ORGAUDIT_PLAN_KEY`) or a sha256, written as JSON to `json` and as Markdown to `markdown`
@@ -413,15 +498,12 @@ pub fn write_plan(
             json.display()
         )));
     }
-    let mut text = serde_json::to_vec_pretty(&plan).expect("a plan is JSON");
-    text.push(b'\n');
-    let view = markdown::render(&plan, &json.display().to_string());
-    for (path, bytes) in [(json, &text[..]), (md_path.as_path(), view.as_bytes())] {
-        crate::output::write(
-            crate::output::Target::File(path),
-            run.file_mode,
-            |out| -> Result<(), std::io::Error> { out.write_all(bytes) },
-        )
+    let name = json.display().to_string();
+    let write = |path: &std::path::Path,
+                 produce: &dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>| {
+        crate::output::write(crate::output::Target::File(path), run.file_mode, |out| {
+            produce(out)
+        })
         .map_err(|e| match e {
             crate::output::OutputError::Io { path, source } => {
                 crate::Error::Output { path, source }
@@ -430,8 +512,13 @@ pub fn write_plan(
                 path: path.display().to_string(),
                 source,
             },
-        })?;
-    }
+        })
+    };
+    write(json, &|out| {
+        serde_json::to_writer_pretty(&mut *out, &plan)?;
+        out.write_all(b"\n")
+    })?;
+    write(&md_path, &|out| markdown::write(&plan, &name, out))?;
     Ok(Planned {
         plan,
         json: json.to_path_buf(),
