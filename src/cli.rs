@@ -1370,7 +1370,7 @@ fn rules(cmd: RulesCommand) -> Result<u8, Error> {
                                 "default_severity": r.default_severity,
                                 "scope": r.scope, "enabled": r.enabled, "tags": r.tags,
                                 "references": r.references, "params": r.params_json(),
-                                "origin": r.origin.to_string(),
+                                "fix": r.fix.action, "origin": r.origin.to_string(),
                             })
                         })
                         .collect();

@@ -2061,4 +2061,26 @@ fn fix_declarations_are_checked_with_their_place() {
         assert!(r.stderr.contains(&expected), "{expected}\n{}", r.stderr);
     }
     assert!(!r.stderr.contains(":30:"), "rule e is valid: {}", r.stderr);
+
+    // `rules show` and `rules list` say what a rule's fix is.
+    let show = run(&["rules", "show", "disabled-user-in-groups"]);
+    assert!(
+        show.stdout.contains("\nfix:\n  remove_user (`orgaudit remediate plan` proposes it; owners are never removed), when:\n    any:\n"),
+        "{}",
+        show.stdout
+    );
+    let show = run(&["rules", "show", "stale-sign-in"]);
+    assert!(show.stdout.contains("\nfix:\n  manual"), "{}", show.stdout);
+    let list: Value = serde_json::from_str(&run(&["rules", "list", "-f", "json"]).stdout).unwrap();
+    let fix_of = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["fix"]
+            .clone()
+    };
+    assert_eq!(fix_of("never-signed-in"), "remove_user");
+    assert_eq!(fix_of("disabled-user-lingering"), "remove_user");
+    assert_eq!(fix_of("sso-bypass"), "manual");
 }

@@ -908,3 +908,33 @@ fn the_journal_is_kept_in_a_postgresql_history() {
         .unwrap()
         .block_on(the_journal_is_kept_in(&db.url));
 }
+
+/// The README's try-it command: a plan of the bundled example, without a key or a network.
+#[test]
+fn the_readme_plan_of_the_bundled_example() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("orgaudit remediate plan --input examples/"))
+        .expect("the README's remediate plan example");
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a.strip_prefix("examples/") {
+            Some(f) => common::example_arg(f),
+            None => a.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = common::run_isolated(dir.path(), &args, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("3 users to remove, 0 refused, 10 findings to fix by hand"),
+        "{}",
+        r.stdout
+    );
+    assert!(dir.path().join("orgaudit-plan.json").is_file());
+    assert!(dir.path().join("orgaudit-plan.md").is_file());
+}

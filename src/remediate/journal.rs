@@ -133,13 +133,18 @@ impl Journal {
 /// Reads what earlier runs of `plan` left in the journal at `path` (nothing if there is none).
 /// A line that is not a record is an error naming it, except a last line cut short by a crash.
 pub fn earlier(path: &Path, plan: &str) -> Result<Earlier, String> {
-    let name = path.display();
+    let name = path.display().to_string();
     let bytes = match crate::diag::read_capped(path, crate::defaults::PLAN_MAX_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Earlier::default()),
         Err(e) => return Err(format!("{name}: cannot read the journal: {e}")),
     };
-    let text = String::from_utf8_lossy(&bytes);
+    earlier_in(&bytes, &name, plan)
+}
+
+/// [`earlier`] from the journal's bytes; `name` names it in errors.
+pub fn earlier_in(bytes: &[u8], name: &str, plan: &str) -> Result<Earlier, String> {
+    let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut out = Earlier::default();
     for (i, line) in lines.iter().enumerate() {
@@ -231,6 +236,23 @@ mod tests {
         .unwrap();
         let err = earlier(&path, "p").unwrap_err();
         assert!(err.contains("j.jsonl:2: not a journal record"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Any bytes as a journal: records read back, or an error naming the line; never a
+        /// panic.
+        #[test]
+        fn any_journal_bytes_are_read_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            lines in proptest::collection::vec(0usize..3, 0..6),
+        ) {
+            let mut text = Vec::new();
+            for l in lines {
+                text.extend_from_slice(line("p", ["sending", "removed", "failed"][l], "u").as_bytes());
+            }
+            text.extend_from_slice(&bytes);
+            let _ = earlier_in(&text, "j.jsonl", "p");
+        }
     }
 
     #[cfg(unix)]

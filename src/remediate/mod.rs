@@ -382,13 +382,23 @@ impl Plan {
     /// [`Plan::verify`].
     pub fn load(path: &std::path::Path) -> Result<Plan, PlanError> {
         let name = path.display().to_string();
+        let bytes =
+            crate::diag::read_capped(path, crate::defaults::PLAN_MAX_BYTES).map_err(|e| {
+                PlanError {
+                    path: name.clone(),
+                    message: format!("cannot read the plan: {e}"),
+                }
+            })?;
+        Plan::parse(&bytes, &name)
+    }
+
+    /// A plan from its bytes; `name` names it in errors.
+    pub fn parse(bytes: &[u8], name: &str) -> Result<Plan, PlanError> {
         let bad = |message: String| PlanError {
-            path: name.clone(),
+            path: name.to_string(),
             message,
         };
-        let bytes = crate::diag::read_capped(path, crate::defaults::PLAN_MAX_BYTES)
-            .map_err(|e| bad(format!("cannot read the plan: {e}")))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             bad(format!(
                 "not a remediation plan: invalid JSON at line {}, column {}: {}",
                 e.line(),
@@ -590,6 +600,28 @@ mod tests {
             .unwrap_err()
             .contains("was edited"));
         assert_eq!(format!("{key:?}"), "PlanKey([redacted])");
+    }
+
+    proptest::proptest! {
+        /// Any bytes spliced into a real plan: an error or a plan, never a panic; a plan that
+        /// parses verifies or is refused, never a panic either.
+        #[test]
+        fn a_damaged_plan_is_refused_never_a_panic(
+            at in 0usize..2000,
+            cut in 0usize..40,
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let mut p = plan();
+            p.sign(None);
+            let mut bytes = serde_json::to_vec_pretty(&p).unwrap();
+            let at = at.min(bytes.len());
+            let end = (at + cut).min(bytes.len());
+            bytes.splice(at..end, junk);
+            if let Ok(mut parsed) = Plan::parse(&bytes, "fuzz.json") {
+                let _ = parsed.verify(None);
+                let _ = parsed.verify(Some(&PlanKey::new(b"k")));
+            }
+        }
     }
 
     #[test]

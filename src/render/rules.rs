@@ -68,7 +68,24 @@ pub fn rule_details(rule: &Rule, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out, "\nwhen:")?;
     write_cond(&rule.when, 1, out)?;
-    writeln!(out, "\nmessage:\n  {}", rule.message)
+    writeln!(out, "\nmessage:\n  {}", rule.message)?;
+    match (rule.fix.action, &rule.fix.when) {
+        (crate::rules::FixAction::Manual, _) => {
+            writeln!(out, "\nfix:\n  manual (a person acts; see the remediation)")
+        }
+        (action @ crate::rules::FixAction::RemoveUser, when) => {
+            writeln!(
+                out,
+                "\nfix:\n  {} (`orgaudit remediate plan` proposes it; owners are never removed){}",
+                action.as_str(),
+                if when.is_some() { ", when:" } else { "" }
+            )?;
+            match when {
+                Some(c) => write_cond(c, 2, out),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 fn write_cond(c: &Cond, depth: usize, out: &mut dyn Write) -> io::Result<()> {

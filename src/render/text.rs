@@ -347,6 +347,19 @@ pub(super) fn render(
         }
     }
     writeln!(out)?;
+    // What orgaudit can do about them itself, after a review.
+    let fixable = report
+        .findings
+        .iter()
+        .filter(|f| !f.waived && f.fix.is_some())
+        .count();
+    if fixable > 0 {
+        writeln!(
+            out,
+            "{} can be fixed by removing the user, after a review: orgaudit remediate plan (docs/remediation.md)\n",
+            plural(fixable, "finding", "findings")
+        )?;
+    }
     let s = &report.summary;
     let counts: Vec<String> = Severity::ALL
         .iter()
