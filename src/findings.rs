@@ -116,6 +116,15 @@ pub struct Finding {
     pub fix: Option<crate::rules::FixAction>,
 }
 
+/// Unwaived findings that `orgaudit remediate plan` can fix itself (their `fix` applies): what
+/// the reports count under "can be fixed".
+pub fn fixable(findings: &[Finding]) -> usize {
+    findings
+        .iter()
+        .filter(|f| !f.waived && f.fix.is_some())
+        .count()
+}
+
 /// Remediation SLAs: days to fix a finding, per severity (`sla:` in the configuration).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,

@@ -348,11 +348,7 @@ pub(super) fn render(
     }
     writeln!(out)?;
     // What orgaudit can do about them itself, after a review.
-    let fixable = report
-        .findings
-        .iter()
-        .filter(|f| !f.waived && f.fix.is_some())
-        .count();
+    let fixable = crate::findings::fixable(&report.findings);
     if fixable > 0 {
         writeln!(
             out,

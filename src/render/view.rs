@@ -416,6 +416,8 @@ pub struct View<'a> {
     pub verdict: Option<VerdictView>,
     /// The (at most) three rules with the most unwaived findings.
     pub top_rules: Vec<TopRule>,
+    /// Unwaived findings `orgaudit remediate plan` can fix ([`crate::findings::fixable`]).
+    pub fixable: usize,
     /// Waivers in use that expire soon (`--waiver-warn-days`), soonest first.
     pub expiring_waivers: Vec<ExpiringWaiver>,
     /// Every rule, most severe first, then by id (the HTML rules table).
@@ -668,6 +670,7 @@ impl<'a> View<'a> {
             rules_by_severity,
             verdict: None,
             top_rules,
+            fixable: crate::findings::fixable(&report.findings),
             expiring_waivers: Vec::new(),
             findings: &report.findings,
             gate: None,
