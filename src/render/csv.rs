@@ -19,6 +19,7 @@ pub const COLUMNS: &[&str] = &[
     "waived",
     "evidence",
     "organization",
+    "fix",
 ];
 
 pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
@@ -39,6 +40,7 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
             if f.waived { "true" } else { "false" },
             &evidence,
             f.organization.as_deref().unwrap_or(""),
+            f.fix.map_or("", |a| a.as_str()),
         ];
         w.write_record(row.iter().map(|c| super::safe::csv_cell(c).into_owned()))?;
     }
