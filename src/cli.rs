@@ -183,7 +183,8 @@ fn parse_age(s: &str) -> Result<chrono::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a configuration file and print the settings it gives (secrets masked).
+    /// Validate a configuration file; print the settings it gives (secrets masked) and every
+    /// default with the flag or key that changes it.
     Check {
         /// The configuration file [default: ./orgaudit.yaml, checked as audit reads it from the
         /// current folder: untrusted].
@@ -1257,14 +1258,6 @@ fn remediate_apply(args: RemediateApplyArgs) -> Result<u8, Error> {
         ));
     }
     let cfg = load_config(&args.api)?;
-    let (targets, _) =
-        config::fetch_targets(&fetch_flags(&args.api, FetchFormat::Json), cfg.as_ref())?;
-    let settings = cfg.as_ref().map(|c| c.remediate).unwrap_or_default();
-    let history = plan::history_location(
-        args.no_history,
-        args.history.clone(),
-        cfg.as_ref().and_then(|c| c.history.clone()),
-    )?;
     let verbose = args.api.verbose;
     let on_event: std::sync::Arc<dyn Fn(&str) + Send + Sync> =
         std::sync::Arc::new(move |line: &str| {
@@ -1301,23 +1294,16 @@ fn remediate_apply(args: RemediateApplyArgs) -> Result<u8, Error> {
     let outcome = orgaudit::remediate::apply(orgaudit::remediate::ApplyOptions {
         plan: args.plan.clone(),
         execute: args.execute,
-        max_removals: args
-            .max
-            .or(settings.max_removals)
-            .unwrap_or(orgaudit::defaults::REMEDIATE_MAX_REMOVALS),
-        max_age: args.max_age.unwrap_or_else(|| {
-            chrono::Duration::days(i64::from(
-                settings
-                    .max_age_days
-                    .unwrap_or(orgaudit::defaults::REMEDIATE_MAX_AGE_DAYS),
-            ))
-        }),
+        max_removals: args.max,
+        max_age: args.max_age,
         only: args.only.clone(),
         exclude: args.exclude.clone(),
         approved_by: args.approved_by.clone(),
         journal: args.journal.clone(),
-        history,
-        api: targets,
+        history: args.history.clone(),
+        no_history: args.no_history,
+        config: cfg,
+        api: fetch_flags(&args.api, FetchFormat::Json),
         now: match args.now.as_deref() {
             Some(s) => parse_now(s)?,
             None => plan::now(),

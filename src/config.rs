@@ -1138,5 +1138,14 @@ pub fn describe(cfg: &Config) -> String {
             );
         }
     }
+    // The defaults where neither the file nor a flag says otherwise, each with what changes it.
+    let _ = writeln!(
+        o,
+        "defaults (where nothing above or on the command line sets them):"
+    );
+    for d in defaults::TABLE {
+        let by: Vec<&str> = [d.flag, d.key].into_iter().flatten().collect();
+        let _ = writeln!(o, "  {}: {} ({})", d.name, (d.value)(), by.join(", "));
+    }
     o
 }

@@ -91,6 +91,9 @@ pub const REMEDIATE_MAX_AGE_DAYS: u32 = 7;
 pub const REMEDIATE_MAX_ABSENT: usize = 3;
 /// The environment variable holding the key that signs remediation plans (HMAC-SHA256).
 pub const PLAN_KEY_ENV: &str = "ORGAUDIT_PLAN_KEY";
+/// What `remediate apply` adds to the plan's path to name its journal when `--journal` is not
+/// given.
+pub const JOURNAL_SUFFIX: &str = ".journal.jsonl";
 /// The plan file `remediate plan` writes when `-o` is not given.
 pub const PLAN_FILE: &str = "orgaudit-plan.json";
 /// Manual findings listed per rule in a remediation plan's Markdown view (the JSON has all).
@@ -111,7 +114,8 @@ pub struct Setting {
     pub value: fn() -> String,
 }
 
-/// The defaults that a flag or the configuration can change, as `config check` prints them.
+/// The defaults that a flag or the configuration can change, as `config check` prints them
+/// (after the settings of the configuration).
 pub static TABLE: &[Setting] = &[
     Setting {
         name: "API retries",

@@ -108,6 +108,11 @@ pub enum Error {
     #[cfg(feature = "history")]
     #[error(transparent)]
     History(#[from] history::HistoryError),
+    /// A call to the Telnyx API that `remediate apply` needed failed before any removal (the
+    /// organization check): unreachable, 401/403, or an error after the retries.
+    #[cfg(feature = "network")]
+    #[error("{0}")]
+    Api(String),
 }
 
 #[cfg(feature = "network")]
@@ -132,7 +137,16 @@ impl Error {
             Error::Notify(e) => e.exit_code(),
             #[cfg(feature = "history")]
             Error::History(e) => e.exit_code(),
-            _ => 2,
+            #[cfg(feature = "network")]
+            Error::Api(_) => 3,
+            Error::Source(_)
+            | Error::Rules(_)
+            | Error::RuleFailed(_)
+            | Error::Config(_)
+            | Error::Baseline(_)
+            | Error::Template(_)
+            | Error::Output { .. }
+            | Error::Usage(_) => 2,
         }
     }
 }

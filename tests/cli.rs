@@ -685,6 +685,21 @@ fn config_check_prints_effective_settings_without_secrets() {
         text.contains("password in ORGAUDIT_SMTP_PASSWORD (set)"),
         "{text}"
     );
+    // The remediation limits it sets, and every default with what changes it.
+    assert!(
+        text.contains("remediate: at most 5 removals per apply, plans at most 7 days old\n"),
+        "{text}"
+    );
+    for d in orgaudit::defaults::TABLE {
+        assert!(
+            text.contains(&format!("\n  {}: {} (", d.name, (d.value)())),
+            "{} is not listed:\n{text}",
+            d.name
+        );
+    }
+    assert!(text.contains(
+        "  users removed by one remediate apply at most: 5 (--max, remediate.max_removals)\n"
+    ));
     assert!(
         text.contains("  param stale-sign-in.stale_after_days = 60\n"),
         "{text}"

@@ -351,12 +351,7 @@ fn stamped(
     h.update(now.as_nanos().to_le_bytes());
     h.update(std::process::id().to_le_bytes());
     h.update(salt.as_bytes());
-    let unique: String = h
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let unique = crate::source::hex(&h.finalize()[..12]);
     builder.date_now().message_id(Some(format!(
         "<orgaudit.{}.{unique}@{}>",
         now.as_secs(),

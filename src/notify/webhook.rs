@@ -392,16 +392,9 @@ pub fn should_post(hook: &Webhook, report: &AuditReport) -> bool {
 pub fn post(hook: &Webhook, alert: &Alert, settings: &PostSettings) -> Result<(), NotifyError> {
     let body = serde_json::to_vec(&payload(hook.service, alert)).expect("a payload is JSON");
     let fail = |what: String| NotifyError::Delivery(format!("{}: {what}", hook.name()));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
+    let runtime = crate::source::telnyx::runtime().map_err(|e| fail(e.to_string()))?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = crate::source::telnyx::http_client(Some(settings.timeout), false)
             .map_err(|e| fail(e.without_url().to_string()))?;
         let attempts = settings.retries + 1;
         let mut n = 0;

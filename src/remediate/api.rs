@@ -12,8 +12,8 @@ use chrono::Utc;
 
 use super::{time_text, GroupRef, UserRecord};
 use crate::source::telnyx::{
-    backoff, describe, jitter, redact_url, retry_after, retryable, telnyx_error, ApiKey,
-    FetchOptions,
+    backoff, base_url, describe, http_client, jitter, retry_after, retryable, runtime,
+    telnyx_error, ApiKey, FetchOptions,
 };
 
 /// What a call came to.
@@ -84,7 +84,7 @@ enum Exchange {
 pub struct Client {
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
-    base: url::Url,
+    base: reqwest::Url,
     key: ApiKey,
     retries: u32,
     timeout: Duration,
@@ -100,24 +100,9 @@ impl Client {
         opts: &FetchOptions,
         on_event: Box<dyn Fn(&str) + Send + Sync>,
     ) -> Result<Client, String> {
-        let base = url::Url::parse(opts.base_url.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                format!(
-                    "invalid base URL {:?}: expected an http or https URL, e.g. https://api.telnyx.com/v2",
-                    redact_url(&opts.base_url)
-                )
-            })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| opts.key.redact(&describe(&e)))?;
+        let base = base_url(&opts.base_url).map_err(|e| e.to_string())?;
+        let runtime = runtime().map_err(|e| e.to_string())?;
+        let http = http_client(None, false).map_err(|e| opts.key.redact(&describe(&e)))?;
         Ok(Client {
             runtime,
             http,
@@ -130,7 +115,7 @@ impl Client {
         })
     }
 
-    fn url(&self, id: &str, remove: bool) -> url::Url {
+    fn url(&self, id: &str, remove: bool) -> reqwest::Url {
         let mut u = self.base.clone();
         {
             let mut path = u.path_segments_mut().expect("an http URL has a path");
@@ -146,7 +131,7 @@ impl Client {
     }
 
     /// One request, within the timeout, its body read up to the cap.
-    fn exchange(&self, url: &url::Url, post: bool) -> Exchange {
+    fn exchange(&self, url: &reqwest::Url, post: bool) -> Exchange {
         let request = if post {
             self.http.post(url.clone())
         } else {

@@ -24,22 +24,28 @@ pub struct ApplyOptions {
     pub plan: PathBuf,
     /// Remove users; without it, a dry run that only reads.
     pub execute: bool,
-    /// Users removed at most (`--max`).
-    pub max_removals: u32,
-    /// The oldest plan applied (`--max-age`).
-    pub max_age: chrono::Duration,
+    /// Users removed at most (`--max`); `None`: `remediate.max_removals` of the configuration,
+    /// else the default.
+    pub max_removals: Option<u32>,
+    /// The oldest plan applied (`--max-age`); `None`: `remediate.max_age_days`, else the default.
+    pub max_age: Option<chrono::Duration>,
     /// Only these users of the plan (ids); empty: all.
     pub only: Vec<String>,
     /// Not these users (ids).
     pub exclude: Vec<String>,
     pub approved_by: Option<String>,
-    /// The journal (`--journal`); default: the plan's path with `.journal.jsonl`.
+    /// The journal (`--journal`); default: the plan's path and [`crate::defaults::JOURNAL_SUFFIX`].
     pub journal: Option<PathBuf>,
-    /// The history that keeps a copy of the journal.
-    pub history: Option<crate::history::Location>,
-    /// The API: base URL, key, retries, timeout; with a configuration of several
-    /// organizations, the one named like the plan's organization key is used.
-    pub api: Vec<crate::FetchTarget>,
+    /// `--history`: the history that keeps a copy of the journal (else `ORGAUDIT_HISTORY`, else
+    /// the configuration's); `--no-history`: none.
+    pub history: Option<String>,
+    pub no_history: bool,
+    /// The configuration (`--config`): its `telnyx` settings and `organizations` (the one named
+    /// like the plan's organization key), `remediate` limits and `history`.
+    pub config: Option<crate::config::Config>,
+    /// How to reach the API, as the command line gave it (the key is looked up once the plan
+    /// is known to be good).
+    pub api: crate::config::FetchFlags,
     pub now: Timestamp,
     /// `ORGAUDIT_PLAN_KEY`.
     pub key: Option<PlanKey>,
@@ -251,6 +257,22 @@ pub fn parse_age(s: &str) -> Option<chrono::Duration> {
 pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
     let name = opts.plan.display().to_string();
     let refuse = |m: String| Error::Usage(format!("{name}: {m}"));
+    let settings = opts
+        .config
+        .as_ref()
+        .map(|c| c.remediate)
+        .unwrap_or_default();
+    let max_removals = opts
+        .max_removals
+        .or(settings.max_removals)
+        .unwrap_or(crate::defaults::REMEDIATE_MAX_REMOVALS);
+    let max_age = opts.max_age.unwrap_or_else(|| {
+        chrono::Duration::days(i64::from(
+            settings
+                .max_age_days
+                .unwrap_or(crate::defaults::REMEDIATE_MAX_AGE_DAYS),
+        ))
+    });
     let mut plan = Plan::load(&opts.plan).map_err(|e| Error::Usage(e.to_string()))?;
     plan.verify(opts.key.as_ref()).map_err(refuse)?;
     let created: Timestamp = plan
@@ -258,12 +280,12 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
         .parse()
         .map_err(|_| refuse(format!("invalid created_at {:?}", plan.created_at)))?;
     let age = opts.now - created;
-    if age > opts.max_age {
+    if age > max_age {
         return Err(refuse(format!(
             "the plan was made at {} ({} ago), more than --max-age {} ago: the organization may have changed; make a new plan with `orgaudit remediate plan`",
             plan.created_at,
             words(age),
-            words(opts.max_age)
+            words(max_age)
         )));
     }
     if age < -chrono::Duration::minutes(5) {
@@ -299,7 +321,7 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
     }
     let journal_path = opts.journal.clone().unwrap_or_else(|| {
         let mut p = opts.plan.clone().into_os_string();
-        p.push(".journal.jsonl");
+        p.push(crate::defaults::JOURNAL_SUFFIX);
         PathBuf::from(p)
     });
     let earlier = journal::earlier(&journal_path, plan.id()).map_err(Error::Usage)?;
@@ -333,11 +355,11 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
             reason: Some(r.reason.clone()),
         });
     }
-    if todo.len() > opts.max_removals as usize {
+    if todo.len() > max_removals as usize {
         return Err(refuse(format!(
             "the plan would remove {} users, more than --max {} (remediate.max_removals): nothing was done; raise --max after review, or apply part of the plan with --only",
             todo.len(),
-            opts.max_removals
+            max_removals
         )));
     }
     if plan.organization.owner_ids.is_empty() {
@@ -346,7 +368,14 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                 .to_string(),
         ));
     }
-    let api = target(&opts.api, &plan.organization.key).map_err(refuse)?;
+    // The key is looked up now, after everything the plan alone can tell.
+    let (targets, _) = crate::config::fetch_targets(&opts.api, opts.config.as_ref())?;
+    let api = target(&targets, &plan.organization.key).map_err(refuse)?;
+    let history = crate::plan::history_location(
+        opts.no_history,
+        opts.history.clone(),
+        opts.config.as_ref().and_then(|c| c.history.clone()),
+    )?;
     let on_event = opts.on_event.clone();
     let client = Client::new(api, Box::new(move |m: &str| on_event(m))).map_err(Error::Usage)?;
     let say = |m: String| (opts.on_event)(&m);
@@ -359,7 +388,7 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
                     "the plan's owner {owner} is unknown to the API with this key: the key is another organization's (or the owner was removed); nothing was done"
                 )))
             }
-            Reply::Err(e) => return Err(api_error(e.describe("checking the organization"))),
+            Reply::Err(e) => return Err(Error::Api(e.describe("checking the organization"))),
         }
     }
     let organization = plan.organization.label.clone();
@@ -379,7 +408,7 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
         }
     }
     let mut journal = if opts.execute {
-        let store = match &opts.history {
+        let store = match &history {
             Some(location) => Some(location.open()?),
             None => None,
         };
@@ -413,7 +442,7 @@ pub fn apply(opts: ApplyOptions) -> Result<ApplyOutcome, Error> {
             "plan_file": name,
             "only": opts.only,
             "exclude": opts.exclude,
-            "max_removals": opts.max_removals,
+            "max_removals": max_removals,
             "removals_to_attempt": todo.len(),
             "earlier_records": earlier.records,
         })),
@@ -627,18 +656,6 @@ fn target<'t>(targets: &'t [crate::FetchTarget], key: &str) -> Result<&'t FetchO
                 )
             }),
     }
-}
-
-/// A failure to reach the API before any removal: exit status 3.
-fn api_error(message: String) -> Error {
-    Error::Fetch(vec![(
-        None,
-        crate::source::telnyx::FetchError::Network {
-            url: "the Telnyx API".to_string(),
-            message,
-            attempts: 1,
-        },
-    )])
 }
 
 /// A duration in words: days, hours or minutes.

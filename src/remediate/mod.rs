@@ -318,7 +318,7 @@ impl Plan {
                 let mut h = sha2::Sha256::new();
                 serde_json::to_writer(Feed(|b: &[u8]| h.update(b)), &*self)
                     .expect("a plan is JSON");
-                Some(hex(&h.finalize()))
+                Some(crate::source::hex(&h.finalize()))
             }
             (SignatureAlgorithm::HmacSha256, Some(k)) => {
                 use hmac::{KeyInit, Mac};
@@ -326,7 +326,7 @@ impl Plan {
                     hmac::Hmac::<sha2::Sha256>::new_from_slice(&k.0).expect("any key length");
                 serde_json::to_writer(Feed(|b: &[u8]| mac.update(b)), &*self)
                     .expect("a plan is JSON");
-                Some(hex(&mac.finalize().into_bytes()))
+                Some(crate::source::hex(&mac.finalize().into_bytes()))
             }
             (SignatureAlgorithm::HmacSha256, None) => None,
         };
@@ -535,10 +535,6 @@ pub fn write_plan(
         markdown: md_path,
         failures: assessed.failures,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares two byte strings in time that does not depend on where they differ.

@@ -301,6 +301,48 @@ pub(crate) fn jitter() -> f64 {
     (x % 1000) as f64 / 1000.0
 }
 
+/// The `User-Agent` of every request orgaudit sends.
+pub const USER_AGENT: &str = concat!("orgaudit/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client of every request orgaudit sends (the API, webhooks): its user agent, a
+/// timeout for the whole exchange when given, and redirects followed only when `redirects` (a
+/// webhook's or a removal's answer is never taken from another place).
+pub(crate) fn http_client(
+    timeout: Option<Duration>,
+    redirects: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().user_agent(USER_AGENT);
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    if !redirects {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
+    b.build()
+}
+
+/// A runtime on the calling thread, for the blocking entry points.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// The API's base URL, checked: http or https with a host.
+pub(crate) fn base_url(base: &str) -> Result<reqwest::Url, FetchError> {
+    let bad = |message: String| FetchError::BaseUrl {
+        url: redact_url(base),
+        message,
+    };
+    let parsed = reqwest::Url::parse(base.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(bad(
+            "expected an http or https URL, e.g. https://api.telnyx.com/v2".into(),
+        ));
+    }
+    Ok(parsed)
+}
+
 enum Attempt {
     Done(Vec<u8>),
     Retry {
@@ -317,24 +359,12 @@ pub async fn fetch(
     on_event: &(dyn Fn(FetchEvent) + Send + Sync),
 ) -> Result<Fetched, FetchError> {
     let url = opts.url();
-    let parsed = reqwest::Url::parse(&url).map_err(|e| FetchError::BaseUrl {
-        url: redact_url(&opts.base_url),
-        message: e.to_string(),
+    base_url(&opts.base_url)?;
+    let client = http_client(None, true).map_err(|e| FetchError::Network {
+        url: redact_url(&url),
+        message: opts.key.redact(&e.to_string()),
+        attempts: 0,
     })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(FetchError::BaseUrl {
-            url: redact_url(&opts.base_url),
-            message: "expected an http or https URL, e.g. https://api.telnyx.com/v2".into(),
-        });
-    }
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| FetchError::Network {
-            url: redact_url(&url),
-            message: opts.key.redact(&e.to_string()),
-            attempts: 0,
-        })?;
     let total = opts.retries + 1;
     let mut n = 0;
     loop {
@@ -511,20 +541,10 @@ pub fn probe_blocking(base_url: &str, key: &ApiKey, timeout: Duration) -> Result
         message: key.redact(&message),
         attempts: 1,
     };
-    reqwest::Url::parse(&url).map_err(|e| FetchError::BaseUrl {
-        url: redact_url(base_url),
-        message: e.to_string(),
-    })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| network(e.to_string()))?;
+    self::base_url(base_url)?;
+    let runtime = runtime().map_err(|e| network(e.to_string()))?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("orgaudit/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| network(describe(&e)))?;
+        let client = http_client(Some(timeout), true).map_err(|e| network(describe(&e)))?;
         let mut response = client
             .get(&url)
             .bearer_auth(&key.0)
@@ -557,9 +577,7 @@ pub fn fetch_blocking(
     opts: &FetchOptions,
     on_event: &(dyn Fn(FetchEvent) + Send + Sync),
 ) -> Result<Fetched, FetchError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    runtime()
         .map_err(|e| FetchError::Network {
             url: redact_url(&opts.url()),
             message: e.to_string(),
