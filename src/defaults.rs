@@ -100,6 +100,9 @@ pub const PLAN_FILE: &str = "orgaudit-plan.json";
 pub const PLAN_MANUAL_LISTED: usize = 50;
 /// The largest remediation plan or journal read, in bytes.
 pub const PLAN_MAX_BYTES: u64 = 256 << 20;
+/// The longest journal record read back from a history (one user's record with its groups is
+/// a few KiB).
+pub const JOURNAL_RECORD_MAX_BYTES: usize = 1 << 20;
 /// The largest reply to a user lookup or removal read, in bytes (one user's record).
 pub const USER_REPLY_MAX_BYTES: usize = 1 << 20;
 

@@ -825,8 +825,11 @@ impl<D: Driver> Store for SqlStore<D> {
 
     fn journal(&mut self, plan_sha256: &str) -> Result<Vec<String>, HistoryError> {
         self.query(
-            "SELECT record FROM remediation_journal WHERE plan_sha256 = ? ORDER BY id",
-            &[plan_sha256.into()],
+            "SELECT record FROM remediation_journal WHERE plan_sha256 = ? AND CAST(LENGTH(record) AS BIGINT) <= ? ORDER BY id",
+            &[
+                plan_sha256.into(),
+                crate::defaults::JOURNAL_RECORD_MAX_BYTES.into(),
+            ],
         )?
         .into_iter()
         .map(|row| {
@@ -1024,7 +1027,11 @@ impl<D: Driver> Store for SqlStore<D> {
         // The remediation journal keeps removed users' records (to invite them again): the
         // person's go too.
         let mut journal_rows = Vec::new();
-        for row in self.query("SELECT id, record FROM remediation_journal", &[])? {
+        // Records are read with a cap (orgaudit writes none near it; a larger one is not ours).
+        for row in self.query(
+            "SELECT id, record FROM remediation_journal WHERE CAST(LENGTH(record) AS BIGINT) <= ?",
+            &[crate::defaults::JOURNAL_RECORD_MAX_BYTES.into()],
+        )? {
             let mut it = row.into_iter();
             let (Some(id), Some(record)) = (it.next(), it.next()) else {
                 continue;

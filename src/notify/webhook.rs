@@ -115,6 +115,17 @@ pub enum Alert {
     Failure(Failure),
 }
 
+/// What the gate decided, as the generic webhook's `verdict` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum GateVerdict {
+    #[serde(rename = "passed")]
+    Passed,
+    #[serde(rename = "failed")]
+    Failed,
+    #[serde(rename = "no gate")]
+    NoGate,
+}
+
 /// The summary of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -122,8 +133,7 @@ pub struct Summary {
     pub version: &'static str,
     pub organization: String,
     pub audited_at: String,
-    /// `passed`, `failed` or `no gate`.
-    pub verdict: &'static str,
+    pub verdict: GateVerdict,
     /// The gate's threshold, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Severity>,
@@ -174,9 +184,9 @@ impl Summary {
             organization: report.label(),
             audited_at: report.audited_at.clone(),
             verdict: match gating {
-                None => "no gate",
-                Some(0) => "passed",
-                Some(_) => "failed",
+                None => GateVerdict::NoGate,
+                Some(0) => GateVerdict::Passed,
+                Some(_) => GateVerdict::Failed,
             },
             threshold: settings.gate.map(|g| g.threshold),
             gating,
@@ -206,11 +216,15 @@ impl Summary {
             if unwaived == 1 { "" } else { "s" }
         );
         match (self.verdict, self.threshold, self.gating) {
-            ("failed", Some(t), Some(n)) => {
+            (GateVerdict::Failed, Some(t), Some(n)) => {
                 format!("Gate failed: {n} at or above {t} ({counts})")
             }
-            ("passed", Some(t), _) => format!("Gate passed: none at or above {t} ({counts})"),
-            _ => counts,
+            (GateVerdict::Passed, Some(t), _) => {
+                format!("Gate passed: none at or above {t} ({counts})")
+            }
+            (GateVerdict::NoGate, _, _)
+            | (GateVerdict::Failed, _, _)
+            | (GateVerdict::Passed, None, _) => counts,
         }
     }
 

@@ -398,27 +398,34 @@ impl Plan {
             path: name.to_string(),
             message,
         };
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             bad(format!(
                 "not a remediation plan: invalid JSON at line {}, column {}: {}",
                 e.line(),
                 e.column(),
                 crate::safe::visible(&e.to_string())
             ))
-        })?;
-        if value.get("kind").and_then(|k| k.as_str()) != Some(PLAN_KIND) {
+        };
+        // What the file says it is, first (every other value skipped, not built).
+        #[derive(Deserialize)]
+        struct Header {
+            kind: Option<serde_json::Value>,
+            format: Option<serde_json::Value>,
+        }
+        let header: Header = serde_json::from_slice(bytes).map_err(invalid)?;
+        if header.kind.as_ref().and_then(|k| k.as_str()) != Some(PLAN_KIND) {
             return Err(bad(format!(
                 "not a remediation plan (no \"kind\": \"{PLAN_KIND}\"); `orgaudit remediate plan` writes one"
             )));
         }
-        let format = value.get("format").and_then(|f| f.as_u64());
+        let format = header.format.as_ref().and_then(|f| f.as_u64());
         if format != Some(u64::from(PLAN_FORMAT)) {
             return Err(bad(format!(
                 "plan format {} is not the one this orgaudit reads ({PLAN_FORMAT})",
                 format.map_or_else(|| "(none)".to_string(), |f| f.to_string())
             )));
         }
-        serde_json::from_value(value).map_err(|e| {
+        serde_json::from_slice(bytes).map_err(|e| {
             bad(format!(
                 "not a valid plan: {}",
                 crate::safe::visible(&e.to_string())

@@ -87,7 +87,9 @@ pub(super) fn render(report: &AuditReport, out: &mut dyn Write) -> io::Result<()
     let open = report.findings.iter().map(|f| {
         let activity = match f.baseline_status {
             Some(BaselineStatus::Unchanged | BaselineStatus::NotRechecked) => Activity::Update,
-            _ => Activity::Create,
+            // Resolved findings are listed apart (Close), never among the open ones.
+            Some(BaselineStatus::New | BaselineStatus::Reopened | BaselineStatus::Resolved)
+            | None => Activity::Create,
         };
         (f, activity)
     });
